@@ -1,0 +1,260 @@
+"""Paired datasets: ``ROOT/real``, ``ROOT/synthetic`` and optional ``labels``/``masks``.
+
+Files pair by stem whatever the extension (``01316.jpg`` pairs with ``01316.png``).
+Splits are deterministic for a seed and are saved to JSON so that evaluation never sees
+training pairs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fakeseg.errors import DataError, FakesegError
+from fakeseg.io import (
+    IMAGE_EXTENSIONS,
+    read_image,
+    read_label_map,
+    read_mask,
+    write_json,
+)
+
+REAL_DIR, SYNTHETIC_DIR, LABELS_DIR, MASKS_DIR = "real", "synthetic", "labels", "masks"
+
+
+@dataclass(frozen=True)
+class Pair:
+    stem: str
+    real: Path
+    synthetic: Path
+    label: Path | None = None
+    mask: Path | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class PairIndex:
+    """What a dataset root holds, before any pixel is read."""
+
+    root: Path
+    pairs: list[Pair]
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def stems(self) -> list[str]:
+        return [pair.stem for pair in self.pairs]
+
+    def subset(self, stems: list[str]) -> list[Pair]:
+        by_stem = {pair.stem: pair for pair in self.pairs}
+        missing = [stem for stem in stems if stem not in by_stem]
+        if missing:
+            raise DataError(
+                f"{self.root}: split names pairs that are not here ({', '.join(missing[:5])}); "
+                "use the dataset the split was made for, or make a new split"
+            )
+        return [by_stem[stem] for stem in stems]
+
+
+def _files_by_stem(folder: Path, problems: list[Problem]) -> dict[str, Path]:
+    by_stem: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            problems.append(Problem(path, f"unknown extension '{path.suffix}'; "
+                                          f"use one of {', '.join(sorted(IMAGE_EXTENSIONS))}"))
+            continue
+        if path.stem in by_stem:
+            problems.append(Problem(path, f"stem '{path.stem}' appears twice "
+                                          f"(also {by_stem[path.stem].name}); keep one"))
+            continue
+        by_stem[path.stem] = path
+    return by_stem
+
+
+def index_pairs(root: str | Path) -> PairIndex:
+    """Pair ``real/`` and ``synthetic/`` by stem; collect layout problems without reading pixels."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; point at a folder with real/ and synthetic/")
+    for name in (REAL_DIR, SYNTHETIC_DIR):
+        if not (root / name).is_dir():
+            raise DataError(
+                f"{root}: missing '{name}/' folder; a paired dataset holds "
+                f"{REAL_DIR}/ and {SYNTHETIC_DIR}/ (optional {LABELS_DIR}/, {MASKS_DIR}/)"
+            )
+    problems: list[Problem] = []
+    real = _files_by_stem(root / REAL_DIR, problems)
+    synthetic = _files_by_stem(root / SYNTHETIC_DIR, problems)
+    labels = _files_by_stem(root / LABELS_DIR, problems) if (root / LABELS_DIR).is_dir() else {}
+    masks = _files_by_stem(root / MASKS_DIR, problems) if (root / MASKS_DIR).is_dir() else {}
+    for stem in sorted(set(real) - set(synthetic)):
+        problems.append(Problem(real[stem], f"no synthetic partner (expected "
+                                            f"{SYNTHETIC_DIR}/{stem}.*); add it or remove this"))
+    for stem in sorted(set(synthetic) - set(real)):
+        problems.append(Problem(synthetic[stem], f"no real partner (expected {REAL_DIR}/{stem}.*);"
+                                                 " add it or remove this"))
+    pairs = [
+        Pair(stem, real[stem], synthetic[stem], labels.get(stem), masks.get(stem))
+        for stem in sorted(set(real) & set(synthetic))
+    ]
+    if not pairs:
+        raise DataError(f"{root}: no pairs found (real/ and synthetic/ share no file stems); "
+                        "name each pair's files with the same stem")
+    return PairIndex(root, pairs, problems)
+
+
+@dataclass
+class DataReport:
+    root: Path
+    n_pairs: int
+    n_labels: int
+    n_masks: int
+    sizes: Counter[tuple[int, int]]
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(5))
+        more = "" if len(self.sizes) <= 5 else f", … {len(self.sizes) - 5} more"
+        lines = [
+            f"dataset: {self.root}",
+            f"pairs: {self.n_pairs}   labels: {self.n_labels}   masks: {self.n_masks}",
+            f"sizes (synthetic): {sizes}{more}",
+            f"problems: {len(self.problems)}",
+        ]
+        return "\n".join(lines)
+
+
+def check_dataset(root: str | Path, *, allow_resize: bool = False,
+                  progress: bool = True) -> DataReport:
+    """Read every file of a paired dataset and report what is wrong, one problem per file."""
+    index = index_pairs(root)
+    problems = list(index.problems)
+    sizes: Counter[tuple[int, int]] = Counter()
+    for pair in tqdm(index.pairs, desc="checking pairs", disable=not progress, leave=False):
+        shapes: dict[str, tuple[int, int]] = {}
+        readers = (("real", pair.real, read_image), ("synthetic", pair.synthetic, read_image),
+                   ("label", pair.label, read_label_map), ("mask", pair.mask, read_mask))
+        for role, path, reader in readers:
+            if path is None:
+                continue
+            try:
+                shapes[role] = reader(path).shape[:2]
+            except FakesegError as exc:
+                problems.append(Problem(path, str(exc).split(": ", 1)[-1]))
+        if "synthetic" in shapes:
+            height, width = shapes["synthetic"]
+            sizes[(width, height)] += 1
+            for role in ("real", "label", "mask"):
+                if role in shapes and shapes[role] != shapes["synthetic"] and not (
+                    allow_resize and role == "real"
+                ):
+                    h, w = shapes[role]
+                    problems.append(Problem(
+                        getattr(pair, role),
+                        f"size {w}x{h} differs from its synthetic partner {width}x{height}; "
+                        + ("pass --resize to resample real images" if role == "real"
+                           else f"make the {role} match the synthetic image"),
+                    ))
+    return DataReport(
+        root=index.root, n_pairs=len(index.pairs),
+        n_labels=sum(p.label is not None for p in index.pairs),
+        n_masks=sum(p.mask is not None for p in index.pairs), sizes=sizes, problems=problems,
+    )
+
+
+@dataclass
+class LoadedPair:
+    stem: str
+    real: np.ndarray  # float32 (H, W, 3) in [0, 1]
+    synthetic: np.ndarray  # float32 (H, W, 3) in [0, 1]
+    label: np.ndarray | None  # int64 (H, W)
+    mask: np.ndarray | None  # bool (H, W)
+
+
+def load_pair(pair: Pair, *, allow_resize: bool = False) -> LoadedPair:
+    """Read one pair; the real image is resampled to the synthetic size only if allowed."""
+    from skimage.transform import resize
+
+    real, synthetic = read_image(pair.real), read_image(pair.synthetic)
+    if real.shape != synthetic.shape:
+        if not allow_resize:
+            raise DataError(
+                f"{pair.real}: size {real.shape[1]}x{real.shape[0]} differs from "
+                f"{pair.synthetic.name} {synthetic.shape[1]}x{synthetic.shape[0]}; "
+                "pass --resize to resample real images"
+            )
+        real = resize(real, synthetic.shape, order=1, anti_aliasing=True).astype(np.float32)
+    label = read_label_map(pair.label) if pair.label else None
+    mask = read_mask(pair.mask) if pair.mask else None
+    for extra, path in ((label, pair.label), (mask, pair.mask)):
+        if extra is not None and extra.shape != synthetic.shape[:2]:
+            raise DataError(f"{path}: size {extra.shape[1]}x{extra.shape[0]} differs from "
+                            f"{pair.synthetic.name}; make it match the synthetic image")
+    return LoadedPair(pair.stem, real, synthetic, label, mask)
+
+
+@dataclass
+class Split:
+    train: list[str]
+    val: list[str]
+    test: list[str]
+    seed: int
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def make_split(stems: list[str], *, val_fraction: float = 0.2, test_fraction: float = 0.2,
+               seed: int = 0) -> Split:
+    """A deterministic, seeded split of pair stems. Each part gets ≥ 1 pair when there are ≥ 3."""
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise FakesegError("split fractions must be in [0, 1) and sum to less than 1")
+    ordered = sorted(stems)
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    shuffled = [ordered[i] for i in order]
+    n = len(shuffled)
+    n_test = round(n * test_fraction)
+    n_val = round(n * val_fraction)
+    if n >= 3:
+        n_test = max(n_test, 1 if test_fraction > 0 else 0)
+        n_val = max(n_val, 1 if val_fraction > 0 else 0)
+    test, val, train = shuffled[:n_test], shuffled[n_test:n_test + n_val], shuffled[n_test + n_val:]
+    if not train:
+        raise DataError(f"only {n} pair(s): too few to split; add pairs or lower the fractions")
+    return Split(sorted(train), sorted(val), sorted(test), seed)
+
+
+def save_split(split: Split, path: str | Path) -> Path:
+    return write_json(path, split.to_json())
+
+
+def load_split(path: str | Path) -> Split:
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+        return Split(list(payload["train"]), list(payload["val"]), list(payload["test"]),
+                     int(payload["seed"]))
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: split file not found; train a model first or pass --split")\
+            from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a valid split file ({exc}); delete it and re-split") from exc
+

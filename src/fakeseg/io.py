@@ -1,0 +1,273 @@
+"""The one image reader, plus atomic writes.
+
+Every image that enters fakeseg goes through :func:`read_image`: it accepts PNG, JPEG, TIFF,
+WebP and BMP in 8 or 16 bit, grayscale, RGB or RGBA; honours EXIF orientation; refuses
+decompression bombs (the limit can be raised); and turns every failure into one line that
+names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fakeseg.errors import FakesegError, ImageReadError
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+)
+DEFAULT_MAX_PIXELS = 100_000_000
+_max_pixels = DEFAULT_MAX_PIXELS
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Set the decompression-bomb limit in pixels (None restores the default)."""
+    global _max_pixels
+    _max_pixels = DEFAULT_MAX_PIXELS if limit is None else int(limit)
+    if _max_pixels <= 0:
+        raise FakesegError(f"--max-pixels must be positive, got {limit}")
+
+
+def get_max_pixels() -> int:
+    return _max_pixels
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise ImageReadError(path, "no such file", "check the path")
+    if path.is_dir():
+        raise ImageReadError(path, "is a folder, not an image", "pass an image file")
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        allowed = ", ".join(sorted(IMAGE_EXTENSIONS))
+        raise ImageReadError(
+            path, f"unknown image extension '{path.suffix}'", f"use one of {allowed}"
+        )
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "file is empty (0 bytes)", "re-export or remove it")
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # we apply our own, explicit limit below
+    try:
+        image = Image.open(path)
+        width, height = image.size
+        if width * height > _max_pixels:
+            raise ImageReadError(
+                path,
+                f"{width}x{height} = {width * height:,} pixels exceeds the limit of "
+                f"{_max_pixels:,} (decompression-bomb guard)",
+                "raise it with --max-pixels if you trust this file",
+            )
+        image.load()
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(
+            path, "not a readable image (corrupt or wrong format)", "re-export or remove it"
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(
+            path, f"truncated or corrupt image ({exc})", "re-export or remove it"
+        ) from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    return image
+
+
+def _to_float_array(image: Image.Image, path: Path) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(image, dtype=np.float32) / 65535.0
+    if mode == "I":
+        array = np.asarray(image, dtype=np.float32)
+        scale = 65535.0 if array.max(initial=0) > 255 else 255.0
+        return np.clip(array / scale, 0.0, 1.0)
+    if mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+        top = float(array.max(initial=0))
+        return np.clip(array / (top if top > 1.0 else 1.0), 0.0, 1.0)
+    if mode in ("1", "L", "P", "LA", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    raise ImageReadError(path, f"unsupported pixel mode '{mode}'", "convert it to 8-bit RGB")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as float32 RGB in [0, 1], shape (H, W, 3).
+
+    Grayscale is repeated to three channels, alpha is dropped (the colour is kept as stored),
+    and 16-bit data keeps its full precision.
+    """
+    path = Path(path)
+    image = _open(path)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block must not lose an otherwise good image
+        pass
+    array = _to_float_array(image, path)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ImageReadError(path, f"unexpected array shape {array.shape}", "save it as RGB")
+    if min(array.shape[:2]) < 2:
+        raise ImageReadError(
+            path, f"image is {array.shape[1]}x{array.shape[0]}, too small", "use at least 2x2"
+        )
+    return np.ascontiguousarray(array)
+
+
+def read_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, without keeping the pixels."""
+    path = Path(path)
+    image = _open(path)
+    orientation = image.getexif().get(0x0112, 1)
+    width, height = image.size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def read_label_map(path: str | Path) -> np.ndarray:
+    """Read an integer class-id map (single channel) as int64 (H, W)."""
+    path = Path(path)
+    image = _open(path)
+    if image.mode in ("RGB", "RGBA"):
+        raise ImageReadError(
+            path, "label map is colour, expected one channel of integer class ids",
+            "save it as a grayscale/palette PNG of class ids",
+        )
+    return np.asarray(image, dtype=np.int64)
+
+
+def read_mask(path: str | Path, *, invert: bool = False) -> np.ndarray:
+    """Read a binary mask (0/1, 0/255 or 0/65535) as bool (H, W); ``invert`` flips it.
+
+    Up to 5 % of pixels may sit between the two levels (JPEG or resampling edges); more
+    than that means the file is not a mask.
+    """
+    path = Path(path)
+    image = _open(path)
+    if image.mode not in ("I;16", "I;16B", "I;16L", "I", "F", "L", "1"):
+        image = image.convert("L")
+    array = np.asarray(image, dtype=np.float64)
+    top = float(array.max(initial=0.0))
+    if top > 0:
+        scaled = array / top
+        between = np.mean((scaled > 0.1) & (scaled < 0.9))
+        if between > 0.05:
+            raise ImageReadError(
+                path, f"{between:.0%} of pixels are neither 0 nor {top:g}: not a binary mask",
+                "threshold it to 0/255 (or 0/1) first",
+            )
+    mask = array > top / 2.0 if top > 0 else np.zeros(array.shape, dtype=bool)
+    return ~mask if invert else mask
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
+                                    dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_image(path: str | Path, image: np.ndarray, **save_kwargs: Any) -> Path:
+    """Write an image atomically. Float arrays in [0, 1] become 8-bit; uint16 stays 16-bit."""
+    path = Path(path)
+    array = np.asarray(image)
+    if array.dtype != np.uint8 and array.dtype != np.uint16:
+        array = to_uint8(array)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    pil = Image.fromarray(array)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise FakesegError(f"{path}: unknown output extension; use .png or .jpg")
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format=fmt, **save_kwargs)
+    return path
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    return write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=_json_default)
+                      + "\n")
+
+
+def write_npy(path: str | Path, array: np.ndarray) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
+    return Path(path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def list_images(source: str | Path, *, recursive: bool = False) -> list[Path]:
+    """Image files in a folder (sorted), or the file itself. Raises on an empty folder."""
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise FakesegError(f"{source}: no such file or folder; check the path")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in source.glob(pattern) if is_image_file(p))
+    if not files:
+        raise FakesegError(
+            f"{source}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); "
+            "point at a folder that holds images"
+        )
+    return files
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders or globs → a sorted, de-duplicated list of image files."""
+    import glob
+
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.exists():
+            found.extend(list_images(path))
+            continue
+        matches = [Path(m) for m in sorted(glob.glob(item, recursive=True))]
+        images = [m for m in matches if is_image_file(m)]
+        if not images:
+            raise FakesegError(f"{item}: matches no image file; check the path or glob")
+        found.extend(images)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique

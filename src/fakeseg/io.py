@@ -107,10 +107,8 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     image = _open(path)
-    try:
+    with contextlib.suppress(Exception):  # a broken EXIF block must not lose a good image
         image = ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block must not lose an otherwise good image
-        pass
     array = _to_float_array(image, path)
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)

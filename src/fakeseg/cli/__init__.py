@@ -16,6 +16,7 @@ from fakeseg.errors import FakesegError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "fakeseg.cli.data_commands",
+    "fakeseg.cli.model_commands",
 )
 
 
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"fakeseg {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                       parser_class=OneLineParser)
     subparsers.required = True
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers, common)

@@ -1,0 +1,1 @@
+"""Data: paired datasets, composites and the built-in demo dataset."""

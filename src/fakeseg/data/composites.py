@@ -1,0 +1,132 @@
+"""Composites of a real image and its synthetic partner (OASIS-style mixing).
+
+``composite = α·S + (1−α)·R`` where α is a mask M, optionally feathered at its edges so that
+seams do not give the answer away. Labels are 0 wherever M = 0.
+"""
+
+from __future__ import annotations
+
+import io as _io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from fakeseg.errors import FakesegError
+
+MASK_KINDS = ("rectangles", "blobs", "classwise")
+
+
+def rectangle_mask(height: int, width: int, rng: np.random.Generator,
+                   coverage: tuple[float, float] = (0.2, 0.6)) -> np.ndarray:
+    """CutMix-style: one to three axis-aligned rectangles until the coverage is reached."""
+    target = rng.uniform(*coverage)
+    mask = np.zeros((height, width), dtype=bool)
+    for _ in range(int(rng.integers(1, 4))):
+        if mask.mean() >= target:
+            break
+        side = np.sqrt(max(target - mask.mean(), 0.02))
+        h = int(np.clip(round(height * side * rng.uniform(0.7, 1.4)), 2, height))
+        w = int(np.clip(round(width * side * rng.uniform(0.7, 1.4)), 2, width))
+        top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+        mask[top:top + h, left:left + w] = True
+    return mask
+
+
+def blob_mask(height: int, width: int, rng: np.random.Generator,
+              coverage: tuple[float, float] = (0.2, 0.6)) -> np.ndarray:
+    """Free-form blobs: smoothed noise thresholded at the quantile of the drawn coverage."""
+    sigma = max(min(height, width) / rng.uniform(6.0, 12.0), 1.0)
+    noise = ndimage.gaussian_filter(rng.standard_normal((height, width)), sigma, mode="wrap")
+    target = rng.uniform(*coverage)
+    return noise > np.quantile(noise, 1.0 - target)
+
+
+def classwise_mask(label_map: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """OASIS: a coin flip per class present; at least one class each way when possible."""
+    classes = np.unique(label_map)
+    flips = rng.random(classes.size) < 0.5
+    if classes.size > 1 and (flips.all() or not flips.any()):
+        flips[int(rng.integers(classes.size))] ^= True
+    return np.isin(label_map, classes[flips])
+
+
+def draw_mask(kind: str, height: int, width: int, rng: np.random.Generator, *,
+              label_map: np.ndarray | None = None,
+              coverage: tuple[float, float] = (0.2, 0.6)) -> np.ndarray:
+    if kind == "rectangles":
+        return rectangle_mask(height, width, rng, coverage)
+    if kind == "blobs":
+        return blob_mask(height, width, rng, coverage)
+    if kind == "classwise":
+        if label_map is None:
+            return blob_mask(height, width, rng, coverage)
+        return classwise_mask(label_map, rng)
+    raise FakesegError(f"mask kind '{kind}' is unknown; use one of {', '.join(MASK_KINDS)}")
+
+
+def feather(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Soft blending weights α in [0, 1]; sigma 0 keeps the hard mask."""
+    alpha = mask.astype(np.float32)
+    if sigma > 0:
+        alpha = ndimage.gaussian_filter(alpha, sigma).astype(np.float32)
+    return alpha
+
+
+def blend(real: np.ndarray, synthetic: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    return alpha[..., None] * synthetic + (1.0 - alpha[..., None]) * real
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """Re-encode an RGB float image through JPEG at ``quality`` (shortcut control)."""
+    buffer = _io.BytesIO()
+    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(
+        buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
+
+
+def label_from(mask: np.ndarray, heat: np.ndarray | None, mode: str) -> np.ndarray:
+    """Per-pixel training label: 0 where ``mask`` is 0; inside, by ``mode``."""
+    inside = mask.astype(np.float32)
+    if mode == "mask":
+        return inside
+    if heat is None:
+        raise FakesegError(f"target mode '{mode}' needs heat maps; use target_mode=mask")
+    if mode == "heatmap":
+        return inside * heat
+    if mode == "hybrid":
+        return inside * (0.5 + 0.5 * heat)
+    raise FakesegError(f"target mode '{mode}' is unknown; use heatmap, mask or hybrid")
+
+
+@dataclass
+class Composite:
+    image: np.ndarray  # float32 (H, W, 3)
+    mask: np.ndarray  # bool (H, W): where the synthetic image was used
+    kind: str  # rectangles | blobs | classwise | pure_real | pure_synthetic
+
+
+def make_composite(real: np.ndarray, synthetic: np.ndarray, rng: np.random.Generator, *,
+                   kind: str, label_map: np.ndarray | None = None,
+                   coverage: tuple[float, float] = (0.2, 0.6), blend_sigma: float = 2.0,
+                   reencode_quality: int | None = None) -> Composite:
+    """One composite of a pair. ``kind`` may also be ``pure_real`` or ``pure_synthetic``.
+
+    With ``reencode_quality`` both sources go through the same JPEG re-encoding first, so a
+    difference in compression between the real and synthetic files cannot give the answer away.
+    """
+    if real.shape != synthetic.shape:
+        raise FakesegError(f"composite needs equal sizes, got {real.shape} and {synthetic.shape}")
+    if reencode_quality is not None:
+        real, synthetic = jpeg_roundtrip(real, reencode_quality), jpeg_roundtrip(
+            synthetic, reencode_quality)
+    height, width = real.shape[:2]
+    if kind == "pure_real":
+        return Composite(real.astype(np.float32), np.zeros((height, width), bool), kind)
+    if kind == "pure_synthetic":
+        return Composite(synthetic.astype(np.float32), np.ones((height, width), bool), kind)
+    mask = draw_mask(kind, height, width, rng, label_map=label_map, coverage=coverage)
+    image = blend(real, synthetic, feather(mask, blend_sigma)).astype(np.float32)
+    return Composite(image, mask, kind)

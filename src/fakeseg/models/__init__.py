@@ -1,0 +1,1 @@
+"""Models: FakeSegment, its discriminator, baselines and checkpoints."""

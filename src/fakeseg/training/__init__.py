@@ -1,0 +1,1 @@
+"""Training: composite sampling, losses and the trainer."""

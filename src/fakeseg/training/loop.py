@@ -1,0 +1,321 @@
+"""The trainer: seeded, checkpointed every epoch, resumable bit-exactly, early-stopping.
+
+Run folder layout::
+
+    RUN/config.yaml      the effective config
+    RUN/split.json       the pairs used for train / val / test
+    RUN/history.json     one entry per epoch
+    RUN/best/            model.safetensors + model.json (best validation F1)
+    RUN/last/            the same plus trainer_state.pt, for --resume
+    RUN/cache/           per-layer target maps
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from fakeseg.config import TrainConfig, from_dict, to_dict, versions
+from fakeseg.data.composites import Composite
+from fakeseg.data.pairs import (
+    LoadedPair,
+    Split,
+    index_pairs,
+    load_pair,
+    load_split,
+    make_split,
+    save_split,
+)
+from fakeseg.errors import FakesegError
+from fakeseg.features.target import TargetCache, cache_key, fit_scales, heat_map, pair_layer_maps
+from fakeseg.io import write_json, write_text
+from fakeseg.models.checkpoint import (
+    load_checkpoint,
+    load_into,
+    load_trainer_state,
+    save_checkpoint,
+)
+from fakeseg.models.discriminator import PatchDiscriminator
+from fakeseg.models.fakesegment import FakeSegment, FakeSegmentNet, resolve_device
+from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_bce
+from fakeseg.training.sampler import CompositeSampler, fixed_composites
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class PreparedData:
+    split: Split
+    train: list[LoadedPair]
+    val: list[LoadedPair]
+    heats: list[np.ndarray | None]
+    scales: dict[str, float]
+    layer_weights: dict[str, float] | None
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_dir: Path
+    best_val: dict[str, Any]
+    steps: int
+    stopped_early: bool
+    threshold: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def prepare_data(data: str | Path, run_dir: Path, config: TrainConfig, extractor: torch.nn.Module,
+                 *, device: torch.device, progress: bool) -> PreparedData:
+    """Split (or reuse the run's split), load pairs, compute/cached targets, fit scales."""
+    index = index_pairs(data)
+    split_path = run_dir / "split.json"
+    if split_path.exists():
+        split = load_split(split_path)
+    else:
+        split = make_split(index.stems, val_fraction=config.val_fraction,
+                           test_fraction=config.test_fraction, seed=config.seed)
+        save_split(split, split_path)
+    if not split.val:
+        raise FakesegError(f"{data}: the split left no validation pairs; add pairs or raise "
+                           "val_fraction")
+    bar = tqdm(total=len(split.train) + len(split.val), desc="loading pairs",
+               disable=not progress, leave=False)
+    loaded: dict[str, LoadedPair] = {}
+    for pair in index.subset(split.train + split.val):
+        loaded[pair.stem] = load_pair(pair, allow_resize=config.allow_resize)
+        bar.update()
+    bar.close()
+    train = [loaded[s] for s in split.train]
+    val = [loaded[s] for s in split.val]
+    layers = list(extractor.layers)
+    weights = None if config.layer_weights is None else dict(
+        zip(layers, config.layer_weights, strict=True))
+    scales: dict[str, float] = {}
+    heats: list[np.ndarray | None] = [None] * len(train)
+    if config.target_mode != "mask":
+        cache = TargetCache(run_dir / "cache")
+        by_stem = {p.stem: p for p in index.pairs}
+        maps = []
+        for pair in tqdm(train, desc="target maps", disable=not progress, leave=False):
+            paths = by_stem[pair.stem]
+            key = cache_key(paths.real, paths.synthetic, extractor.name, extractor.weights_tag,
+                            layers, extra=str(config.allow_resize))
+            maps.append(pair_layer_maps(extractor, pair.real, pair.synthetic, cache=cache,
+                                        key=key, device=device))
+        scales = fit_scales(maps, config.target_percentile)
+        heats = [heat_map(m, p.synthetic.shape[:2], scales=scales, weights=weights)
+                 for m, p in zip(maps, train, strict=True)]
+    return PreparedData(split, train, val, heats, scales, weights)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up over 5 % of the steps, then cosine decay to 5 % of the base rate."""
+    warmup = max(1, int(0.05 * config.steps))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.steps - warmup)
+    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@torch.no_grad()
+def predict_composites(prob_fn: Callable[[torch.Tensor], torch.Tensor],
+                       composites: list[tuple[str, Composite]]) -> list[np.ndarray]:
+    """Probability maps (H, W) for each composite image."""
+    out = []
+    for _, comp in composites:
+        image = torch.from_numpy(np.ascontiguousarray(comp.image.transpose(2, 0, 1)))[None]
+        out.append(prob_fn(image)[0, 0].float().cpu().numpy())
+    return out
+
+
+def validation_scores(probs: list[np.ndarray], composites: list[tuple[str, Composite]]
+                      ) -> dict[str, Any]:
+    from fakeseg.evaluation.metrics import (
+        best_threshold,
+        false_positive_fraction,
+        segmentation_report,
+    )
+
+    targets = [comp.mask for _, comp in composites]
+    threshold, best_f1 = best_threshold(probs, targets)
+    at_half = segmentation_report(probs, targets, threshold=0.5)
+    real_probs = [p for p, (_, c) in zip(probs, composites, strict=True) if c.kind == "pure_real"]
+    return {
+        "f1_best": float(best_f1), "threshold": float(threshold),
+        "dice@0.5": at_half["micro"]["dice"], "iou@0.5": at_half["micro"]["iou"],
+        "pixel_auc": at_half["micro"]["pixel_auc"],
+        "fp_real@best": false_positive_fraction(real_probs, threshold) if real_probs else None,
+    }
+
+
+def _effective_config(run_dir: Path, config: TrainConfig | None, resume: bool) -> TrainConfig:
+    saved = run_dir / "config.yaml"
+    if resume:
+        if not saved.exists():
+            raise FakesegError(f"{run_dir}: nothing to resume (no config.yaml); "
+                               "start without --resume")
+        stored = from_dict(TrainConfig, yaml.safe_load(saved.read_text()), source=str(saved))
+        if config is not None and to_dict(config) != to_dict(stored):
+            changed = sorted(k for k, v in to_dict(config).items() if to_dict(stored)[k] != v)
+            allowed = {"steps", "device", "threads", "early_stopping"}
+            if set(changed) - allowed:
+                raise FakesegError(f"{saved}: --resume with a different config "
+                                   f"({', '.join(changed)}); resume as it was or use a new --out")
+            return config.validate()
+        return stored.validate()
+    if (run_dir / "last").exists():
+        raise FakesegError(f"{run_dir}: already holds a run; pass --resume to continue it "
+                           "or choose another --out")
+    return (config or TrainConfig()).validate()
+
+
+def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, *,
+          resume: bool = False, progress: bool = True,
+          stop_after: int | None = None) -> TrainResult:
+    """Train FakeSegment on a paired dataset; returns where the best checkpoint is.
+
+    ``stop_after`` ends this session after that many steps (a later ``resume`` continues).
+    """
+    run_dir = Path(out)
+    config = _effective_config(run_dir, config, resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    net = FakeSegment.build(to_dict(config))
+    prepared = prepare_data(data, run_dir, config, net.extractor, device=device,
+                            progress=progress)
+    net.to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    disc = PatchDiscriminator(with_image=True).to(device) if config.adv_weight > 0 else None
+    optimizer = torch.optim.AdamW(net.trainable_parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    d_optimizer = torch.optim.AdamW(disc.parameters(), lr=config.lr, betas=(0.5, 0.999)) \
+        if disc is not None else None
+    rng = np.random.default_rng(config.seed)
+    step, epoch, history, best, bad_epochs = 0, 0, [], -1.0, 0
+    if resume:
+        state = load_trainer_state(run_dir / "last")
+        weights, _, folder = load_checkpoint(run_dir / "last")
+        load_into(net, weights, folder / "model.safetensors")
+        optimizer.load_state_dict(state["optimizer"])
+        if disc is not None and d_optimizer is not None:
+            disc.load_state_dict(state["disc"])
+            d_optimizer.load_state_dict(state["d_optimizer"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        step, epoch, best, bad_epochs = (int(state["step"]), int(state["epoch"]),
+                                         float(state["best"]), int(state["bad_epochs"]))
+        history = json.loads((run_dir / "history.json").read_text())
+    sampler = CompositeSampler(prepared.train, prepared.heats, config)
+    val_set = fixed_composites(prepared.val, seed=config.seed + 1, kinds=config.mask_kinds,
+                               per_pair=3, coverage=config.coverage,
+                               blend_sigma=config.blend_sigma)
+    meta_base = {
+        "kind": "fakesegment", "config": to_dict(config), "layers": list(net.layers),
+        "weights_tag": net.extractor.weights_tag, "scales": prepared.scales,
+        "split": prepared.split.to_json(), "data": str(Path(data).resolve()),
+        "versions": versions(),
+    }
+    use_amp = config.amp and device.type == "cuda"
+    stopped_early, session_steps, started = False, 0, time.time()
+    bar = tqdm(total=config.steps, initial=step, desc="train", disable=not progress)
+    while step < config.steps and not stopped_early:
+        net.train()
+        losses: dict[str, float] = {}
+        epoch_end = min(config.steps, (epoch + 1) * config.steps_per_epoch)
+        while step < epoch_end:
+            batch = sampler.batch(rng)
+            image, label = batch.image.to(device), batch.label.to(device)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, config)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = net(image)
+            bce = pixel_bce(logits, label)
+            loss, terms = bce, {"bce": float(bce)}
+            if disc is not None and d_optimizer is not None:
+                probability = torch.sigmoid(logits.float())
+                adv = generator_adversarial(disc, probability, image)
+                loss = bce + config.adv_weight * adv
+                terms["adv"] = float(adv)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if disc is not None and d_optimizer is not None:
+                d_loss = discriminator_loss(disc, label, probability, image)
+                d_optimizer.zero_grad(set_to_none=True)
+                d_loss.backward()
+                d_optimizer.step()
+                terms["d"] = float(d_loss)
+            losses = {k: 0.9 * losses.get(k, v) + 0.1 * v for k, v in terms.items()}
+            step += 1
+            session_steps += 1
+            bar.update()
+            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+            if stop_after is not None and session_steps >= stop_after:
+                break
+        if step < epoch_end:  # stopped mid-epoch by stop_after: no checkpoint of a partial epoch
+            break
+        epoch += 1
+        net.eval()
+        probs = predict_composites(lambda x: torch.sigmoid(net.forward_any_size(x.to(device))),
+                                   val_set)
+        scores = validation_scores(probs, val_set)
+        entry = {"epoch": epoch, "step": step, **{f"loss_{k}": v for k, v in losses.items()},
+                 **{f"val_{k}": v for k, v in scores.items()},
+                 "elapsed_s": round(time.time() - started, 1)}
+        history.append(entry)
+        improved = scores["f1_best"] > best
+        if improved:
+            best, bad_epochs = scores["f1_best"], 0
+            save_checkpoint(run_dir / "best", net.state_dict(),
+                            {**meta_base, "threshold": scores["threshold"], "step": step,
+                             "val": scores})
+        else:
+            bad_epochs += 1
+        stopped_early = bool(config.early_stopping and bad_epochs >= config.early_stopping)
+        trainer_state = {
+            "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch, "best": best,
+            "bad_epochs": bad_epochs, "numpy_rng": json.dumps(rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if disc is not None and d_optimizer is not None:
+            trainer_state.update(disc=disc.state_dict(), d_optimizer=d_optimizer.state_dict())
+        save_checkpoint(run_dir / "last", net.state_dict(),
+                        {**meta_base, "threshold": scores["threshold"], "step": step,
+                         "val": scores}, trainer_state)
+        write_json(run_dir / "history.json", history)
+        bar.write(f"epoch {epoch} step {step}: val F1 {scores['f1_best']:.3f} "
+                  f"(thr {scores['threshold']:.2f}), Dice@0.5 {scores['dice@0.5']:.3f}"
+                  + (" *" if improved else ""))
+        if stop_after is not None and session_steps >= stop_after:
+            break
+    bar.close()
+    best_meta = json.loads((run_dir / "best" / "model.json").read_text())
+    return TrainResult(run_dir, run_dir / "best", best_meta.get("val", {}), step, stopped_early,
+                       float(best_meta.get("threshold", 0.5)), history)
+
+
+def load_model(path: str | Path, device: str = "auto") -> FakeSegment:
+    return FakeSegment.load(path, device=device)
+
+
+__all__ = ["FakeSegmentNet", "TrainResult", "load_model", "train"]

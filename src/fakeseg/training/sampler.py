@@ -1,0 +1,122 @@
+"""Training batches of composites, and the fixed composite sets used for validation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fakeseg.config import TrainConfig
+from fakeseg.data.composites import Composite, label_from, make_composite
+from fakeseg.data.pairs import LoadedPair
+
+
+@dataclass
+class Batch:
+    image: torch.Tensor  # (B, 3, h, w)
+    label: torch.Tensor  # (B, 1, h, w) in [0, 1]
+    mask: torch.Tensor  # (B, 1, h, w) binary ground truth (synthetic regions)
+
+
+def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
+    pad_h, pad_w = max(size - array.shape[0], 0), max(size - array.shape[1], 0)
+    if not pad_h and not pad_w:
+        return array
+    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, widths, mode="reflect" if array.dtype.kind == "f" else "edge")
+
+
+def _crop(array: np.ndarray | None, top: int, left: int, size: int) -> np.ndarray | None:
+    if array is None:
+        return None
+    return _pad_to(array, size)[top:top + size, left:left + size]
+
+
+def choose_kind(rng: np.random.Generator, config: TrainConfig, has_labels: bool) -> str:
+    draw = rng.random()
+    if draw < config.p_pure_real:
+        return "pure_real"
+    if draw < config.p_pure_real + config.p_pure_synthetic:
+        return "pure_synthetic"
+    kinds = [k for k in config.mask_kinds if k != "classwise" or has_labels] or ["blobs"]
+    return kinds[int(rng.integers(len(kinds)))]
+
+
+class CompositeSampler:
+    """Random crops of random pairs, mixed into composites, with their labels."""
+
+    def __init__(self, pairs: Sequence[LoadedPair], heats: Sequence[np.ndarray | None],
+                 config: TrainConfig) -> None:
+        self.pairs, self.heats, self.config = list(pairs), list(heats), config
+
+    def sample(self, rng: np.random.Generator) -> tuple[Composite, np.ndarray]:
+        cfg, size = self.config, self.config.crop_size
+        index = int(rng.integers(len(self.pairs)))
+        pair, heat = self.pairs[index], self.heats[index]
+        height, width = pair.synthetic.shape[:2]
+        top = int(rng.integers(0, max(height - size, 0) + 1))
+        left = int(rng.integers(0, max(width - size, 0) + 1))
+        real = _crop(pair.real, top, left, size)
+        synthetic = _crop(pair.synthetic, top, left, size)
+        label_map = _crop(pair.label, top, left, size)
+        heat_crop = _crop(heat, top, left, size)
+        if rng.random() < 0.5:  # horizontal flip
+            real, synthetic = real[:, ::-1], synthetic[:, ::-1]
+            label_map = None if label_map is None else label_map[:, ::-1]
+            heat_crop = None if heat_crop is None else heat_crop[:, ::-1]
+        quality = int(rng.integers(60, 96)) if rng.random() < cfg.p_reencode else None
+        kind = choose_kind(rng, cfg, label_map is not None)
+        comp = make_composite(real, synthetic, rng, kind=kind, label_map=label_map,
+                              coverage=cfg.coverage, blend_sigma=cfg.blend_sigma,
+                              reencode_quality=quality)
+        return comp, label_from(comp.mask, heat_crop, cfg.target_mode)
+
+    def batch(self, rng: np.random.Generator) -> Batch:
+        images, labels, masks = [], [], []
+        for _ in range(self.config.batch_size):
+            comp, label = self.sample(rng)
+            images.append(np.ascontiguousarray(comp.image.transpose(2, 0, 1)))
+            labels.append(label[None])
+            masks.append(comp.mask[None].astype(np.float32))
+        return Batch(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels)),
+                     torch.from_numpy(np.stack(masks)))
+
+
+def fixed_composites(pairs: Sequence[LoadedPair], *, seed: int, kinds: Sequence[str],
+                     per_pair: int = 2, coverage: tuple[float, float] = (0.2, 0.6),
+                     blend_sigma: float = 2.0, reencode_quality: int | None = None,
+                     include_pure: bool = True, max_side: int | None = 512
+                     ) -> list[tuple[str, Composite]]:
+    """A deterministic set of (stem, composite) for validation or evaluation.
+
+    Each pair gives ``per_pair`` composites (cycling through ``kinds``) plus, with
+    ``include_pure``, its pure-real and pure-synthetic images. Images larger than ``max_side``
+    are centre-cropped to keep evaluation cheap.
+    """
+    rng = np.random.default_rng(seed)
+    result: list[tuple[str, Composite]] = []
+    for pair in pairs:
+        real, synthetic, label_map = pair.real, pair.synthetic, pair.label
+        if max_side is not None:
+            real, synthetic, label_map = (_center(a, max_side) for a in (real, synthetic,
+                                                                          label_map))
+        names = [kinds[i % len(kinds)] for i in range(per_pair)]
+        if include_pure:
+            names += ["pure_real", "pure_synthetic"]
+        for kind in names:
+            if kind == "classwise" and label_map is None:
+                kind = "blobs"
+            result.append((pair.stem, make_composite(
+                real, synthetic, rng, kind=kind, label_map=label_map, coverage=coverage,
+                blend_sigma=blend_sigma, reencode_quality=reencode_quality)))
+    return result
+
+
+def _center(array: np.ndarray | None, side: int) -> np.ndarray | None:
+    if array is None:
+        return None
+    height, width = array.shape[:2]
+    top, left = max((height - side) // 2, 0), max((width - side) // 2, 0)
+    return array[top:top + side, left:left + side]

@@ -1,0 +1,116 @@
+"""The one image reader: formats, bit depths, EXIF, bombs, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fakeseg.errors import ImageReadError
+from fakeseg.io import (
+    expand_inputs,
+    list_images,
+    read_image,
+    read_mask,
+    set_max_pixels,
+    write_image,
+    write_json,
+)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".tif", ".webp", ".bmp"])
+def test_formats_read_as_float_rgb(tmp_path: Path, ext: str) -> None:
+    data = (np.arange(16 * 24 * 3) % 256).astype(np.uint8).reshape(16, 24, 3)
+    path = tmp_path / f"a{ext}"
+    Image.fromarray(data).save(path)
+    image = read_image(path)
+    assert image.shape == (16, 24, 3) and image.dtype == np.float32
+    assert image.min() >= 0.0 and image.max() <= 1.0
+    if ext in (".png", ".tif", ".bmp"):
+        np.testing.assert_allclose(image, data / 255.0, atol=1e-6)
+
+
+def test_grayscale_rgba_and_16bit(tmp_path: Path) -> None:
+    gray = np.full((8, 8), 128, np.uint8)
+    Image.fromarray(gray).save(tmp_path / "g.png")
+    assert np.allclose(read_image(tmp_path / "g.png"), 128 / 255)
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 10
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert np.allclose(read_image(tmp_path / "a.png")[..., 0], 200 / 255)
+    deep = np.full((8, 8), 40000, np.uint16)
+    Image.fromarray(deep).save(tmp_path / "d.png")
+    np.testing.assert_allclose(read_image(tmp_path / "d.png"), 40000 / 65535, rtol=1e-6)
+
+
+def test_exif_orientation_is_honoured(tmp_path: Path) -> None:
+    data = np.zeros((10, 20, 3), np.uint8)
+    image = Image.fromarray(data)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    image.save(tmp_path / "r.jpg", exif=exif)
+    assert read_image(tmp_path / "r.jpg").shape == (20, 10, 3)
+
+
+def test_bad_files_give_one_line_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    (tmp_path / "x.gif").write_bytes(b"GIF89a")
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8) + 77).save(good)
+    (tmp_path / "trunc.png").write_bytes(good.read_bytes()[:60])
+    cases = {"empty.png": "0 bytes", "junk.png": "not a readable image",
+             "x.gif": "unknown image extension", "trunc.png": "corrupt",
+             "missing.png": "no such file"}
+    for name, expected in cases.items():
+        with pytest.raises(ImageReadError) as info:
+            read_image(tmp_path / name)
+        message = str(info.value)
+        assert name in message and expected in message and "\n" not in message
+
+
+def test_decompression_bomb_limit_can_be_raised(tmp_path: Path) -> None:
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(tmp_path / "big.png")
+    try:
+        set_max_pixels(5000)
+        with pytest.raises(ImageReadError, match="--max-pixels"):
+            read_image(tmp_path / "big.png")
+        set_max_pixels(20000)
+        assert read_image(tmp_path / "big.png").shape == (100, 100, 3)
+    finally:
+        set_max_pixels(None)
+
+
+def test_masks_accept_0_1_and_0_255_and_invert(tmp_path: Path) -> None:
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:4] = 1
+    Image.fromarray(mask).save(tmp_path / "m01.png")
+    Image.fromarray(mask * 255).save(tmp_path / "m255.png")
+    for name in ("m01.png", "m255.png"):
+        assert read_mask(tmp_path / name).sum() == 32
+    assert read_mask(tmp_path / "m255.png", invert=True)[:4].sum() == 0
+    noisy = (np.random.default_rng(0).random((8, 8)) * 255).astype(np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "grey.png")
+    with pytest.raises(ImageReadError, match="not a binary mask"):
+        read_mask(tmp_path / "grey.png")
+
+
+def test_atomic_writes_leave_no_temp_files(tmp_path: Path) -> None:
+    write_image(tmp_path / "o.png", np.zeros((4, 4, 3), np.float32))
+    write_json(tmp_path / "o.json", {"a": np.float32(1.5), "p": tmp_path})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json", "o.png"]
+
+
+def test_listing_and_globs(tmp_path: Path) -> None:
+    from fakeseg.errors import FakesegError
+
+    with pytest.raises(FakesegError, match="no images found"):
+        list_images(tmp_path)
+    for i in range(3):
+        write_image(tmp_path / f"{i}.png", np.zeros((4, 4, 3), np.float32))
+    assert len(list_images(tmp_path)) == 3
+    assert len(expand_inputs([str(tmp_path / "*.png"), str(tmp_path / "0.png")])) == 3
+    with pytest.raises(FakesegError, match="matches no image"):
+        expand_inputs([str(tmp_path / "*.tif")])

@@ -20,6 +20,9 @@ T = TypeVar("T")
 class TrainConfig:
     """Everything that defines a FakeSegment training run. Saved into every run."""
 
+    # which network: "fakesegment" or a baseline name (see fakeseg.models.baselines)
+    model: str = "fakesegment"
+    model_options: dict[str, Any] = field(default_factory=dict)
     # features
     backbone: str = "ssdlite_mobilenet_v2"
     backbone_weights: str = "auto"

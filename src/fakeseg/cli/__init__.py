@@ -17,6 +17,7 @@ from fakeseg.errors import FakesegError
 COMMAND_MODULES: tuple[str, ...] = (
     "fakeseg.cli.data_commands",
     "fakeseg.cli.model_commands",
+    "fakeseg.cli.eval_commands",
 )
 
 

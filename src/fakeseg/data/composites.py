@@ -7,12 +7,14 @@ seams do not give the answer away. Labels are 0 wherever M = 0.
 from __future__ import annotations
 
 import io as _io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from fakeseg.data.pairs import LoadedPair
 from fakeseg.errors import FakesegError
 
 MASK_KINDS = ("rectangles", "blobs", "classwise")
@@ -130,3 +132,55 @@ def make_composite(real: np.ndarray, synthetic: np.ndarray, rng: np.random.Gener
     mask = draw_mask(kind, height, width, rng, label_map=label_map, coverage=coverage)
     image = blend(real, synthetic, feather(mask, blend_sigma)).astype(np.float32)
     return Composite(image, mask, kind)
+
+
+@dataclass
+class CompositeItem:
+    """One evaluation image: a composite of a pair, with everything cropped alike."""
+
+    name: str
+    stem: str
+    kind: str
+    image: np.ndarray  # float32 (H, W, 3)
+    mask: np.ndarray  # bool (H, W): ground truth, the synthetic regions
+    real: np.ndarray  # the real image under it (for the pair oracle)
+    label: np.ndarray | None  # class ids, when the dataset has labels/
+
+
+def _center(array: np.ndarray | None, side: int | None) -> np.ndarray | None:
+    if array is None or side is None:
+        return array
+    height, width = array.shape[:2]
+    top, left = max((height - side) // 2, 0), max((width - side) // 2, 0)
+    return array[top:top + side, left:left + side]
+
+
+def composite_set(pairs: Sequence[LoadedPair], *, seed: int, kinds: Sequence[str],
+                  per_pair: int = 2, coverage: tuple[float, float] = (0.2, 0.6),
+                  blend_sigma: float = 2.0, reencode_quality: int | None = None,
+                  include_pure: bool = True, max_side: int | None = 512) -> list[CompositeItem]:
+    """A deterministic set of composites for validation or evaluation.
+
+    Each pair gives ``per_pair`` composites (cycling through ``kinds``) plus, with
+    ``include_pure``, its pure-real and pure-synthetic images. Images larger than ``max_side``
+    are centre-cropped to keep evaluation cheap. Same seed → same composites.
+    """
+    rng = np.random.default_rng(seed)
+    items: list[CompositeItem] = []
+    for pair in pairs:
+        real, synthetic, label_map = (_center(a, max_side) for a in (pair.real, pair.synthetic,
+                                                                      pair.label))
+        names = [kinds[i % len(kinds)] for i in range(per_pair)]
+        if include_pure:
+            names += ["pure_real", "pure_synthetic"]
+        for index, kind in enumerate(names):
+            if kind == "classwise" and label_map is None:
+                kind = "blobs"
+            comp = make_composite(real, synthetic, rng, kind=kind, label_map=label_map,
+                                  coverage=coverage, blend_sigma=blend_sigma,
+                                  reencode_quality=reencode_quality)
+            shown_real = real if reencode_quality is None else jpeg_roundtrip(
+                real, reencode_quality)
+            items.append(CompositeItem(f"{pair.stem}__{index}_{kind}", pair.stem, kind,
+                                       comp.image, comp.mask, shown_real, label_map))
+    return items

@@ -46,6 +46,8 @@ class FakeSegmentNet(nn.Module):
         self.unet = smp.Unet(encoder_name=encoder, encoder_weights=encoder_weights,
                              encoder_depth=ENCODER_DEPTH, decoder_channels=(128, 64, 32, 16),
                              in_channels=in_channels, classes=1)
+        if hasattr(self.unet.encoder, "layer4"):  # unused at depth 4: drop its dead weights
+            self.unet.encoder.layer4 = nn.Identity()
         self.multiple = work_stride * 2**ENCODER_DEPTH
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -126,7 +128,7 @@ class HeatMap:
 class FakeSegment:
     """A trained FakeSegment model: ``FakeSegment.load(path).predict(image) -> HeatMap``."""
 
-    def __init__(self, net: FakeSegmentNet, meta: dict[str, Any],
+    def __init__(self, net: nn.Module, meta: dict[str, Any],
                  device: torch.device | str = "cpu") -> None:
         self.net = net.eval().to(device)
         self.meta = meta
@@ -134,10 +136,17 @@ class FakeSegment:
         self.threshold = float(meta.get("threshold", 0.5))
 
     @classmethod
-    def build(cls, config: dict[str, Any], *, weights: str | None = None) -> FakeSegmentNet:
-        """The untrained network for a config (``weights`` overrides backbone_weights)."""
+    def build(cls, config: dict[str, Any], *, weights: str | None = None) -> nn.Module:
+        """The untrained network for a config: FakeSegment's S or a baseline.
+
+        ``weights`` overrides backbone_weights.
+        """
         from fakeseg.features import build_backbone
 
+        if config.get("model", "fakesegment") != "fakesegment":
+            from fakeseg.models.baselines import build_baseline
+
+            return build_baseline(config["model"], **config.get("model_options", {}))
         extractor = build_backbone(config["backbone"],
                                    weights=weights or config["backbone_weights"],
                                    layers=config.get("layers"))
@@ -149,15 +158,16 @@ class FakeSegment:
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> FakeSegment:
         state, meta, folder = load_checkpoint(path)
-        if meta.get("kind") != "fakesegment":
-            raise FakesegError(f"{folder}: a '{meta.get('kind')}' checkpoint, not FakeSegment; "
-                               "use the matching command")
+        if meta.get("kind") != "segmenter":
+            raise FakesegError(f"{folder}: a '{meta.get('kind')}' checkpoint, not a "
+                               "segmentation model; use the matching command")
         config = meta["config"]
         config["layers"] = meta.get("layers", config.get("layers"))
         # the checkpoint carries the extractor's weights, so no weight file is needed here
         net = cls.build(config, weights="random")
         load_into(net, state, folder / "model.safetensors")
-        net.extractor.weights_tag = meta.get("weights_tag", "unknown")
+        if hasattr(net, "extractor"):
+            net.extractor.weights_tag = meta.get("weights_tag", "unknown")
         return cls(net, meta, resolve_device(device))
 
     def save(self, folder: str | Path) -> Path:

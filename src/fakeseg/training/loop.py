@@ -27,7 +27,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from fakeseg.config import TrainConfig, from_dict, to_dict, versions
-from fakeseg.data.composites import Composite
+from fakeseg.data.composites import CompositeItem, composite_set
 from fakeseg.data.pairs import (
     LoadedPair,
     Split,
@@ -47,9 +47,9 @@ from fakeseg.models.checkpoint import (
     save_checkpoint,
 )
 from fakeseg.models.discriminator import PatchDiscriminator
-from fakeseg.models.fakesegment import FakeSegment, FakeSegmentNet, resolve_device
+from fakeseg.models.fakesegment import FakeSegment, resolve_device
 from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_bce
-from fakeseg.training.sampler import CompositeSampler, fixed_composites
+from fakeseg.training.sampler import CompositeSampler
 
 
 def seed_everything(seed: int) -> None:
@@ -79,8 +79,9 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare_data(data: str | Path, run_dir: Path, config: TrainConfig, extractor: torch.nn.Module,
-                 *, device: torch.device, progress: bool) -> PreparedData:
+def prepare_data(data: str | Path, run_dir: Path, config: TrainConfig,
+                 extractor: torch.nn.Module | None, *, device: torch.device,
+                 progress: bool) -> PreparedData:
     """Split (or reuse the run's split), load pairs, compute/cached targets, fit scales."""
     index = index_pairs(data)
     split_path = run_dir / "split.json"
@@ -102,12 +103,18 @@ def prepare_data(data: str | Path, run_dir: Path, config: TrainConfig, extractor
     bar.close()
     train = [loaded[s] for s in split.train]
     val = [loaded[s] for s in split.val]
-    layers = list(extractor.layers)
-    weights = None if config.layer_weights is None else dict(
-        zip(layers, config.layer_weights, strict=True))
     scales: dict[str, float] = {}
     heats: list[np.ndarray | None] = [None] * len(train)
+    weights = None
     if config.target_mode != "mask":
+        if extractor is None:
+            raise FakesegError(f"target_mode '{config.target_mode}' needs a feature backbone")
+        layers = list(extractor.layers)
+        if config.layer_weights is not None:
+            if len(config.layer_weights) != len(layers):
+                raise FakesegError(f"layer_weights has {len(config.layer_weights)} values for "
+                                   f"{len(layers)} layers ({', '.join(layers)}); give one each")
+            weights = dict(zip(layers, config.layer_weights, strict=True))
         cache = TargetCache(run_dir / "cache")
         by_stem = {p.stem: p for p in index.pairs}
         maps = []
@@ -134,16 +141,16 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 @torch.no_grad()
 def predict_composites(prob_fn: Callable[[torch.Tensor], torch.Tensor],
-                       composites: list[tuple[str, Composite]]) -> list[np.ndarray]:
+                       composites: list[CompositeItem]) -> list[np.ndarray]:
     """Probability maps (H, W) for each composite image."""
     out = []
-    for _, comp in composites:
+    for comp in composites:
         image = torch.from_numpy(np.ascontiguousarray(comp.image.transpose(2, 0, 1)))[None]
         out.append(prob_fn(image)[0, 0].float().cpu().numpy())
     return out
 
 
-def validation_scores(probs: list[np.ndarray], composites: list[tuple[str, Composite]]
+def validation_scores(probs: list[np.ndarray], composites: list[CompositeItem]
                       ) -> dict[str, Any]:
     from fakeseg.evaluation.metrics import (
         best_threshold,
@@ -151,10 +158,10 @@ def validation_scores(probs: list[np.ndarray], composites: list[tuple[str, Compo
         segmentation_report,
     )
 
-    targets = [comp.mask for _, comp in composites]
+    targets = [comp.mask for comp in composites]
     threshold, best_f1 = best_threshold(probs, targets)
     at_half = segmentation_report(probs, targets, threshold=0.5)
-    real_probs = [p for p, (_, c) in zip(probs, composites, strict=True) if c.kind == "pure_real"]
+    real_probs = [p for p, c in zip(probs, composites, strict=True) if c.kind == "pure_real"]
     return {
         "f1_best": float(best_f1), "threshold": float(threshold),
         "dice@0.5": at_half["micro"]["dice"], "iou@0.5": at_half["micro"]["iou"],
@@ -200,8 +207,12 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     device = resolve_device(config.device)
     seed_everything(config.seed)
     net = FakeSegment.build(to_dict(config))
-    prepared = prepare_data(data, run_dir, config, net.extractor, device=device,
-                            progress=progress)
+    extractor = getattr(net, "extractor", None)
+    if extractor is None and config.target_mode != "mask":
+        from fakeseg.features import build_backbone
+
+        extractor = build_backbone(config.backbone, config.backbone_weights, config.layers)
+    prepared = prepare_data(data, run_dir, config, extractor, device=device, progress=progress)
     net.to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
@@ -210,6 +221,9 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                                   weight_decay=config.weight_decay)
     d_optimizer = torch.optim.AdamW(disc.parameters(), lr=config.lr, betas=(0.5, 0.999)) \
         if disc is not None else None
+    own_adversary = hasattr(net, "discriminator_loss")  # e.g. MAG brings its own
+    own_d_optimizer = torch.optim.AdamW(net.discriminator_parameters(), lr=config.lr,
+                                        betas=(0.5, 0.999)) if own_adversary else None
     rng = np.random.default_rng(config.seed)
     step, epoch, history, best, bad_epochs = 0, 0, [], -1.0, 0
     if resume:
@@ -220,18 +234,23 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         if disc is not None and d_optimizer is not None:
             disc.load_state_dict(state["disc"])
             d_optimizer.load_state_dict(state["d_optimizer"])
+        if own_d_optimizer is not None:
+            own_d_optimizer.load_state_dict(state["own_d_optimizer"])
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
         step, epoch, best, bad_epochs = (int(state["step"]), int(state["epoch"]),
                                          float(state["best"]), int(state["bad_epochs"]))
         history = json.loads((run_dir / "history.json").read_text())
     sampler = CompositeSampler(prepared.train, prepared.heats, config)
-    val_set = fixed_composites(prepared.val, seed=config.seed + 1, kinds=config.mask_kinds,
+    val_set = composite_set(prepared.val, seed=config.seed + 1, kinds=config.mask_kinds,
                                per_pair=3, coverage=config.coverage,
                                blend_sigma=config.blend_sigma)
     meta_base = {
-        "kind": "fakesegment", "config": to_dict(config), "layers": list(net.layers),
-        "weights_tag": net.extractor.weights_tag, "scales": prepared.scales,
+        "kind": "segmenter", "model": config.model, "config": to_dict(config),
+        "layers": list(extractor.layers) if extractor is not None else None,
+        "weights_tag": extractor.weights_tag if extractor is not None else None,
+        "scales": prepared.scales,
+        "n_parameters": sum(p.numel() for p in net.trainable_parameters()),
         "split": prepared.split.to_json(), "data": str(Path(data).resolve()),
         "versions": versions(),
     }
@@ -250,12 +269,16 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = net(image)
             bce = pixel_bce(logits, label)
-            loss, terms = bce, {"bce": float(bce)}
+            loss, terms = bce, {"bce": float(bce.detach())}
             if disc is not None and d_optimizer is not None:
                 probability = torch.sigmoid(logits.float())
                 adv = generator_adversarial(disc, probability, image)
                 loss = bce + config.adv_weight * adv
-                terms["adv"] = float(adv)
+                terms["adv"] = float(adv.detach())
+            if hasattr(net, "auxiliary_loss"):
+                aux, aux_terms = net.auxiliary_loss(image, label, logits)
+                loss = loss + aux
+                terms.update(aux_terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -264,7 +287,13 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                 d_optimizer.zero_grad(set_to_none=True)
                 d_loss.backward()
                 d_optimizer.step()
-                terms["d"] = float(d_loss)
+                terms["d"] = float(d_loss.detach())
+            if own_d_optimizer is not None:
+                own_loss, own_terms = net.discriminator_loss(image, label, logits)
+                own_d_optimizer.zero_grad(set_to_none=True)
+                own_loss.backward()
+                own_d_optimizer.step()
+                terms.update(own_terms)
             losses = {k: 0.9 * losses.get(k, v) + 0.1 * v for k, v in terms.items()}
             step += 1
             session_steps += 1
@@ -299,6 +328,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         }
         if disc is not None and d_optimizer is not None:
             trainer_state.update(disc=disc.state_dict(), d_optimizer=d_optimizer.state_dict())
+        if own_d_optimizer is not None:
+            trainer_state["own_d_optimizer"] = own_d_optimizer.state_dict()
         save_checkpoint(run_dir / "last", net.state_dict(),
                         {**meta_base, "threshold": scores["threshold"], "step": step,
                          "val": scores}, trainer_state)
@@ -313,9 +344,3 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     return TrainResult(run_dir, run_dir / "best", best_meta.get("val", {}), step, stopped_early,
                        float(best_meta.get("threshold", 0.5)), history)
 
-
-def load_model(path: str | Path, device: str = "auto") -> FakeSegment:
-    return FakeSegment.load(path, device=device)
-
-
-__all__ = ["FakeSegmentNet", "TrainResult", "load_model", "train"]

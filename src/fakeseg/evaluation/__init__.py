@@ -1,0 +1,1 @@
+"""Evaluation: pixel- and image-level metrics (see :mod:`fakeseg.evaluation.metrics`)."""

@@ -1,0 +1,262 @@
+"""``fakeseg evaluate``: the composite protocol on a paired folder, or mask mode.
+
+Both write ``metrics.json`` (values + config + versions + seed), ``metrics.md``, PR/ROC curves
+and a Dice histogram.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from tqdm.auto import tqdm
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from fakeseg.config import versions
+from fakeseg.data.composites import CompositeItem
+from fakeseg.data.pairs import index_pairs, load_pair
+from fakeseg.errors import DataError, FakesegError
+from fakeseg.evaluation.protocol import (
+    MethodScores,
+    ProtocolConfig,
+    constant_scorer,
+    model_scorer,
+    protocol_sets,
+    save_items,
+    score_items,
+)
+from fakeseg.io import (
+    atomic_path,
+    list_images,
+    read_image,
+    read_mask,
+    write_json,
+    write_text,
+)
+
+TRIVIAL = (("all synthetic", 1.0), ("all real", 0.0))
+SECTION_TITLES = {"controlled": "composites, with shortcut controls",
+                  "raw": "composites, no controls (hard edges, files as stored)"}
+
+
+def trivial_rows(test: Sequence[CompositeItem]) -> list[MethodScores]:
+    """The floors every table carries: answering "all synthetic" or "all real"."""
+    return [score_items(label, constant_scorer(value), [], test, threshold=0.5)
+            for label, value in TRIVIAL]
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(results: Sequence[MethodScores], extra_columns: Sequence[str] = ()) -> str:
+    """The paper's Table 1 shape: Dice and IoU per class plus average, then more columns."""
+    classes = sorted({c for r in results for c in r.per_class})
+    head = ["method", "thr"]
+    head += [f"Dice {c}" for c in classes] + ["Dice avg", "IoU avg"]
+    head += ["Dice img-mean", "F1 oracle/img", "pixel AUC", "FP real", "img AUC", "s"]
+    head += list(extra_columns)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [r.name, fmt(r.threshold, 2)]
+        cells += [fmt(r.per_class.get(c, {}).get("dice")) for c in classes]
+        if classes:
+            cells += [fmt(float(np.mean([r.per_class[c]["dice"] for c in classes]))),
+                      fmt(float(np.mean([r.per_class[c]["iou"] for c in classes])))]
+        else:
+            cells += [fmt(r.overall["dice"]), fmt(r.overall["iou"])]
+        cells += [fmt(r.overall["dice_macro"]), fmt(r.oracle_f1_per_image),
+                  fmt(r.overall["pixel_auc"]), fmt(r.fp_real), fmt(r.image_level.get("roc_auc")),
+                  fmt(r.seconds, 1)]
+        cells += [fmt(r.extra.get(c)) for c in extra_columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    note = ("Dice/IoU: micro (dataset-level) at the threshold `thr` chosen on validation "
+            "composites; 'avg' is the mean over classes when labels exist. Dice img-mean: "
+            "macro image-wise. F1 oracle/img: per-image oracle threshold (optimistic, for "
+            "comparison with peers only). FP real: share of pixels flagged on pure-real images.")
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def plot_curves(results: Sequence[MethodScores], path: Path, title: str) -> Path:
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for r in results:
+        curves = r.curves
+        if not curves or len(curves.get("fpr", [])) == 0:
+            continue
+        roc.plot(curves["fpr"], curves["tpr"], label=f"{r.name} ({fmt(r.overall['pixel_auc'])})")
+        pr.plot(curves["recall"], curves["precision"], label=r.name)
+    roc.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="pixel ROC")
+    pr.set(xlabel="recall", ylabel="precision", title="pixel precision-recall")
+    roc.legend(fontsize=7)
+    pr.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_dice_histogram(results: Sequence[MethodScores], path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    bins = np.linspace(0, 1, 21)
+    for r in results:
+        if r.dice_per_image:
+            ax.hist(r.dice_per_image, bins=bins, alpha=0.5, label=r.name)
+    ax.set(xlabel="Dice per image (at thr)", ylabel="images", title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
+def write_results(out: Path, sections: dict[str, list[MethodScores]], meta: dict[str, Any],
+                  extra_columns: Sequence[str] = ()) -> dict[str, Path]:
+    """metrics.json, metrics.md and one curves + histogram figure per section."""
+    files: dict[str, Path] = {}
+    markdown = [f"# {meta.get('title', 'fakeseg evaluation')}\n"]
+    for section, results in sections.items():
+        markdown += [f"## {section}\n", markdown_table(results, extra_columns)]
+        files[f"curves_{section}"] = plot_curves(results, out / f"curves_{section}.png", section)
+        files[f"dice_{section}"] = plot_dice_histogram(results, out / f"dice_hist_{section}.png",
+                                                      section)
+    payload = {**meta, "versions": versions(),
+               "results": {s: [r.row() for r in rs] for s, rs in sections.items()}}
+    files["metrics_json"] = write_json(out / "metrics.json", payload)
+    files["metrics_md"] = write_text(out / "metrics.md", "\n".join(markdown))
+    return files
+
+
+def _load_model(model: Any, device: str) -> Any:
+    from fakeseg.models.fakesegment import FakeSegment
+
+    return model if hasattr(model, "predict_tensor") else FakeSegment.load(model, device=device)
+
+
+def evaluate(model: Any, data: str | Path | None = None, *, out: str | Path,
+             images: str | Path | None = None, masks: str | Path | None = None,
+             protocol: ProtocolConfig | None = None, threshold: float | None = None,
+             resize_masks: bool = False, invert_masks: bool = False,
+             sources_csv: str | Path | None = None, source_pattern: str | None = None,
+             device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Paired mode (``data``) or mask mode (``images`` + ``masks``). Returns metrics.json."""
+    if (data is None) == (images is None):
+        raise FakesegError("give either a paired dataset folder, or --images and --masks")
+    if images is not None and masks is None:
+        raise FakesegError("--images needs --masks (binary ground-truth masks, same stems)")
+    segmenter = _load_model(model, device)
+    out = Path(out)
+    if data is not None:
+        sections, meta = _paired(segmenter, Path(data), out, protocol or ProtocolConfig(),
+                                 threshold, progress)
+    else:
+        sections, meta = _mask_mode(segmenter, Path(images), Path(masks), threshold,
+                                    resize_masks, invert_masks, sources_csv, source_pattern,
+                                    progress)
+    meta["model"] = str(model) if not hasattr(model, "predict_tensor") else "in-memory"
+    files = write_results(out, sections, meta)
+    return {"files": {k: str(v) for k, v in files.items()},
+            "results": {s: [r.row() for r in rs] for s, rs in sections.items()}}
+
+
+def _paired(segmenter: Any, data: Path, out: Path, protocol: ProtocolConfig,
+            threshold: float | None, progress: bool
+            ) -> tuple[dict[str, list[MethodScores]], dict[str, Any]]:
+    index = index_pairs(data)
+    split = segmenter.meta.get("split") or {}
+    same_data = Path(segmenter.meta.get("data", "")).resolve() == data.resolve()
+    if same_data:
+        val_stems, test_stems = split.get("val", []), split.get("test", [])
+        if not test_stems:
+            raise DataError(f"{data}: the model's split has no test pairs; retrain with "
+                            "test_fraction > 0 or evaluate on another paired folder")
+        note = "test pairs of the model's own split; threshold from its validation pairs"
+    else:
+        val_stems, test_stems = [], index.stems
+        note = ("every pair (this dataset was not used for training); threshold from the "
+                "checkpoint's validation")
+        threshold = segmenter.threshold if threshold is None else threshold
+    allow_resize = bool(segmenter.meta.get("config", {}).get("allow_resize", False))
+    load = [load_pair(p, allow_resize=allow_resize) for p in tqdm(
+        index.subset(val_stems + test_stems), desc="loading pairs", disable=not progress,
+        leave=False)]
+    by_stem = {p.stem: p for p in load}
+    sets = protocol_sets([by_stem[s] for s in val_stems], [by_stem[s] for s in test_stems],
+                         protocol)
+    if threshold is None and not val_stems:
+        threshold = segmenter.threshold
+    sections: dict[str, list[MethodScores]] = {}
+    for name, parts in sets.items():
+        save_items(parts["test"], out / "composites" / name)
+        results = [score_items("model", model_scorer(segmenter), parts["val"], parts["test"],
+                               threshold=threshold)]
+        results += trivial_rows(parts["test"])
+        sections[SECTION_TITLES[name]] = results
+    meta = {"title": f"fakeseg evaluation of {data}", "mode": "paired", "data": str(data),
+            "protocol": asdict(protocol), "split_note": note, "val_pairs": val_stems,
+            "test_pairs": test_stems, "seed": protocol.seed}
+    return sections, meta
+
+
+def _sources(names: Sequence[str], csv_path: str | Path | None,
+             pattern: str | None) -> dict[str, str]:
+    if csv_path is not None:
+        with open(csv_path, newline="") as handle:
+            rows = list(csv.reader(handle))
+        return {Path(r[0]).stem: r[1] for r in rows if len(r) >= 2 and r[0] != "path"}
+    regex = re.compile(pattern) if pattern else None
+    found = {}
+    for name in names:
+        match = regex.search(name) if regex else None
+        if match:
+            found[name] = match.group(1) if match.groups() else match.group(0)
+    return found
+
+
+def _mask_mode(segmenter: Any, images: Path, masks: Path, threshold: float | None,
+               resize_masks: bool, invert: bool, sources_csv: str | Path | None,
+               source_pattern: str | None, progress: bool
+               ) -> tuple[dict[str, list[MethodScores]], dict[str, Any]]:
+    from skimage.transform import resize
+
+    mask_files = {p.stem: p for p in list_images(masks)}
+    items: list[CompositeItem] = []
+    for path in tqdm(list_images(images), desc="loading", disable=not progress, leave=False):
+        if path.stem not in mask_files:
+            raise DataError(f"{path}: no mask with stem '{path.stem}' in {masks}; add it or "
+                            "remove the image")
+        image, mask = read_image(path), read_mask(mask_files[path.stem], invert=invert)
+        if mask.shape != image.shape[:2]:
+            if not resize_masks:
+                raise DataError(f"{mask_files[path.stem]}: mask is {mask.shape[1]}x"
+                                f"{mask.shape[0]} but the image is {image.shape[1]}x"
+                                f"{image.shape[0]}; pass --resize-masks to resample it")
+            mask = resize(mask.astype(np.float32), image.shape[:2], order=0) > 0.5
+        kind = "pure_real" if not mask.any() else "mask"
+        items.append(CompositeItem(path.stem, path.stem, kind, image, mask, image, None))
+    thr = segmenter.threshold if threshold is None else threshold
+    scorer = model_scorer(segmenter)
+    sections = {"all images": [score_items("model", scorer, [], items, threshold=thr)]}
+    sources = _sources([i.name for i in items], sources_csv, source_pattern)
+    for source in sorted(set(sources.values())):
+        subset = [i for i in items if sources.get(i.name) == source]
+        sections[f"source: {source}"] = [score_items("model", scorer, [], subset, threshold=thr)]
+    meta = {"title": f"fakeseg evaluation of {images}", "mode": "masks", "images": str(images),
+            "masks": str(masks), "threshold": thr, "inverted_masks": invert,
+            "resized_masks": resize_masks, "sources": sources}
+    return sections, meta

@@ -1,0 +1,181 @@
+"""The composite evaluation protocol (seed 000, Section 3.6) and mask mode.
+
+Paired mode: composites of held-out pairs, ground truth = the synthetic regions. The threshold
+is chosen on composites of the validation pairs and applied to the test composites. Two
+composite sets are scored: with shortcut controls (blended edges, both sources re-encoded
+alike) and without (hard edges, files as stored). Every set is saved to disk so that other
+tools can be scored on exactly the same images.
+
+Mask mode: any folder of images with binary ground-truth masks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fakeseg.data.composites import CompositeItem, composite_set
+from fakeseg.data.pairs import LoadedPair
+from fakeseg.errors import FakesegError
+from fakeseg.evaluation import metrics as M
+from fakeseg.io import write_image, write_json
+
+Scorer = Callable[[CompositeItem], np.ndarray]
+#: Image-level decision (the MediaEval seed's Task B rule): synthetic when ≥ 1 % of its
+#: pixels are flagged; the image score is that flagged fraction.
+COVERAGE_RULE = 0.01
+
+
+@dataclass
+class ProtocolConfig:
+    seed: int = 2024
+    kinds: tuple[str, ...] = ("rectangles", "blobs", "classwise")
+    per_pair: int = 4
+    coverage: tuple[float, float] = (0.2, 0.6)
+    blend_sigma: float = 2.0
+    reencode_quality: int = 90
+    max_side: int | None = 512
+
+
+def protocol_sets(val_pairs: Sequence[LoadedPair], test_pairs: Sequence[LoadedPair],
+                  config: ProtocolConfig) -> dict[str, dict[str, list[CompositeItem]]]:
+    """{"controlled": {"val": [...], "test": [...]}, "raw": {...}}, all deterministic."""
+    def build(pairs: Sequence[LoadedPair], offset: int, controlled: bool) -> list[CompositeItem]:
+        return composite_set(
+            pairs, seed=config.seed + offset, kinds=config.kinds, per_pair=config.per_pair,
+            coverage=config.coverage, blend_sigma=config.blend_sigma if controlled else 0.0,
+            reencode_quality=config.reencode_quality if controlled else None,
+            max_side=config.max_side)
+
+    return {name: {"val": build(val_pairs, 0, controlled), "test": build(test_pairs, 1,
+                                                                          controlled)}
+            for name, controlled in (("controlled", True), ("raw", False))}
+
+
+def save_items(items: Sequence[CompositeItem], folder: Path) -> None:
+    """images/, masks/ (0/255) and labels/ so other tools can be scored on the same images."""
+    for item in items:
+        write_image(folder / "images" / f"{item.name}.png", item.image)
+        write_image(folder / "masks" / f"{item.name}.png", item.mask.astype(np.uint8) * 255)
+        if item.label is not None:
+            write_image(folder / "labels" / f"{item.name}.png", item.label.astype(np.uint8))
+    write_json(folder / "manifest.json", [
+        {"name": i.name, "pair": i.stem, "kind": i.kind, "coverage": float(i.mask.mean())}
+        for i in items])
+
+
+# ----------------------------------------------------------------------------- scorers
+
+def model_scorer(model: Any) -> Scorer:
+    """Any loaded segmenter with ``predict_tensor`` (FakeSegment or a baseline)."""
+    def score(item: CompositeItem) -> np.ndarray:
+        image = torch.from_numpy(np.ascontiguousarray(item.image.transpose(2, 0, 1)))[None]
+        return model.predict_tensor(image)[0, 0].numpy()
+    return score
+
+
+def constant_scorer(value: float) -> Scorer:
+    """The trivial answers: 1.0 = "all synthetic", 0.0 = "all real"."""
+    return lambda item: np.full(item.mask.shape, value, dtype=np.float32)
+
+
+def oracle_scorer(extractor: torch.nn.Module, scales: dict[str, float] | None = None) -> Scorer:
+    """The pair oracle |F(R) − F(C)|: needs the real image, so it is an upper reference."""
+    from fakeseg.features.target import heat_map, pair_layer_maps
+
+    def score(item: CompositeItem) -> np.ndarray:
+        maps = pair_layer_maps(extractor, item.real, item.image)
+        return heat_map(maps, item.mask.shape, scales=scales or {k: 1.0 for k in maps})
+    return score
+
+
+def fit_oracle_scales(extractor: torch.nn.Module, items: Sequence[CompositeItem],
+                      percentile: float = 99.0) -> dict[str, float]:
+    from fakeseg.features.target import fit_scales, pair_layer_maps
+
+    return fit_scales([pair_layer_maps(extractor, i.real, i.image) for i in items], percentile)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+@dataclass
+class MethodScores:
+    name: str
+    threshold: float
+    threshold_source: str
+    overall: dict[str, Any]
+    per_class: dict[str, dict[str, float]]
+    per_kind: dict[str, dict[str, float]]
+    image_level: dict[str, Any]
+    fp_real: float | None
+    oracle_f1_per_image: float
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+    dice_per_image: list[float] = field(default_factory=list)
+    curves: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in ("curves", "dice_per_image")}
+
+
+def _micro(probs: list[np.ndarray], masks: list[np.ndarray], threshold: float) -> dict[str, float]:
+    report = M.segmentation_report(probs, masks, threshold=threshold)
+    return {"dice": report["micro"]["dice"], "iou": report["micro"]["iou"],
+            "dice_macro": report["macro_imagewise"]["dice"],
+            "iou_macro": report["macro_imagewise"]["iou"],
+            "pixel_auc": report["micro"]["pixel_auc"], "n_images": report["n_images"]}
+
+
+def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
+                test: Sequence[CompositeItem], *, threshold: float | None = None,
+                class_names: dict[int, str] | None = None) -> MethodScores:
+    """Score one method: threshold from ``val`` (unless given), metrics on ``test``."""
+    started = time.time()
+    source = "given"
+    if threshold is None:
+        val_probs = [scorer(i) for i in val if i.kind != "pure_real"]
+        threshold, _ = M.best_threshold(val_probs, [i.mask for i in val if i.kind != "pure_real"])
+        source = "validation composites (micro F1)"
+    probs = [scorer(i) for i in test]
+    seconds = time.time() - started
+    mixed = [(p, i) for p, i in zip(probs, test, strict=True) if i.kind not in ("pure_real",
+                                                                               "pure_synthetic")]
+    mixed_probs, mixed_masks = [p for p, _ in mixed], [i.mask for _, i in mixed]
+    if not mixed:
+        raise FakesegError(f"{name}: no test image contains synthetic pixels; add pairs or "
+                           "masks with synthetic regions")
+    overall = _micro(mixed_probs, mixed_masks, threshold)
+    per_kind = {kind: _micro([p for p, i in mixed if i.kind == kind],
+                             [i.mask for _, i in mixed if i.kind == kind], threshold)
+                for kind in sorted({i.kind for _, i in mixed})}
+    per_class: dict[str, dict[str, float]] = {}
+    if mixed and all(i.label is not None for _, i in mixed):
+        for cls in sorted(set(np.unique(np.concatenate([i.label.ravel() for _, i in mixed])))):
+            selected = [(p[i.label == cls], i.mask[i.label == cls]) for p, i in mixed
+                        if np.any(i.label == cls)]
+            report = M.segmentation_report([s[0] for s in selected], [s[1] for s in selected],
+                                           threshold=threshold)
+            label = (class_names or {}).get(int(cls), f"class {int(cls)}")
+            per_class[label] = {"dice": report["micro"]["dice"], "iou": report["micro"]["iou"]}
+    real_probs = [p for p, i in zip(probs, test, strict=True) if i.kind == "pure_real"]
+    image_scores = [float(np.mean(p >= threshold)) for p in probs]
+    image_labels = [int(i.mask.any()) for i in test]
+    return MethodScores(
+        name=name, threshold=float(threshold), threshold_source=source, overall=overall,
+        per_class=per_class, per_kind=per_kind,
+        image_level=M.image_report(np.array(image_scores), np.array(image_labels),
+                                   threshold=COVERAGE_RULE),
+        fp_real=M.false_positive_fraction(real_probs, threshold) if real_probs else None,
+        oracle_f1_per_image=M.oracle_f1_per_image(mixed_probs, mixed_masks) if mixed else 0.0,
+        seconds=seconds,
+        dice_per_image=[M.dice(p, m, threshold=threshold) for p, m in zip(
+            mixed_probs, mixed_masks, strict=True)],
+        curves=M.pixel_curves(mixed_probs, mixed_masks, max_points=400) if mixed else {},
+    )
+

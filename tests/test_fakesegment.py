@@ -1,0 +1,162 @@
+"""FakeSegment: targets, the net, training, resume, predict and checkpoints (random weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fakeseg.cli import main
+from fakeseg.config import TrainConfig
+from fakeseg.errors import CheckpointError, FakesegError
+from fakeseg.features import build_backbone
+from fakeseg.features.target import discrepancy_maps, fit_scales, fuse
+from fakeseg.models.fakesegment import FakeSegment, FakeSegmentNet
+from fakeseg.training.loop import train
+from fakeseg.training.losses import pixel_bce
+
+TINY = dict(backbone_weights="random", crop_size=64, batch_size=4, steps=4, steps_per_epoch=2,
+            encoder="resnet18", reduce_channels=8, amp=False, device="cpu", val_fraction=0.25,
+            test_fraction=0.25, p_reencode=0.0)
+
+
+def tiny_net() -> FakeSegmentNet:
+    torch.manual_seed(0)
+    return FakeSegmentNet(build_backbone("ssdlite_mobilenet_v2", "random"), reduce_channels=8)
+
+
+def test_target_is_exactly_zero_where_real_equals_synthetic() -> None:
+    extractor = build_backbone("ssdlite_mobilenet_v2", "random")
+    image = torch.rand(1, 3, 64, 64)
+    maps = discrepancy_maps(extractor, image, image.clone())
+    assert all(torch.count_nonzero(m) == 0 for m in maps.values())
+    other = image.clone()
+    other[..., :, :32] = torch.rand(1, 3, 64, 32)
+    maps = discrepancy_maps(extractor, image, other)
+    assert all(m.shape[1] == 1 and m.max() > 0 for m in maps.values())
+    scales = fit_scales([maps])
+    fused = fuse(maps, (64, 64), scales=scales)
+    assert fused.shape == (1, 1, 64, 64) and 0 <= fused.min() and fused.max() <= 1
+    # the unchanged right edge stays far below the changed left side
+    assert fused[..., :, :16].mean() > 3 * fused[..., :, -8:].mean()
+
+
+def test_net_shapes_and_gradients() -> None:
+    net = tiny_net()
+    image = torch.rand(2, 3, 64, 64)
+    logits = net(image)
+    assert logits.shape == (2, 1, 64, 64)
+    pixel_bce(logits, torch.zeros_like(logits)).backward()
+    assert all(p.grad is None for p in net.extractor.parameters())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all()
+               for p in net.trainable_parameters())
+    assert net.eval().forward_any_size(torch.rand(1, 3, 17, 33)).shape == (1, 1, 17, 33)
+
+
+def _fixed_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 64, 64, generator=generator), 5, 1, 2)
+    blocky = torch.nn.functional.interpolate(smooth[..., ::8, ::8], scale_factor=8)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., :, :32] = 1
+    return mask * blocky + (1 - mask) * smooth, mask
+
+
+def test_one_step_lowers_the_loss_and_overfits_a_tiny_pair() -> None:
+    net = tiny_net()
+    image, mask = _fixed_batch()
+    optimizer = torch.optim.Adam(net.trainable_parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss = pixel_bce(net(image), mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[1] < losses[0]
+    net.eval()
+    with torch.no_grad():
+        pred = torch.sigmoid(net(image)) >= 0.5
+    dice = 2 * (pred & (mask > 0)).sum() / (pred.sum() + mask.sum())
+    assert dice > 0.9
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_resume_is_bit_exact(tiny_pairs: Path, tmp_path: Path) -> None:
+    config = TrainConfig(**TINY, adv_weight=0.1)
+    straight = train(tiny_pairs, tmp_path / "a", config, progress=False)
+    train(tiny_pairs, tmp_path / "b", config, progress=False, stop_after=2)
+    with pytest.raises(FakesegError, match="--resume"):
+        train(tiny_pairs, tmp_path / "b", config, progress=False)
+    resumed = train(tiny_pairs, tmp_path / "b", config, resume=True, progress=False)
+    assert straight.steps == resumed.steps == 4
+    a, b = _weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "a" / "config.yaml").exists() and (tmp_path / "a" / "split.json").exists()
+
+
+def test_heatmap_target_mode_trains_and_predicts(tiny_pairs: Path, tmp_path: Path) -> None:
+    config = TrainConfig(**{**TINY, "steps": 2}, target_mode="heatmap")
+    result = train(tiny_pairs, tmp_path / "run", config, progress=False)
+    model = FakeSegment.load(result.run_dir)
+    assert set(model.meta["scales"]) == set(model.meta["layers"])
+    heat = model.predict(np.random.default_rng(0).random((17, 33, 3)).astype(np.float32))
+    assert heat.probability.shape == (17, 33) and 0 <= heat.score <= 1
+    with pytest.raises(FakesegError, match="at least"):
+        model.predict(np.zeros((1, 1, 3), np.float32))
+    assert list((tmp_path / "run" / "cache").glob("*.npz"))  # targets were cached
+
+
+def test_tiled_prediction_matches_shape(tiny_pairs: Path, tmp_path: Path) -> None:
+    train(tiny_pairs, tmp_path / "run", TrainConfig(**{**TINY, "steps": 2}), progress=False)
+    model = FakeSegment.load(tmp_path / "run")
+    image = torch.rand(1, 3, 150, 200)
+    tiled = model.predict_tensor(image, tile=96, overlap=32)
+    assert tiled.shape == (1, 1, 150, 200) and torch.isfinite(tiled).all()
+
+
+def test_bad_checkpoints_give_clear_errors(tiny_pairs: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        FakeSegment.load(tmp_path / "nothing")
+    run = tmp_path / "run"
+    train(tiny_pairs, run, TrainConfig(**{**TINY, "steps": 2}), progress=False)
+    weights = run / "best" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        FakeSegment.load(run / "best")
+    (run / "best" / "model.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="corrupt metadata"):
+        FakeSegment.load(run / "best")
+    (run / "last" / "model.json").write_text('{"format": "something-else"}')
+    with pytest.raises(CheckpointError, match="unknown checkpoint format"):
+        FakeSegment.load(run / "last")
+
+
+def test_cli_train_then_predict(tiny_pairs: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture) -> None:
+    run, out = tmp_path / "run", tmp_path / "pred"
+    sets = [f"{k}={v}" for k, v in {**TINY, "steps": 2}.items()]
+    assert main(["train", str(tiny_pairs), "--out", str(run), "--set", *sets]) == 0
+    (tiny_pairs / "synthetic" / "broken.png").write_bytes(b"")
+    capsys.readouterr()
+    code = main(["predict", str(run), str(tiny_pairs / "synthetic"), "--out", str(out)])
+    assert code == 1  # one unreadable image: reported, the rest finished
+    captured = capsys.readouterr()
+    assert "broken.png" in captured.out + captured.err
+    heat = Image.open(out / "p0_heat.png")
+    assert heat.mode.startswith("I;16") or heat.mode == "I"
+    assert np.load(out / "p0_heat.npy").shape == (64, 64)
+    assert (out / "p0_overlay.png").exists()
+    rows = (out / "results.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("image,name,score") and len(rows) == 5
+    assert main(["train", str(tiny_pairs), "--out", str(run), "--set", "stepz=3"]) == 2
+    assert "did you mean 'steps'" in capsys.readouterr().err

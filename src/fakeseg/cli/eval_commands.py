@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     evaluate.add_argument("--seed", type=int, default=2024, help="composite seed")
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(handler=_evaluate)
+    register_benchmark(subparsers, common)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -42,6 +43,41 @@ def _evaluate(args: argparse.Namespace) -> int:
                       resize_masks=args.resize_masks, invert_masks=args.invert_masks,
                       sources_csv=args.sources_csv, source_pattern=args.source_pattern,
                       device=args.device, progress=sys.stderr.isatty())
+    print(Path(result["files"]["metrics_md"]).read_text())
+    print(f"metrics: {result['files']['metrics_json']}")
+    return 0
+
+
+def register_benchmark(subparsers: argparse._SubParsersAction,
+                       common: argparse.ArgumentParser) -> None:
+    bench = subparsers.add_parser(
+        "benchmark", parents=[common], help="train FakeSegment and the baselines, compare",
+        description="Trains every method with the same trainer, split, composites and step "
+                    "budget, then prints a Table-1-style comparison (Dice/IoU per class and "
+                    "average, F1, AUC, wall time, parameters) with the trivial floors.",
+    )
+    bench.add_argument("data", help="paired dataset folder")
+    bench.add_argument("--out", required=True)
+    bench.add_argument("--methods", default="fakesegment,unet_rgb,mantranet,mag",
+                       help="comma-separated: fakesegment and baseline names")
+    bench.add_argument("--config", help="YAML of TrainConfig options shared by all methods")
+    bench.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    bench.add_argument("--steps", type=int, help="step budget for every method")
+    bench.add_argument("--no-oracle", action="store_true", help="skip the pair-oracle row")
+    bench.set_defaults(handler=_benchmark)
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from fakeseg.cli.model_commands import train_config_from_args
+    from fakeseg.evaluation.benchmark import benchmark
+
+    for name in ("backbone", "backbone_weights", "seed", "device"):
+        setattr(args, name, None)
+    args.resize = False
+    base = train_config_from_args(args)
+    result = benchmark(args.data, args.out, base=base,
+                       methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+                       oracle=not args.no_oracle, progress=sys.stderr.isatty())
     print(Path(result["files"]["metrics_md"]).read_text())
     print(f"metrics: {result['files']['metrics_json']}")
     return 0

@@ -1,0 +1,103 @@
+"""``fakeseg benchmark``: train every method with one budget, score all on the same composites.
+
+Every method goes through the same trainer, the same split (same seed), the same composites
+and the same number of steps; the table carries the pair oracle (an upper reference that needs
+the real image) and the trivial floors "all synthetic" and "all real".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fakeseg.config import TrainConfig, to_dict
+from fakeseg.data.pairs import index_pairs, load_pair, load_split
+from fakeseg.errors import FakesegError
+from fakeseg.evaluation.evaluate import SECTION_TITLES, trivial_rows, write_results
+from fakeseg.evaluation.protocol import (
+    MethodScores,
+    ProtocolConfig,
+    fit_oracle_scales,
+    model_scorer,
+    oracle_scorer,
+    protocol_sets,
+    save_items,
+    score_items,
+)
+
+DEFAULT_METHODS = ("fakesegment", "unet_rgb", "mantranet", "mag")
+
+
+def method_config(base: TrainConfig, method: str) -> TrainConfig:
+    """The base budget for one method; baselines learn the binary composite mask."""
+    if method == "fakesegment":
+        return dataclasses.replace(base, model="fakesegment")
+    return dataclasses.replace(base, model=method, target_mode="mask", adv_weight=0.0)
+
+
+def benchmark(data: str | Path, out: str | Path, *,
+              entries: Sequence[tuple[str, TrainConfig]] | None = None,
+              base: TrainConfig | None = None, methods: Sequence[str] = DEFAULT_METHODS,
+              protocol: ProtocolConfig | None = None, oracle: bool = True,
+              progress: bool = True) -> dict[str, Any]:
+    """Train and evaluate each (name, config) entry; default: FakeSegment + every baseline."""
+    from fakeseg.models.fakesegment import FakeSegment
+    from fakeseg.training.loop import train
+
+    out, data = Path(out), Path(data)
+    base = (base or TrainConfig()).validate()
+    entries = list(entries or [(m, method_config(base, m)) for m in methods])
+    if len({name for name, _ in entries}) != len(entries):
+        raise FakesegError("benchmark entries need distinct names")
+    protocol = protocol or ProtocolConfig(seed=base.seed + 2024)
+    trained: list[tuple[str, Any, float, int]] = []
+    for name, config in entries:
+        started = time.time()
+        if progress:
+            print(f"[benchmark] training {name} ({config.steps} steps)", flush=True)
+        result = train(data, out / "runs" / name, config, progress=progress)
+        model = FakeSegment.load(result.run_dir, device=config.device)
+        trained.append((name, model, time.time() - started, int(model.meta["n_parameters"])))
+    split = load_split(out / "runs" / entries[0][0] / "split.json")
+    for name, _ in entries[1:]:
+        if load_split(out / "runs" / name / "split.json") != split:
+            raise FakesegError(f"{name}: trained on another split; give every entry the same "
+                               "seed and fractions")
+    index = index_pairs(data)
+    allow_resize = any(c.allow_resize for _, c in entries)
+    val = [load_pair(p, allow_resize=allow_resize) for p in index.subset(split.val)]
+    test = [load_pair(p, allow_resize=allow_resize) for p in index.subset(split.test)]
+    sets = protocol_sets(val, test, protocol)
+    oracle_extractor = None
+    if oracle:
+        fs = next((m for _, m, _, _ in trained if hasattr(m.net, "extractor")), None)
+        oracle_extractor = fs.net.extractor if fs is not None else None
+    sections: dict[str, list[MethodScores]] = {}
+    for set_name, parts in sets.items():
+        save_items(parts["test"], out / "composites" / set_name)
+        rows = []
+        for name, model, seconds, n_params in trained:
+            row = score_items(name, model_scorer(model), parts["val"], parts["test"])
+            row.extra.update(params=n_params, train_s=round(seconds, 1))
+            rows.append(row)
+        if oracle_extractor is not None:
+            scales = fit_oracle_scales(oracle_extractor, parts["val"])
+            row = score_items("featdiff_oracle (needs pair)",
+                              oracle_scorer(oracle_extractor, scales), parts["val"],
+                              parts["test"])
+            row.extra.update(params=0, train_s=0.0)
+            rows.append(row)
+        rows += trivial_rows(parts["test"])
+        sections[SECTION_TITLES[set_name]] = rows
+    meta = {
+        "title": f"fakeseg benchmark on {data}", "mode": "benchmark", "data": str(data),
+        "split": split.to_json(), "protocol": dataclasses.asdict(protocol),
+        "entries": {name: to_dict(config) for name, config in entries},
+        "note": "same trainer, split, composites and step budget for every method",
+    }
+    files = write_results(out, sections, meta, extra_columns=("params", "train_s"))
+    return {"files": {k: str(v) for k, v in files.items()},
+            "results": {s: [r.row() for r in rs] for s, rs in sections.items()}}

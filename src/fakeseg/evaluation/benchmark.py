@@ -8,6 +8,8 @@ the real image) and the trivial floors "all synthetic" and "all real".
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +40,20 @@ def method_config(base: TrainConfig, method: str) -> TrainConfig:
     return dataclasses.replace(base, model=method, target_mode="mask", adv_weight=0.0)
 
 
+def finished_run_seconds(run_dir: Path, config: TrainConfig) -> float | None:
+    """Training seconds of a finished run with exactly this config, else None."""
+    try:
+        meta = json.loads((run_dir / "last" / "model.json").read_text())
+        history = json.loads((run_dir / "history.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("config") != json.loads(json.dumps(to_dict(config))):
+        return None
+    if int(meta.get("step", 0)) < config.steps:
+        return None
+    return float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
+
+
 def benchmark(data: str | Path, out: str | Path, *,
               entries: Sequence[tuple[str, TrainConfig]] | None = None,
               base: TrainConfig | None = None, methods: Sequence[str] = DEFAULT_METHODS,
@@ -55,12 +71,20 @@ def benchmark(data: str | Path, out: str | Path, *,
     protocol = protocol or ProtocolConfig(seed=base.seed + 2024)
     trained: list[tuple[str, Any, float, int]] = []
     for name, config in entries:
-        started = time.time()
-        if progress:
-            print(f"[benchmark] training {name} ({config.steps} steps)", flush=True)
-        result = train(data, out / "runs" / name, config, progress=progress)
-        model = FakeSegment.load(result.run_dir, device=config.device)
-        trained.append((name, model, time.time() - started, int(model.meta["n_parameters"])))
+        run_dir = out / "runs" / name
+        seconds = finished_run_seconds(run_dir, config)
+        if seconds is None:
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # an unfinished or different run of this entry
+            started = time.time()
+            if progress:
+                print(f"[benchmark] training {name} ({config.steps} steps)", flush=True)
+            train(data, run_dir, config, progress=progress)
+            seconds = time.time() - started
+        elif progress:
+            print(f"[benchmark] reusing finished run {run_dir}", flush=True)
+        model = FakeSegment.load(run_dir, device=config.device)
+        trained.append((name, model, seconds, int(model.meta["n_parameters"])))
     split = load_split(out / "runs" / entries[0][0] / "split.json")
     for name, _ in entries[1:]:
         if load_split(out / "runs" / name / "split.json") != split:

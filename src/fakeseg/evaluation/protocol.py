@@ -104,6 +104,11 @@ def fit_oracle_scales(extractor: torch.nn.Module, items: Sequence[CompositeItem]
 
 # ----------------------------------------------------------------------------- scoring
 
+def is_mixed(item: CompositeItem) -> bool:
+    """Pixel metrics are computed on images that mix real and synthetic content."""
+    return item.kind not in ("pure_real", "pure_synthetic")
+
+
 @dataclass
 class MethodScores:
     name: str
@@ -139,13 +144,12 @@ def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
     started = time.time()
     source = "given"
     if threshold is None:
-        val_probs = [scorer(i) for i in val if i.kind != "pure_real"]
-        threshold, _ = M.best_threshold(val_probs, [i.mask for i in val if i.kind != "pure_real"])
+        mixed_val = [i for i in val if is_mixed(i)]
+        threshold, _ = M.best_threshold([scorer(i) for i in mixed_val], [i.mask for i in mixed_val])
         source = "validation composites (micro F1)"
     probs = [scorer(i) for i in test]
     seconds = time.time() - started
-    mixed = [(p, i) for p, i in zip(probs, test, strict=True) if i.kind not in ("pure_real",
-                                                                               "pure_synthetic")]
+    mixed = [(p, i) for p, i in zip(probs, test, strict=True) if is_mixed(i)]
     mixed_probs, mixed_masks = [p for p, _ in mixed], [i.mask for _, i in mixed]
     if not mixed:
         raise FakesegError(f"{name}: no test image contains synthetic pixels; add pairs or "

@@ -157,10 +157,12 @@ def validation_scores(probs: list[np.ndarray], composites: list[CompositeItem]
         false_positive_fraction,
         segmentation_report,
     )
+    from fakeseg.evaluation.protocol import is_mixed
 
-    targets = [comp.mask for comp in composites]
-    threshold, best_f1 = best_threshold(probs, targets)
-    at_half = segmentation_report(probs, targets, threshold=0.5)
+    mixed = [(p, c.mask) for p, c in zip(probs, composites, strict=True) if is_mixed(c)]
+    mixed_probs, targets = [p for p, _ in mixed], [m for _, m in mixed]
+    threshold, best_f1 = best_threshold(mixed_probs, targets)
+    at_half = segmentation_report(mixed_probs, targets, threshold=0.5)
     real_probs = [p for p, c in zip(probs, composites, strict=True) if c.kind == "pure_real"]
     return {
         "f1_best": float(best_f1), "threshold": float(threshold),

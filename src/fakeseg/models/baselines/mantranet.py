@@ -178,8 +178,11 @@ class ManTraNet(Baseline):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         self.check_size(image)
         adapted = self.adapt(self.trace_features(image))
+        # local variances cancel catastrophically in half precision: keep this part in fp32
+        with torch.autocast(adapted.device.type, enabled=False):
+            sequence = self.zscore_sequence(adapted.float())
         state = None
-        for z in self.zscore_sequence(adapted):
+        for z in sequence:
             state = self.lstm(z, state)
         assert state is not None
         logits = self.decision(state[0])

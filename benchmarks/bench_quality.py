@@ -1,0 +1,71 @@
+"""Quality benchmark: FakeSegment variants and the baselines on one split, one budget.
+
+Uses ``../shared/data/epe_vistas`` when present, else builds the demo dataset. Leave-pairs-out
+split (the run's seed), crops for training, composites of held-out pairs for scoring.
+
+    python benchmarks/bench_quality.py --suite ablation   # targets, adversarial loss, backbones
+    python benchmarks/bench_quality.py --suite baselines  # FakeSegment vs every baseline
+
+Writes ``benchmarks/results/<suite>_<dataset>/metrics.{json,md}`` plus curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from fakeseg.config import TrainConfig
+from fakeseg.evaluation.benchmark import DEFAULT_METHODS, benchmark, method_config
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data" / "epe_vistas"
+
+
+def dataset(choice: str) -> tuple[str, Path]:
+    if choice == "vistas" or (choice == "auto" and SHARED.is_dir()):
+        return "vistas", SHARED
+    from fakeseg.data.demo import build_demo_dataset
+
+    root = HERE / "results" / "demo_data"
+    build_demo_dataset(root, seed=0, progress=False)
+    return "demo", root
+
+
+def suites(base: TrainConfig) -> dict[str, list[tuple[str, TrainConfig]]]:
+    fs = method_config(base, "fakesegment")
+    return {
+        "ablation": [
+            ("mask", fs),
+            ("heatmap", dataclasses.replace(fs, target_mode="heatmap")),
+            ("hybrid", dataclasses.replace(fs, target_mode="hybrid")),
+            ("mask+adv0.1", dataclasses.replace(fs, adv_weight=0.1)),
+            ("mask, random backbone", dataclasses.replace(fs, backbone_weights="random")),
+            ("mask, efficientnet_lite0", dataclasses.replace(fs, backbone="efficientnet_lite0")),
+        ],
+        "baselines": [(m, method_config(base, m)) for m in DEFAULT_METHODS],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=("ablation", "baselines"), default="baselines")
+    parser.add_argument("--data", choices=("auto", "vistas", "demo"), default="auto")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", help="comma-separated entry names to run")
+    args = parser.parse_args()
+    name, root = dataset(args.data)
+    base = TrainConfig(steps=args.steps, steps_per_epoch=50, early_stopping=0, seed=args.seed,
+                       val_fraction=0.25, test_fraction=0.25)
+    entries = suites(base)[args.suite]
+    if args.only:
+        keep = {n.strip() for n in args.only.split(",")}
+        entries = [e for e in entries if e[0] in keep]
+    out = HERE / "results" / f"{args.suite}_{name}"
+    result = benchmark(root, out, entries=entries, progress=True)
+    print(Path(result["files"]["metrics_md"]).read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ split (the run's seed), crops for training, composites of held-out pairs for sco
 
     python benchmarks/bench_quality.py --suite ablation   # targets, adversarial loss, backbones
     python benchmarks/bench_quality.py --suite baselines  # FakeSegment vs every baseline
+    python benchmarks/bench_quality.py --suite all        # both, in one table
 
 Writes ``benchmarks/results/<suite>_<dataset>/metrics.{json,md}`` plus curves.
 """
@@ -34,7 +35,7 @@ def dataset(choice: str) -> tuple[str, Path]:
 
 def suites(base: TrainConfig) -> dict[str, list[tuple[str, TrainConfig]]]:
     fs = method_config(base, "fakesegment")
-    return {
+    found = {
         "ablation": [
             ("mask", fs),
             ("heatmap", dataclasses.replace(fs, target_mode="heatmap")),
@@ -42,14 +43,17 @@ def suites(base: TrainConfig) -> dict[str, list[tuple[str, TrainConfig]]]:
             ("mask+adv0.1", dataclasses.replace(fs, adv_weight=0.1)),
             ("mask, random backbone", dataclasses.replace(fs, backbone_weights="random")),
             ("mask, efficientnet_lite0", dataclasses.replace(fs, backbone="efficientnet_lite0")),
+            ("mask, p_pure_real 0.3", dataclasses.replace(fs, p_pure_real=0.3)),
         ],
         "baselines": [(m, method_config(base, m)) for m in DEFAULT_METHODS],
     }
+    found["all"] = found["ablation"] + found["baselines"][1:]
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", choices=("ablation", "baselines"), default="baselines")
+    parser.add_argument("--suite", choices=("ablation", "baselines", "all"), default="baselines")
     parser.add_argument("--data", choices=("auto", "vistas", "demo"), default="auto")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)

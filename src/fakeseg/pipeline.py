@@ -37,7 +37,9 @@ class DemoResult:
 def demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int = 0,
          progress: bool = True) -> DemoResult:
     from fakeseg.data.demo import build_demo_dataset
+    from fakeseg.evaluation.evaluate import evaluate
     from fakeseg.predict import predict
+    from fakeseg.report import report
     from fakeseg.training.loop import train
 
     out = Path(out)
@@ -51,4 +53,7 @@ def demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int =
     split = load_split(run / "split.json")
     held_out = [str(p.synthetic) for p in index_pairs(data).subset(split.test)]
     predict(run, held_out, predictions, progress=progress)
-    return DemoResult(data, run, predictions, result.best_val)
+    evaluation = evaluate(run, data, out=out / "evaluate", progress=progress)
+    extra = {"evaluation": Path(evaluation["files"]["metrics_md"])}
+    extra["report"] = report([out], out / "report.html")
+    return DemoResult(data, run, predictions, result.best_val, extra)

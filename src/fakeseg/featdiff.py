@@ -1,0 +1,502 @@
+"""Per-layer feature-discrepancy views across backbones (seed 001's evaluation protocol).
+
+For every pair, backbone and tapped layer: the discrepancy map D = mean_c |F(R) − F(S)| (the
+very definition FakeSegment trains on, from :func:`fakeseg.features.target.discrepancy_maps`)
+overlaid on the synthetic image, the MSE between the activations and their SSIM. A grid per
+pair and a table aggregated over pairs make the layers and backbones comparable at a glance.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import logging
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fakeseg.data.pairs import Pair
+from fakeseg.errors import FakesegError
+from fakeseg.features.backbones import FeatureExtractor
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKBONES: tuple[str, ...] = ("ssdlite_mobilenet_v2", "efficientnet_lite0")
+SSIM_MAX_WIN = 7
+MSE_DEFINITION = ("MSE = mean over channels and positions of (F(R) − F(S))², at the layer's "
+                  "native resolution")
+SSIM_DEFINITION = (
+    "SSIM = mean over channels of skimage structural_similarity on each channel's (h, w) map "
+    f"of F(R) vs F(S): uniform window of min({SSIM_MAX_WIN}, largest odd ≤ min(h, w)), "
+    "data_range = max − min of that channel over both maps; channels constant in both maps "
+    "are skipped; maps smaller than 3×3 get no SSIM (null)"
+)
+MAP_DEFINITION = ("D = mean_c |F(R) − F(S)| (FakeSegment's target, one layer), bilinearly "
+                  "upsampled to the image; each overlay is scaled by its own 99th percentile")
+READING = ("Lower MSE and higher SSIM: the backbone sees the synthetic image more like the "
+           "real one. MSE is in each layer's own feature units, so compare it across pairs, not "
+           "across layers or backbones; SSIM is scale-free.")
+RANDOM_WARNING = ("RANDOM WEIGHTS: features of an untrained network; the maps and numbers say "
+                  "nothing about realism")
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def activation_mse(real: np.ndarray, synthetic: np.ndarray) -> float:
+    """Mean over (C, h, w) of (F(R) − F(S))²."""
+    diff = np.asarray(real, np.float64) - np.asarray(synthetic, np.float64)
+    return float(np.mean(diff * diff))
+
+
+@dataclass(frozen=True)
+class SsimResult:
+    """SSIM of two (C, h, w) activations, reduced over channels (see SSIM_DEFINITION)."""
+
+    value: float | None
+    n_channels: int  # channels that entered the mean
+    n_constant: int  # channels skipped because both maps are constant
+    win_size: int | None
+    note: str = ""
+
+
+def ssim_window(height: int, width: int) -> int | None:
+    """min(7, largest odd ≤ min(h, w)); None for maps smaller than 3×3."""
+    side = min(height, width)
+    if side < 3:
+        return None
+    return min(SSIM_MAX_WIN, side if side % 2 else side - 1)
+
+
+def activation_ssim(real: np.ndarray, synthetic: np.ndarray) -> SsimResult:
+    """Per-channel SSIM of (C, h, w) activations, averaged over the non-constant channels."""
+    from skimage.metrics import structural_similarity
+
+    real = np.asarray(real, np.float64)
+    synthetic = np.asarray(synthetic, np.float64)
+    height, width = real.shape[-2:]
+    win = ssim_window(height, width)
+    if win is None:
+        return SsimResult(None, 0, 0, None, f"map {width}x{height} is smaller than 3x3")
+    values: list[float] = []
+    constant = 0
+    for a, b in zip(real, synthetic, strict=True):
+        low, high = min(a.min(), b.min()), max(a.max(), b.max())
+        if high - low <= 0:
+            constant += 1
+            continue
+        values.append(float(structural_similarity(a, b, win_size=win, data_range=high - low)))
+    if not values:
+        return SsimResult(None, 0, constant, win, "every channel is constant in both maps")
+    return SsimResult(float(np.mean(values)), len(values), constant, win)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def resolve_pairs(real: str | Path | None, synthetic: str | Path | None,
+                  pairs_root: str | Path | None = None) -> tuple[list[Pair], list[str]]:
+    """Pairs from two files, two folders (matched by stem) or a dataset root; plus problems."""
+    from fakeseg.data.pairs import REAL_DIR, SYNTHETIC_DIR, _files_by_stem, index_pairs
+
+    if pairs_root is not None:
+        if real is not None or synthetic is not None:
+            raise FakesegError("give either --pairs DATASET or --real and --synthetic, not both")
+        index = index_pairs(pairs_root)
+        return index.pairs, [str(p) for p in index.problems]
+    if real is None or synthetic is None:
+        raise FakesegError("give --real and --synthetic (two files or two folders), or --pairs")
+    real, synthetic = Path(real), Path(synthetic)
+    for path in (real, synthetic):
+        if not path.exists():
+            raise FakesegError(f"{path}: no such file or folder; check the path")
+    if real.is_file() and synthetic.is_file():
+        return [Pair(synthetic.stem, real, synthetic)], []
+    if not (real.is_dir() and synthetic.is_dir()):
+        raise FakesegError(f"{real} and {synthetic}: give two image files or two folders, "
+                           "not one of each")
+    if (real.parent.resolve() == synthetic.parent.resolve() and real.name == REAL_DIR
+            and synthetic.name == SYNTHETIC_DIR):
+        return resolve_pairs(None, None, real.parent)
+    problems: list[Any] = []
+    by_real, by_synthetic = _files_by_stem(real, problems), _files_by_stem(synthetic, problems)
+    texts = [str(p) for p in problems]
+    texts += [f"{by_real[s]}: no synthetic partner in {synthetic}"
+              for s in sorted(set(by_real) - set(by_synthetic))]
+    texts += [f"{by_synthetic[s]}: no real partner in {real}"
+              for s in sorted(set(by_synthetic) - set(by_real))]
+    pairs = [Pair(s, by_real[s], by_synthetic[s]) for s in sorted(set(by_real) & set(by_synthetic))]
+    if not pairs:
+        raise FakesegError(f"{real} and {synthetic} share no file stems; name each pair's files "
+                           "with the same stem")
+    return pairs, texts
+
+
+def fit_long_side(images: Sequence[np.ndarray], max_side: int | None
+                  ) -> tuple[list[np.ndarray], float]:
+    """Downscale images whose long side exceeds ``max_side``; returns them and the factor."""
+    height, width = images[0].shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return list(images), 1.0
+    from skimage.transform import resize
+
+    factor = max_side / max(height, width)
+    shape = (max(round(height * factor), 1), max(round(width * factor), 1), 3)
+    return [resize(im, shape, order=1, anti_aliasing=True).astype(np.float32)
+            for im in images], factor
+
+
+# --------------------------------------------------------------------------- backbones
+
+
+class _Recorder:
+    """Calls an extractor and keeps its activations, so D and the metrics share one pass."""
+
+    def __init__(self, extractor: FeatureExtractor) -> None:
+        self.extractor = extractor
+        self.features: dict[str, torch.Tensor] = {}
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.features = self.extractor(x)
+        return self.features
+
+
+def _layers_for(spec_name: str, layers: Mapping[str, Sequence[str] | str] | None
+                ) -> Sequence[str] | None:
+    from fakeseg.features import get_spec
+
+    wanted = None if layers is None else layers.get(spec_name, layers.get("*"))
+    if wanted is None:
+        return None
+    if wanted == "all" or (not isinstance(wanted, str) and list(wanted) == ["all"]):
+        return get_spec(spec_name).available_layers
+    return wanted  # a list, or a comma-separated string that check_layers splits
+
+
+def build_backbones(names: Sequence[str], weights: str,
+                    layers: Mapping[str, Sequence[str] | str] | None, device: torch.device
+                    ) -> tuple[dict[str, FeatureExtractor], dict[str, dict[str, Any]]]:
+    """Extractors by name, plus a record per backbone (weights tag, or why it was skipped).
+
+    In ``auto`` mode a backbone without weights is skipped with a warning; if none is left,
+    that is an error. Unknown names and layers always raise.
+    """
+    from fakeseg.features import build_backbone, get_spec
+
+    extractors: dict[str, FeatureExtractor] = {}
+    records: dict[str, dict[str, Any]] = {}
+    for raw_name in names:
+        spec = get_spec(raw_name)
+        chosen = spec.check_layers(_layers_for(spec.name, layers))
+        try:
+            extractor = build_backbone(spec.name, weights=weights, layers=chosen)
+        except FakesegError as exc:
+            if weights != "auto":
+                raise
+            log.warning("featdiff: skipping %s: %s", spec.name, exc)
+            records[spec.name] = {"status": "skipped", "reason": str(exc)}
+            continue
+        extractors[spec.name] = extractor.to(device)
+        random = extractor.weights_tag == "random"
+        if random:
+            log.warning("featdiff: %s uses %s", spec.name, RANDOM_WARNING)
+        records[spec.name] = {
+            "status": "ok", "weights_tag": extractor.weights_tag, "random_weights": random,
+            "warning": RANDOM_WARNING if random else None, "layers": list(extractor.layers),
+            "strides": dict(extractor.strides), "channels": dict(extractor.channels),
+            "random_init_layers": [t for t in extractor.layers if not spec.layer(t).pretrained],
+        }
+    if not extractors:
+        reasons = "; ".join(f"{n}: {r['reason']}" for n, r in records.items())
+        raise FakesegError(f"no backbone could be built ({reasons})")
+    return extractors, records
+
+
+# --------------------------------------------------------------------------- one pair
+
+
+@dataclass
+class Cell:
+    """One (backbone, layer) result of one pair."""
+
+    backbone: str
+    layer: str
+    stride: int
+    mse: float
+    ssim: SsimResult
+    map_shape: tuple[int, int]
+    display_scale_p99: float
+    overlay_png: str
+    map_npy: str
+    random_init: bool = False  # a layer no shipped weight file trains (SSDLite extras)
+    image: np.ndarray | None = None  # the overlay, kept only until the grid is drawn
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mse": self.mse, "ssim": self.ssim.value, "ssim_channels": self.ssim.n_channels,
+                "ssim_constant_channels": self.ssim.n_constant, "ssim_win_size": self.ssim.win_size,
+                "ssim_note": self.ssim.note, "stride": self.stride,
+                "map_shape": list(self.map_shape), "display_scale_p99": self.display_scale_p99,
+                "random_init": self.random_init,
+                "overlay_png": self.overlay_png, "map_npy": self.map_npy}
+
+
+def pair_cells(extractors: Mapping[str, FeatureExtractor], real: np.ndarray,
+               synthetic: np.ndarray, out_dir: Path, device: torch.device) -> list[Cell]:
+    """Maps, overlays and metrics of one (already size-matched) pair for every backbone."""
+    from fakeseg.features import get_spec
+    from fakeseg.features.target import discrepancy_maps, heat_map, to_batch
+    from fakeseg.io import write_image, write_npy
+    from fakeseg.viz import overlay
+
+    size = synthetic.shape[:2]
+    real_t, synthetic_t = to_batch(real, device), to_batch(synthetic, device)
+    cells: list[Cell] = []
+    for name, extractor in extractors.items():
+        recorder = _Recorder(extractor)
+        maps = discrepancy_maps(recorder, real_t, synthetic_t)
+        spec = get_spec(name)
+        for layer in extractor.layers:
+            feats = recorder.features[layer].float().cpu().numpy()
+            native = maps[layer].cpu()
+            raw = native[0, 0].numpy()
+            up = heat_map({layer: native}, size)
+            scale = float(np.percentile(up, 99)) or 1.0
+            picture = overlay(synthetic, up / scale)
+            stem = f"{name}__{layer}"
+            cells.append(Cell(
+                backbone=name, layer=layer, stride=extractor.strides[layer],
+                mse=activation_mse(feats[0], feats[1]), ssim=activation_ssim(feats[0], feats[1]),
+                map_shape=(int(raw.shape[0]), int(raw.shape[1])), display_scale_p99=scale,
+                overlay_png=str(write_image(out_dir / f"{stem}.png", picture)),
+                map_npy=str(write_npy(out_dir / f"{stem}.npy", raw.astype(np.float32))),
+                random_init=not spec.layer(layer).pretrained, image=picture,
+            ))
+    return cells
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+
+
+def draw_grid(stem: str, real: np.ndarray, synthetic: np.ndarray, cells: Sequence[Cell],
+              backbones: Sequence[str], tags: Mapping[str, str], path: Path) -> Path:
+    """Inputs on top; below, rows = layers (shallow → deep), columns = backbones."""
+    from matplotlib.figure import Figure
+
+    from fakeseg.io import atomic_path
+
+    columns = {b: [c for c in cells if c.backbone == b] for b in backbones}
+    n_cols, n_rows = len(backbones), max(len(v) for v in columns.values())
+    figure = Figure(figsize=(3.4 * max(n_cols, 2), 3.2 * (n_rows + 1)), layout="constrained")
+    grid = figure.add_gridspec(n_rows + 1, 2 * n_cols)
+    for k, (label, image) in enumerate((("real", real), ("synthetic", synthetic))):
+        ax = figure.add_subplot(grid[0, k * n_cols:(k + 1) * n_cols])
+        ax.imshow(image)
+        ax.set_title(label, fontsize=10)
+        ax.axis("off")
+    for col, backbone in enumerate(backbones):
+        random = tags[backbone] == "random"
+        for row, cell in enumerate(columns[backbone]):
+            ax = figure.add_subplot(grid[row + 1, 2 * col:2 * col + 2])
+            ax.imshow(cell.image)
+            ax.set_title(f"{backbone} · {cell.layer} (stride {cell.stride})"
+                         f"{' · random-init layer' if cell.random_init and not random else ''}"
+                         f"{' · RANDOM WEIGHTS' if random else ''}\n"
+                         f"MSE {_fmt(cell.mse)} · SSIM {_fmt(cell.ssim.value, 3)}", fontsize=8,
+                         color="crimson" if random else "black")
+            ax.axis("off")
+    weights = "weights: " + ", ".join(f"{b} = {tags[b]}" for b in backbones)
+    lines = [f"{stem}: |F(R) − F(S)| per layer, overlaid on the synthetic image",
+             "columns = backbones, rows = layers (shallow → deep); bright = features differ; "
+             "each cell scaled by its own 99th percentile",
+             *textwrap.wrap(weights, int(figure.get_figwidth() * 13))]
+    figure.suptitle("\n".join(lines), fontsize=8)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
+    return path
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    array = np.asarray(values, np.float64)
+    return float(array.mean()), (float(array.std(ddof=1)) if len(array) > 1 else None)
+
+
+def summarize(pairs: Sequence[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]]
+              ) -> list[dict[str, Any]]:
+    """One row per (backbone, layer): MSE and SSIM as mean and std (ddof=1) over pairs."""
+    rows = []
+    for backbone, record in records.items():
+        if record["status"] != "ok":
+            continue
+        for layer in record["layers"]:
+            values = [p["layers"][backbone][layer] for p in pairs]
+            mse_mean, mse_std = _mean_std([v["mse"] for v in values])
+            ssims = [v["ssim"] for v in values if v["ssim"] is not None]
+            ssim_mean, ssim_std = _mean_std(ssims)
+            rows.append({"backbone": backbone, "layer": layer,
+                         "random_init": layer in record["random_init_layers"],
+                         "stride": record["strides"][layer],
+                         "channels": record["channels"][layer],
+                         "weights_tag": record["weights_tag"], "n_pairs": len(values),
+                         "mse_mean": mse_mean, "mse_std": mse_std, "ssim_mean": ssim_mean,
+                         "ssim_std": ssim_std, "ssim_n_pairs": len(ssims)})
+    return rows
+
+
+CSV_COLUMNS = ("backbone", "layer", "stride", "channels", "weights_tag", "random_init",
+               "n_pairs", "mse_mean", "mse_std", "ssim_mean", "ssim_std", "ssim_n_pairs")
+
+
+def rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n",
+                            extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+def _pm(mean: float | None, std: float | None, digits: int) -> str:
+    return _fmt(mean, digits) + ("" if std is None else f" ± {_fmt(std, digits)}")
+
+
+def rows_markdown(rows: Sequence[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]],
+                  n_pairs: int) -> str:
+    lines = [f"# Feature discrepancy per layer ({n_pairs} pair{'s' * (n_pairs != 1)})", ""]
+    for name, record in records.items():
+        if record["status"] != "ok":
+            lines.append(f"- **{name}: skipped** ({record['reason']})")
+        elif record["random_weights"]:
+            lines.append(f"- **{name}: {RANDOM_WARNING}**")
+        else:
+            lines.append(f"- {name}: weights `{record['weights_tag']}`")
+    lines += ["", "| backbone | layer | stride | MSE | SSIM |", "|---|---|---|---|---|"]
+    for row in rows:
+        layer = f"{row['layer']} (random-init)" if row["random_init"] else row["layer"]
+        lines.append(f"| {row['backbone']} | {layer} | {row['stride']} | "
+                     f"{_pm(row['mse_mean'], row['mse_std'], 4)} | "
+                     f"{_pm(row['ssim_mean'], row['ssim_std'], 3)} |")
+    notes = [f"Mean ± std over pairs; – = not defined. {MSE_DEFINITION}. {SSIM_DEFINITION}. "
+             f"{READING}"]
+    if any(row["random_init"] for row in rows):
+        notes.append("(random-init): a layer no shipped weight file trains (SSDLite extra "
+                     "blocks, random-init and frozen): its discrepancy is not learned.")
+    lines += ["", "\n\n".join(notes), ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def featdiff(real: str | Path | None, synthetic: str | Path | None, out: str | Path, *,
+             pairs: str | Path | None = None,
+             backbones: Sequence[str] = DEFAULT_BACKBONES, weights: str = "auto",
+             layers: Mapping[str, Sequence[str] | str] | None = None,
+             allow_resize: bool = False, max_side: int | None = 768, device: str = "auto",
+             progress: bool = True) -> dict[str, Any]:
+    """Per-layer discrepancy maps, MSE and SSIM of each pair under each backbone.
+
+    Inputs: two image files, two folders (pairs match by file stem) or ``pairs=DATASET`` with
+    ``real/`` and ``synthetic/``. ``layers`` maps a backbone name (or ``"*"``) to its taps or
+    ``"all"``; unnamed backbones use their default taps. Writes ``pairs/<stem>/`` maps and
+    overlays, ``grid_<stem>.png``, ``featdiff.csv``, ``featdiff.md`` and ``featdiff.json``
+    under ``out``; returns the JSON payload.
+    """
+    from fakeseg.config import versions
+    from fakeseg.data.pairs import load_pair
+    from fakeseg.io import write_json, write_text
+    from fakeseg.models.fakesegment import resolve_device
+
+    if isinstance(backbones, str):
+        backbones = [b.strip() for b in backbones.split(",") if b.strip()]
+    if not backbones:
+        raise FakesegError("no backbones given; name at least one (see 'fakeseg weights')")
+    if max_side is not None and max_side < 32:
+        raise FakesegError(f"max_side {max_side} is too small; use at least 32 (or None)")
+    out = Path(out)
+    torch_device = resolve_device(device)
+    pair_list, problems = resolve_pairs(real, synthetic, pairs)
+    extractors, records = build_backbones(backbones, weights, layers, torch_device)
+    tags = {name: r["weights_tag"] for name, r in records.items() if r["status"] == "ok"}
+    done: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for pair in tqdm(pair_list, desc="featdiff", unit="pair", disable=not progress):
+        try:
+            loaded = load_pair(pair, allow_resize=allow_resize)
+            (real_im, synthetic_im), factor = fit_long_side([loaded.real, loaded.synthetic],
+                                                            max_side)
+            cells = pair_cells(extractors, real_im, synthetic_im, out / "pairs" / pair.stem,
+                               torch_device)
+        except FakesegError as exc:
+            log.warning("featdiff: skipped pair %s: %s", pair.stem, exc)
+            skipped.append({"stem": pair.stem, "reason": str(exc)})
+            continue
+        grid = draw_grid(pair.stem, real_im, synthetic_im, cells, list(extractors), tags,
+                         out / f"grid_{pair.stem}.png")
+        height, width = loaded.synthetic.shape[:2]
+        done.append({
+            "stem": pair.stem, "real": str(pair.real), "synthetic": str(pair.synthetic),
+            "size": [width, height], "processed_size": [synthetic_im.shape[1],
+                                                        synthetic_im.shape[0]],
+            "downscale_factor": factor, "grid": str(grid),
+            "layers": {b: {c.layer: c.to_json() for c in cells if c.backbone == b}
+                       for b in extractors},
+        })
+    if not done:
+        first = skipped[0]["reason"] if skipped else "no pairs"
+        raise FakesegError(f"no pair could be processed (first problem: {first})")
+    rows = summarize(done, records)
+    files = {"csv": write_text(out / "featdiff.csv", rows_csv(rows)),
+             "markdown": write_text(out / "featdiff.md", rows_markdown(rows, records, len(done)))}
+    payload: dict[str, Any] = {
+        "title": "feature discrepancy per layer",
+        "config": {"real": None if real is None else str(real),
+                   "synthetic": None if synthetic is None else str(synthetic),
+                   "pairs": None if pairs is None else str(pairs), "backbones": list(backbones),
+                   "weights": weights,
+                   "layers": {b: r["layers"] for b, r in records.items() if r["status"] == "ok"},
+                   "allow_resize": allow_resize, "max_side": max_side,
+                   "device": str(torch_device)},
+        "definitions": {"map": MAP_DEFINITION, "mse": MSE_DEFINITION, "ssim": SSIM_DEFINITION,
+                        "reading": READING,
+                        "aggregate": "mean and sample std (ddof=1) over pairs; std null for "
+                                     "one pair; SSIM over the pairs where it is defined"},
+        "backbones": records,
+        "weights_tags": tags,
+        "random_weights": sorted(b for b, r in records.items() if r.get("random_weights")),
+        "versions": versions(),
+        "summary": rows,
+        "pairs": done,
+        "skipped_pairs": skipped,
+        "input_problems": problems,
+        "files": {"csv": str(files["csv"]), "markdown": str(files["markdown"]),
+                  "grids": [p["grid"] for p in done]},
+    }
+    payload["files"]["json"] = str(out / "featdiff.json")
+    write_json(out / "featdiff.json", payload)
+    return payload
+
+
+__all__ = [
+    "DEFAULT_BACKBONES",
+    "SsimResult",
+    "activation_mse",
+    "activation_ssim",
+    "featdiff",
+    "resolve_pairs",
+    "ssim_window",
+]

@@ -47,7 +47,8 @@ def suites(base: TrainConfig) -> dict[str, list[tuple[str, TrainConfig]]]:
         ],
         "baselines": [(m, method_config(base, m)) for m in DEFAULT_METHODS],
     }
-    found["all"] = found["ablation"] + found["baselines"][1:]
+    ablation, baselines = found["ablation"], found["baselines"]
+    found["all"] = ablation[:3] + baselines[1:] + ablation[3:]  # targets, baselines, the rest
     return found
 
 

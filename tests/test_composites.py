@@ -65,3 +65,17 @@ def test_reencoding_treats_both_sources_alike() -> None:
     comp = make_composite(image, image, rng, kind="blobs", reencode_quality=70)
     assert not np.allclose(comp.image, image)  # JPEG changed it
     assert feather(comp.mask, 0).dtype == np.float32
+
+
+def test_pair_mask_limits_the_ground_truth_to_where_the_pair_differs() -> None:
+    real = np.zeros((32, 32, 3), np.float32)
+    synthetic = real.copy()
+    differs = np.zeros((32, 32), bool)
+    differs[:, :16] = True
+    synthetic[differs] = 1.0
+    comp = make_composite(real, synthetic, np.random.default_rng(3), kind="blobs",
+                          blend_sigma=0, pair_mask=differs)
+    assert comp.mask.any() and not comp.mask[:, 16:].any()
+    pure = make_composite(real, synthetic, np.random.default_rng(3), kind="pure_synthetic",
+                          pair_mask=differs)
+    np.testing.assert_array_equal(pure.mask, differs)

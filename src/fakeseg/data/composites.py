@@ -113,11 +113,14 @@ class Composite:
 def make_composite(real: np.ndarray, synthetic: np.ndarray, rng: np.random.Generator, *,
                    kind: str, label_map: np.ndarray | None = None,
                    coverage: tuple[float, float] = (0.2, 0.6), blend_sigma: float = 2.0,
-                   reencode_quality: int | None = None) -> Composite:
+                   reencode_quality: int | None = None,
+                   pair_mask: np.ndarray | None = None) -> Composite:
     """One composite of a pair. ``kind`` may also be ``pure_real`` or ``pure_synthetic``.
 
     With ``reencode_quality`` both sources go through the same JPEG re-encoding first, so a
     difference in compression between the real and synthetic files cannot give the answer away.
+    ``pair_mask`` marks where the pair's synthetic image differs at all (a dataset's
+    ``masks/``); the ground truth is then the mixing mask intersected with it.
     """
     if real.shape != synthetic.shape:
         raise FakesegError(f"composite needs equal sizes, got {real.shape} and {synthetic.shape}")
@@ -125,13 +128,14 @@ def make_composite(real: np.ndarray, synthetic: np.ndarray, rng: np.random.Gener
         real, synthetic = jpeg_roundtrip(real, reencode_quality), jpeg_roundtrip(
             synthetic, reencode_quality)
     height, width = real.shape[:2]
+    differs = np.ones((height, width), bool) if pair_mask is None else pair_mask.astype(bool)
     if kind == "pure_real":
         return Composite(real.astype(np.float32), np.zeros((height, width), bool), kind)
     if kind == "pure_synthetic":
-        return Composite(synthetic.astype(np.float32), np.ones((height, width), bool), kind)
+        return Composite(synthetic.astype(np.float32), differs.copy(), kind)
     mask = draw_mask(kind, height, width, rng, label_map=label_map, coverage=coverage)
     image = blend(real, synthetic, feather(mask, blend_sigma)).astype(np.float32)
-    return Composite(image, mask, kind)
+    return Composite(image, mask & differs, kind)
 
 
 @dataclass
@@ -168,8 +172,8 @@ def composite_set(pairs: Sequence[LoadedPair], *, seed: int, kinds: Sequence[str
     rng = np.random.default_rng(seed)
     items: list[CompositeItem] = []
     for pair in pairs:
-        real, synthetic, label_map = (_center(a, max_side) for a in (pair.real, pair.synthetic,
-                                                                      pair.label))
+        real, synthetic, label_map, pair_mask = (
+            _center(a, max_side) for a in (pair.real, pair.synthetic, pair.label, pair.mask))
         names = [kinds[i % len(kinds)] for i in range(per_pair)]
         if include_pure:
             names += ["pure_real", "pure_synthetic"]
@@ -178,7 +182,7 @@ def composite_set(pairs: Sequence[LoadedPair], *, seed: int, kinds: Sequence[str
                 kind = "blobs"
             comp = make_composite(real, synthetic, rng, kind=kind, label_map=label_map,
                                   coverage=coverage, blend_sigma=blend_sigma,
-                                  reencode_quality=reencode_quality)
+                                  reencode_quality=reencode_quality, pair_mask=pair_mask)
             shown_real = real if reencode_quality is None else jpeg_roundtrip(
                 real, reencode_quality)
             items.append(CompositeItem(f"{pair.stem}__{index}_{kind}", pair.stem, kind,

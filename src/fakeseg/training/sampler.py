@@ -62,15 +62,16 @@ class CompositeSampler:
         synthetic = _crop(pair.synthetic, top, left, size)
         label_map = _crop(pair.label, top, left, size)
         heat_crop = _crop(heat, top, left, size)
+        pair_mask = _crop(pair.mask, top, left, size)
         if rng.random() < 0.5:  # horizontal flip
             real, synthetic = real[:, ::-1], synthetic[:, ::-1]
-            label_map = None if label_map is None else label_map[:, ::-1]
-            heat_crop = None if heat_crop is None else heat_crop[:, ::-1]
+            label_map, heat_crop, pair_mask = (None if a is None else a[:, ::-1]
+                                               for a in (label_map, heat_crop, pair_mask))
         quality = int(rng.integers(60, 96)) if rng.random() < cfg.p_reencode else None
         kind = choose_kind(rng, cfg, label_map is not None)
         comp = make_composite(real, synthetic, rng, kind=kind, label_map=label_map,
                               coverage=cfg.coverage, blend_sigma=cfg.blend_sigma,
-                              reencode_quality=quality)
+                              reencode_quality=quality, pair_mask=pair_mask)
         return comp, label_from(comp.mask, heat_crop, cfg.target_mode)
 
     def batch(self, rng: np.random.Generator) -> Batch:

@@ -44,6 +44,7 @@ def suites(base: TrainConfig) -> dict[str, list[tuple[str, TrainConfig]]]:
             ("mask, random backbone", dataclasses.replace(fs, backbone_weights="random")),
             ("mask, efficientnet_lite0", dataclasses.replace(fs, backbone="efficientnet_lite0")),
             ("mask, p_pure_real 0.3", dataclasses.replace(fs, p_pure_real=0.3)),
+            ("mask, work_stride 8", dataclasses.replace(fs, work_stride=8)),
         ],
         "baselines": [(m, method_config(base, m)) for m in DEFAULT_METHODS],
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,9 +50,11 @@ def write_heatmap_files(out: Path, name: str, image: np.ndarray,
     """``name_heat.png`` (16-bit), ``name_heat.npy`` and ``name_overlay.png``."""
     files = {
         "heat_png": write_image(out / f"{name}_heat.png",
-                                (np.clip(heat, 0, 1) * 65535 + 0.5).astype(np.uint16)),
+                                (np.clip(heat, 0, 1) * 65535 + 0.5).astype(np.uint16),
+                                compress_level=1),
         "heat_npy": write_npy(out / f"{name}_heat.npy", heat.astype(np.float32)),
-        "overlay": write_image(out / f"{name}_overlay.png", overlay(image, heat)),
+        "overlay": write_image(out / f"{name}_overlay.png", overlay(image, heat),
+                               compress_level=1),
     }
     return {key: str(path) for key, path in files.items()}
 
@@ -73,20 +76,30 @@ def predict(model: str | Path | FakeSegment, inputs: list[str] | list[Path], out
     log_path = out / "results.jsonl"
     names = _unique_names(paths)
     pending: list[tuple[Path, str, np.ndarray]] = []
+    writing: list[tuple[dict[str, object], Future[dict[str, str]]]] = []
+    # files are encoded on a writer thread while the next batch runs through the model
     with open(log_path, "w") as log, tqdm(total=len(paths), desc="predict",
-                                          disable=not progress) as bar:
-        def flush() -> None:
-            batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for _, _, a in pending])
-            probs = fakeseg_model.predict_tensor(batch)
-            for (path, name, array), prob in zip(pending, probs, strict=True):
-                heat = HeatMap(prob[0].numpy(), fakeseg_model.threshold)
-                row = {"image": str(path), "name": name, **heat.summary(),
-                       **write_heatmap_files(out, name, array, heat.probability)}
+                                          disable=not progress) as bar, \
+            ThreadPoolExecutor(max_workers=1) as writer:
+        def finish_writes() -> None:
+            for row, future in writing:
+                row.update(future.result())
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 summary.rows.append(row)
                 summary.n_done += 1
-            bar.update(len(pending))
+            bar.update(len(writing))
+            writing.clear()
+
+        def flush() -> None:
+            batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for _, _, a in pending])
+            probs = fakeseg_model.predict_tensor(batch)
+            finish_writes()
+            for (path, name, array), prob in zip(pending, probs, strict=True):
+                heat = HeatMap(prob[0].numpy(), fakeseg_model.threshold)
+                row = {"image": str(path), "name": name, **heat.summary()}
+                writing.append((row, writer.submit(write_heatmap_files, out, name, array,
+                                                   heat.probability)))
             pending.clear()
 
         for path, name in zip(paths, names, strict=True):
@@ -102,6 +115,7 @@ def predict(model: str | Path | FakeSegment, inputs: list[str] | list[Path], out
             pending.append((path, name, array))
         if pending:
             flush()
+        finish_writes()
     _write_tables(out, summary, fakeseg_model)
     return summary
 

@@ -18,6 +18,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fakeseg.cli.data_commands",
     "fakeseg.cli.model_commands",
     "fakeseg.cli.eval_commands",
+    "fakeseg.cli.view_commands",
+    "fakeseg.cli.spectral_commands",
+    "fakeseg.cli.classify_commands",
 )
 
 

@@ -25,11 +25,9 @@ from fakeseg.data.pairs import LoadedPair
 from fakeseg.errors import FakesegError
 from fakeseg.evaluation import metrics as M
 from fakeseg.io import write_image, write_json
+from fakeseg.models.fakesegment import DECISION_COVERAGE
 
 Scorer = Callable[[CompositeItem], np.ndarray]
-#: Image-level decision (the MediaEval seed's Task B rule): synthetic when ≥ 1 % of its
-#: pixels are flagged; the image score is that flagged fraction.
-COVERAGE_RULE = 0.01
 
 
 @dataclass
@@ -174,7 +172,7 @@ def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
         name=name, threshold=float(threshold), threshold_source=source, overall=overall,
         per_class=per_class, per_kind=per_kind,
         image_level=M.image_report(np.array(image_scores), np.array(image_labels),
-                                   threshold=COVERAGE_RULE),
+                                   threshold=DECISION_COVERAGE),
         fp_real=M.false_positive_fraction(real_probs, threshold) if real_probs else None,
         oracle_f1_per_image=M.oracle_f1_per_image(mixed_probs, mixed_masks) if mixed else 0.0,
         seconds=seconds,

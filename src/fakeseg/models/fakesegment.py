@@ -22,6 +22,9 @@ from fakeseg.errors import FakesegError
 from fakeseg.models.checkpoint import load_checkpoint, load_into, save_checkpoint
 
 MIN_SIDE = 8
+#: Image-level decision from a heat map (the MediaEval seed's Task B rule): an image is called
+#: synthetic when at least this share of its pixels is flagged. A documented guess, not fitted.
+DECISION_COVERAGE = 0.05
 ENCODER_DEPTH = 4
 
 

@@ -1,0 +1,227 @@
+"""``fakeseg classify train|eval|predict`` and ``fakeseg experiment composition``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+# register() stays free of torch imports (fakeseg --help must be instant): defaults that live
+# in fakeseg.classify are applied there when an option is left out (None).
+
+
+def _training_options(parser: argparse.ArgumentParser, *, size: int, epochs: int) -> None:
+    parser.add_argument("--backbone", default="mobilenet_v2",
+                        help="mobilenet_v2 | efficientnet_lite0 (package-shipped weights) | "
+                             "efficientnet_b0 | densenet121 (torchvision cache or file) | "
+                             "tiny_cnn (random only)")
+    parser.add_argument("--backbone-weights", default="auto",
+                        help="auto | imagenet | random | PATH")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--size", type=int, default=size, help=f"input side (default {size})")
+    parser.add_argument("--fit", choices=("crop", "resize"), default="crop",
+                        help="crop (random in training, central otherwise; keeps the "
+                             "high-frequency traces) or resize the whole image")
+    parser.add_argument("--augment", default=None,
+                        help="comma list of flip, rotate, jitter, blur, jpeg, or none "
+                             "(default flip,rotate,jitter)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+
+
+_PATTERN_HELP = ("regex on file stems whose first group names the generator (default "
+                 "'^\\d+_(.+)_(?:real|fake)$' for N_GENERATOR_real.jpg; '' for none)")
+
+
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    classify = subparsers.add_parser("classify", parents=[common],
+                                     help="image-level real-vs-synthetic detection")
+    actions = classify.add_subparsers(dest="classify_command", metavar="ACTION",
+                                      parser_class=type(classify))
+    actions.required = True
+
+    train = actions.add_parser(
+        "train", parents=[common], help="train a real-vs-synthetic classifier",
+        description="Fine-tunes an ImageNet trunk with one logit on DATA (real/ + synthetic/ "
+                    "or fake/, or a CSV of path,label[,source]) with class-balanced sampling; "
+                    "the best validation balanced accuracy goes to RUN/best.",
+    )
+    train.add_argument("data", help="folder with real/ and synthetic/ (or fake/), or a CSV")
+    train.add_argument("--out", required=True, help="run folder")
+    _training_options(train, size=224, epochs=5)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--val-fraction", type=float, default=0.2)
+    train.add_argument("--source-pattern", default=None, help=_PATTERN_HELP)
+    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.add_argument("--resume", action="store_true", help="continue RUN from RUN/last")
+    train.set_defaults(handler=_train)
+
+    evaluate = actions.add_parser(
+        "eval", parents=[common], help="detection metrics on labelled images",
+        description="Accuracy, precision, recall, F1, ROC AUC, AP, balanced accuracy and EER, "
+                    "overall and per source; writes metrics.json, metrics.md and "
+                    "predictions.csv. With --scorer heatmap the score is the flagged-pixel "
+                    "fraction of a FakeSegment heat map (give its run as RUN or --model).",
+    )
+    evaluate.add_argument("run", metavar="RUN",
+                          help="the scorer's run folder (a classifier run, or a FakeSegment "
+                               "run with --scorer heatmap); leave it out when --model gives it")
+    evaluate.add_argument("data", nargs="?", metavar="DATA",
+                          help="labelled data: real/ + synthetic/ (or fake/), or a CSV")
+    evaluate.add_argument("--out", required=True, help="output folder")
+    evaluate.add_argument("--scorer", choices=("model", "heatmap"), default="model")
+    evaluate.add_argument("--model", help="the run folder (instead of the first positional)")
+    evaluate.add_argument("--threshold", type=float, default=None,
+                          help="decision threshold (default 0.5; heatmap: 0.05 of pixels)")
+    evaluate.add_argument("--source-pattern", default=None, help=_PATTERN_HELP)
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(handler=_eval)
+
+    predict = actions.add_parser(
+        "predict", parents=[common], help="probability synthetic per image",
+        description="Writes OUT/predictions.csv with image, probability_synthetic.",
+    )
+    predict.add_argument("run", help="classifier run folder")
+    predict.add_argument("images", nargs="+", help="image files, folders or globs")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--batch-size", type=int, default=16)
+    predict.add_argument("--device", default="auto")
+    predict.set_defaults(handler=_predict)
+
+    experiment = subparsers.add_parser("experiment", parents=[common],
+                                       help="experiments from the seed papers")
+    kinds = experiment.add_subparsers(dest="experiment_command", metavar="EXPERIMENT",
+                                      parser_class=type(experiment))
+    kinds.required = True
+    comp = kinds.add_parser(
+        "composition", parents=[common],
+        help="train on real / synthetic / mixed class compositions, test on real",
+        description="Wimmer et al.'s Table 2: a class-A-vs-class-B classifier trained on "
+                    "real/real, synthetic/real and synthetic/synthetic images, tested on "
+                    "held-out real images of both classes over several seeds; writes "
+                    "results.md (mean (std) per-class and balanced accuracy) and results.json.",
+    )
+    comp.add_argument("--a-real", required=True, help="real images of class A")
+    comp.add_argument("--a-synthetic", required=True, help="synthetic images of class A")
+    comp.add_argument("--b-real", required=True, help="real images of class B")
+    comp.add_argument("--b-synthetic", required=True, help="synthetic images of class B")
+    comp.add_argument("--out", required=True, help="output folder")
+    comp.add_argument("--seeds", type=int, default=3, help="runs per composition (default 3)")
+    comp.add_argument("--names", default="A,B", help="the two class names (default A,B)")
+    comp.add_argument("--compositions", default="real/real,synthetic/real,synthetic/synthetic",
+                      help="comma list of X/Y (training source of A / of B)")
+    comp.add_argument("--test-fraction", type=float, default=0.3,
+                      help="share of each class's real images held out for testing")
+    _training_options(comp, size=128, epochs=3)
+    comp.set_defaults(handler=_composition)
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def _augment(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        from fakeseg.classify import DEFAULT_AUGMENT
+
+        return DEFAULT_AUGMENT
+    return tuple(part.strip() for part in text.split(",") if part.strip()) or ("none",)
+
+
+def _pattern(text: str | None) -> str | None:
+    """None: the default pattern; an empty string: no sources from file names."""
+    if text is None:
+        from fakeseg.classify import DEFAULT_SOURCE_PATTERN
+
+        return DEFAULT_SOURCE_PATTERN
+    return text or None
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from fakeseg.classify import classify_train
+
+    result = classify_train(
+        args.data, args.out, backbone=args.backbone, weights=args.backbone_weights,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, size=args.size,
+        fit=args.fit, seed=args.seed, augment=_augment(args.augment),
+        val_fraction=args.val_fraction, source_pattern=_pattern(args.source_pattern),
+        device=args.device, threads=args.threads, resume=args.resume, progress=_progress())
+    val = result["val"]
+    print(f"best checkpoint: {result['best']} (epoch {result['best_epoch']}, "
+          f"{result['backbone']} {result['weights_tag']}, {result['n_train']} train / "
+          f"{result['n_val']} validation images)")
+    if val:
+        print(f"validation: balanced accuracy {_fmt(val['balanced_accuracy'])}, "
+              f"ROC AUC {_fmt(val['roc_auc'])}, F1 {_fmt(val['f1'])}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from fakeseg.classify import classify_eval
+    from fakeseg.errors import FakesegError
+
+    if args.model:
+        if args.data is not None:
+            raise FakesegError("with --model RUN give only DATA as a positional argument")
+        run, data = args.model, args.run
+    elif args.data is not None:
+        run, data = args.run, args.data
+    else:
+        raise FakesegError("give RUN and DATA (or DATA with --model RUN)")
+    result = classify_eval(run, data, args.out, scorer=args.scorer, threshold=args.threshold,
+                           source_pattern=_pattern(args.source_pattern),
+                           batch_size=args.batch_size, device=args.device, progress=_progress())
+    overall = result["overall"]
+    print(f"metrics: {args.out}/metrics.json, {args.out}/metrics.md")
+    print(f"{result['n']} images, {args.scorer} scorer: ROC AUC {_fmt(overall['roc_auc'])}, "
+          f"AP {_fmt(overall['average_precision'])}, balanced accuracy "
+          f"{_fmt(overall['balanced_accuracy'])}, F1 {_fmt(overall['f1'])} at "
+          f"{result['score']} ≥ {result['threshold']:g}")
+    for source, report in (result["per_source"] or {}).items():
+        if source != "all":
+            print(f"  {source}: n {report['n']}, ROC AUC {_fmt(report['roc_auc'])}, "
+                  f"balanced accuracy {_fmt(report['balanced_accuracy'])}")
+    if result["n_seen_in_training"]:
+        print(f"fakeseg: warning: {result['n_seen_in_training']} of these images were used in "
+              "training or validation", file=sys.stderr)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from fakeseg.classify import classify_predict
+
+    result = classify_predict(args.run, args.images, args.out, batch_size=args.batch_size,
+                              device=args.device, progress=_progress())
+    print(f"{result['n']} predictions in {result['csv']} ({result['n_flagged']} at or above "
+          f"{result['threshold']:g})")
+    return 0
+
+
+def _composition(args: argparse.Namespace) -> int:
+    from fakeseg.classify import experiment_composition
+    from fakeseg.errors import FakesegError
+
+    names = tuple(part.strip() for part in args.names.split(","))
+    if len(names) != 2 or not all(names) or names[0] == names[1]:
+        raise FakesegError(f"--names needs two different names, e.g. AUTH,VOID; got "
+                           f"'{args.names}'")
+    result = experiment_composition(
+        args.a_real, args.a_synthetic, args.b_real, args.b_synthetic, args.out,
+        seeds=args.seeds, class_names=(names[0], names[1]),
+        compositions=[c for c in args.compositions.split(",") if c.strip()],
+        test_fraction=args.test_fraction, backbone=args.backbone,
+        weights=args.backbone_weights, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, size=args.size, fit=args.fit, augment=_augment(args.augment),
+        device=args.device, progress=_progress())
+    print(f"results: {result['markdown']} (and results.json)")
+    for row in result["rows"]:
+        bal = row["balanced_accuracy"]
+        print(f"  {row['composition']}: balanced accuracy "
+              f"{_fmt(bal['mean'])} ± {_fmt(bal['std'])}")
+    return 0

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from fakeseg.config import versions
 from fakeseg.errors import DataError, FakesegError
+from fakeseg.evaluation.evaluate import fmt
 from fakeseg.evaluation.metrics import grouped_image_report, image_report
 from fakeseg.io import (
     expand_inputs,
@@ -626,14 +627,6 @@ def heatmap_scores(fakesegment_run: str | Path | Any, images: Sequence[str | Pat
                                    leave=False)], dtype=np.float64)
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 _METRIC_COLUMNS = (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"),
                    ("f1", "F1"), ("roc_auc", "ROC AUC"), ("average_precision", "AP"),
                    ("balanced_accuracy", "balanced acc."), ("eer", "EER"))
@@ -645,7 +638,7 @@ def metrics_table(reports: dict[str, dict[str, Any]], first: str = "group") -> s
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, report in reports.items():
         cells = [name, str(report["n"]), str(report["n_positive"]),
-                 *(_fmt(report.get(key)) for key, _ in _METRIC_COLUMNS)]
+                 *(fmt(report.get(key)) for key, _ in _METRIC_COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

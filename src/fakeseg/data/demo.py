@@ -22,7 +22,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from fakeseg.data.pairs import LABELS_DIR, MASKS_DIR, REAL_DIR, SYNTHETIC_DIR
+from fakeseg.data.pairs import CLASSES_JSON, LABELS_DIR, MASKS_DIR, REAL_DIR, SYNTHETIC_DIR
 from fakeseg.errors import FakesegError
 from fakeseg.io import read_image, to_uint8, write_image, write_json
 
@@ -505,6 +505,7 @@ def build_demo_dataset(out: str | Path, *, seed: int = 0, size: int = 192, varia
         "classes_note": "colour clusters of the real photo sorted by brightness, not objects",
         "families": families, "sources": sources, "pairs": records,
     }
+    write_json(out / "labels" / CLASSES_JSON, manifest["classes"])
     write_json(out / DEMO_JSON, manifest)
     return DemoSummary(root=out, n_pairs=len(records), families=families, seed=int(seed))
 

@@ -25,6 +25,19 @@ from fakeseg.io import (
 )
 
 REAL_DIR, SYNTHETIC_DIR, LABELS_DIR, MASKS_DIR = "real", "synthetic", "labels", "masks"
+CLASSES_JSON = "classes.json"  # optional, in labels/: {"0": "road", "1": "sky", ...}
+
+
+def class_names(root: str | Path) -> dict[int, str]:
+    """Names of the label ids from ``labels/classes.json``; empty when there is none."""
+    path = Path(root) / LABELS_DIR / CLASSES_JSON
+    if not path.exists():
+        return {}
+    try:
+        return {int(k): str(v) for k, v in json.loads(path.read_text()).items()}
+    except (ValueError, AttributeError) as exc:
+        raise DataError(f"{path}: expected a JSON object of id: name ({exc}); fix or remove "
+                        "it") from exc
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,7 @@ class PairIndex:
 def _files_by_stem(folder: Path, problems: list[Problem]) -> dict[str, Path]:
     by_stem: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.is_dir():
+        if path.name.startswith(".") or path.is_dir() or path.name == CLASSES_JSON:
             continue
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             problems.append(Problem(path, f"unknown extension '{path.suffix}'; "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fakeseg.config import TrainConfig, to_dict
-from fakeseg.data.pairs import index_pairs, load_pair, load_split
+from fakeseg.data.pairs import class_names, index_pairs, load_pair, load_split
 from fakeseg.errors import FakesegError
 from fakeseg.evaluation.evaluate import SECTION_TITLES, trivial_rows, write_results
 from fakeseg.evaluation.protocol import (
@@ -99,22 +99,24 @@ def benchmark(data: str | Path, out: str | Path, *,
     if oracle:
         fs = next((m for _, m, _, _ in trained if hasattr(m.net, "extractor")), None)
         oracle_extractor = fs.net.extractor if fs is not None else None
+    names = class_names(data)
     sections: dict[str, list[MethodScores]] = {}
     for set_name, parts in sets.items():
         save_items(parts["test"], out / "composites" / set_name)
         rows = []
         for name, model, seconds, n_params in trained:
-            row = score_items(name, model_scorer(model), parts["val"], parts["test"])
+            row = score_items(name, model_scorer(model), parts["val"], parts["test"],
+                              class_names=names)
             row.extra.update(params=n_params, train_s=round(seconds, 1))
             rows.append(row)
         if oracle_extractor is not None:
             scales = fit_oracle_scales(oracle_extractor, parts["val"])
             row = score_items("featdiff_oracle (needs pair)",
                               oracle_scorer(oracle_extractor, scales), parts["val"],
-                              parts["test"])
+                              parts["test"], class_names=names)
             row.extra.update(params=0, train_s=0.0)
             rows.append(row)
-        rows += trivial_rows(parts["test"])
+        rows += trivial_rows(parts["test"], names)
         sections[SECTION_TITLES[set_name]] = rows
     meta = {
         "title": f"fakeseg benchmark on {data}", "mode": "benchmark", "data": str(data),

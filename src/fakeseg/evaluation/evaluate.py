@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 
 from fakeseg.config import versions
 from fakeseg.data.composites import CompositeItem
-from fakeseg.data.pairs import index_pairs, load_pair
+from fakeseg.data.pairs import class_names, index_pairs, load_pair
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.protocol import (
     MethodScores,
@@ -47,10 +47,11 @@ SECTION_TITLES = {"controlled": "composites, with shortcut controls",
                   "raw": "composites, no controls (hard edges, files as stored)"}
 
 
-def trivial_rows(test: Sequence[CompositeItem]) -> list[MethodScores]:
+def trivial_rows(test: Sequence[CompositeItem],
+                 class_names: dict[int, str] | None = None) -> list[MethodScores]:
     """The floors every table carries: answering "all synthetic" or "all real"."""
-    return [score_items(label, constant_scorer(value), [], test, threshold=0.5)
-            for label, value in TRIVIAL]
+    return [score_items(label, constant_scorer(value), [], test, threshold=0.5,
+                        class_names=class_names) for label, value in TRIVIAL]
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -204,8 +205,8 @@ def _paired(segmenter: Any, data: Path, out: Path, protocol: ProtocolConfig,
     for name, parts in sets.items():
         save_items(parts["test"], out / "composites" / name)
         results = [score_items("model", model_scorer(segmenter), parts["val"], parts["test"],
-                               threshold=threshold)]
-        results += trivial_rows(parts["test"])
+                               threshold=threshold, class_names=class_names(data))]
+        results += trivial_rows(parts["test"], class_names(data))
         sections[SECTION_TITLES[name]] = results
     meta = {"title": f"fakeseg evaluation of {data}", "mode": "paired", "data": str(data),
             "protocol": asdict(protocol), "split_note": note, "val_pairs": val_stems,

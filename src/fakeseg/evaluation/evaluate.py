@@ -133,9 +133,10 @@ def write_results(out: Path, sections: dict[str, list[MethodScores]], meta: dict
     markdown = [f"# {meta.get('title', 'fakeseg evaluation')}\n"]
     for section, results in sections.items():
         markdown += [f"## {section}\n", markdown_table(results, extra_columns)]
-        files[f"curves_{section}"] = plot_curves(results, out / f"curves_{section}.png", section)
-        files[f"dice_{section}"] = plot_dice_histogram(results, out / f"dice_hist_{section}.png",
-                                                      section)
+        slug = re.sub(r"[^a-z0-9]+", "_", section.lower()).strip("_")
+        files[f"curves_{slug}"] = plot_curves(results, out / f"curves_{slug}.png", section)
+        files[f"dice_{slug}"] = plot_dice_histogram(results, out / f"dice_hist_{slug}.png",
+                                                   section)
     payload = {**meta, "versions": versions(),
                "results": {s: [r.row() for r in rs] for s, rs in sections.items()}}
     files["metrics_json"] = write_json(out / "metrics.json", payload)

@@ -92,6 +92,9 @@ def markdown_table(results: Sequence[MethodScores], extra_columns: Sequence[str]
 
 def plot_curves(results: Sequence[MethodScores], path: Path, title: str) -> Path:
     fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.2))
+    colours = plt.get_cmap("tab20").colors
+    for ax in (roc, pr):  # distinct colours for up to 20 methods
+        ax.set_prop_cycle(color=colours[::2] + colours[1::2])
     for r in results:
         curves = r.curves
         if not curves or len(curves.get("fpr", [])) == 0:

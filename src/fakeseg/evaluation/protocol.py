@@ -70,12 +70,19 @@ def save_items(items: Sequence[CompositeItem], folder: Path) -> None:
 
 # ----------------------------------------------------------------------------- scorers
 
+def probability_scorer(prob_fn: Callable[[torch.Tensor], torch.Tensor]) -> Scorer:
+    """Wrap ``(1, 3, H, W) → (1, 1, H, W)`` probabilities as a scorer of composite items."""
+    from fakeseg.features.target import to_batch
+
+    @torch.no_grad()
+    def score(item: CompositeItem) -> np.ndarray:
+        return prob_fn(to_batch(item.image))[0, 0].float().cpu().numpy()
+    return score
+
+
 def model_scorer(model: Any) -> Scorer:
     """Any loaded segmenter with ``predict_tensor`` (FakeSegment or a baseline)."""
-    def score(item: CompositeItem) -> np.ndarray:
-        image = torch.from_numpy(np.ascontiguousarray(item.image.transpose(2, 0, 1)))[None]
-        return model.predict_tensor(image)[0, 0].numpy()
-    return score
+    return probability_scorer(model.predict_tensor)
 
 
 def constant_scorer(value: float) -> Scorer:

@@ -16,7 +16,6 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,8 @@ from fakeseg.data.pairs import (
     save_split,
 )
 from fakeseg.errors import FakesegError
+from fakeseg.evaluation.metrics import best_threshold, false_positive_fraction, segmentation_report
+from fakeseg.evaluation.protocol import is_mixed, probability_scorer
 from fakeseg.features.target import TargetCache, cache_key, fit_scales, heat_map, pair_layer_maps
 from fakeseg.io import write_json, write_text
 from fakeseg.models.checkpoint import (
@@ -65,7 +66,6 @@ class PreparedData:
     val: list[LoadedPair]
     heats: list[np.ndarray | None]
     scales: dict[str, float]
-    layer_weights: dict[str, float] | None
 
 
 @dataclass
@@ -127,7 +127,7 @@ def prepare_data(data: str | Path, run_dir: Path, config: TrainConfig,
         scales = fit_scales(maps, config.target_percentile)
         heats = [heat_map(m, p.synthetic.shape[:2], scales=scales, weights=weights)
                  for m, p in zip(maps, train, strict=True)]
-    return PreparedData(split, train, val, heats, scales, weights)
+    return PreparedData(split, train, val, heats, scales)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -139,26 +139,8 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-@torch.no_grad()
-def predict_composites(prob_fn: Callable[[torch.Tensor], torch.Tensor],
-                       composites: list[CompositeItem]) -> list[np.ndarray]:
-    """Probability maps (H, W) for each composite image."""
-    out = []
-    for comp in composites:
-        image = torch.from_numpy(np.ascontiguousarray(comp.image.transpose(2, 0, 1)))[None]
-        out.append(prob_fn(image)[0, 0].float().cpu().numpy())
-    return out
-
-
 def validation_scores(probs: list[np.ndarray], composites: list[CompositeItem]
                       ) -> dict[str, Any]:
-    from fakeseg.evaluation.metrics import (
-        best_threshold,
-        false_positive_fraction,
-        segmentation_report,
-    )
-    from fakeseg.evaluation.protocol import is_mixed
-
     mixed = [(p, c.mask) for p, c in zip(probs, composites, strict=True) if is_mixed(c)]
     mixed_probs, targets = [p for p, _ in mixed], [m for _, m in mixed]
     threshold, best_f1 = best_threshold(mixed_probs, targets)
@@ -307,19 +289,17 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
             break
         epoch += 1
         net.eval()
-        probs = predict_composites(lambda x: torch.sigmoid(net.forward_any_size(x.to(device))),
-                                   val_set)
-        scores = validation_scores(probs, val_set)
+        scorer = probability_scorer(lambda x: torch.sigmoid(net.forward_any_size(x.to(device))))
+        scores = validation_scores([scorer(item) for item in val_set], val_set)
         entry = {"epoch": epoch, "step": step, **{f"loss_{k}": v for k, v in losses.items()},
                  **{f"val_{k}": v for k, v in scores.items()},
                  "elapsed_s": round(time.time() - started, 1)}
         history.append(entry)
+        meta = {**meta_base, "threshold": scores["threshold"], "step": step, "val": scores}
         improved = scores["f1_best"] > best
         if improved:
             best, bad_epochs = scores["f1_best"], 0
-            save_checkpoint(run_dir / "best", net.state_dict(),
-                            {**meta_base, "threshold": scores["threshold"], "step": step,
-                             "val": scores})
+            save_checkpoint(run_dir / "best", net.state_dict(), meta)
         else:
             bad_epochs += 1
         stopped_early = bool(config.early_stopping and bad_epochs >= config.early_stopping)
@@ -332,9 +312,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
             trainer_state.update(disc=disc.state_dict(), d_optimizer=d_optimizer.state_dict())
         if own_d_optimizer is not None:
             trainer_state["own_d_optimizer"] = own_d_optimizer.state_dict()
-        save_checkpoint(run_dir / "last", net.state_dict(),
-                        {**meta_base, "threshold": scores["threshold"], "step": step,
-                         "val": scores}, trainer_state)
+        save_checkpoint(run_dir / "last", net.state_dict(), meta, trainer_state)
         write_json(run_dir / "history.json", history)
         bar.write(f"epoch {epoch} step {step}: val F1 {scores['f1_best']:.3f} "
                   f"(thr {scores['threshold']:.2f}), Dice@0.5 {scores['dice@0.5']:.3f}"

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from fakeseg.data.pairs import Pair
 from fakeseg.errors import FakesegError
 from fakeseg.features.backbones import FeatureExtractor
+from fakeseg.viz import new_figure, overlay, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,6 @@ def pair_cells(extractors: Mapping[str, FeatureExtractor], real: np.ndarray,
     from fakeseg.features import get_spec
     from fakeseg.features.target import discrepancy_maps, heat_map, to_batch
     from fakeseg.io import write_image, write_npy
-    from fakeseg.viz import overlay
 
     size = synthetic.shape[:2]
     real_t, synthetic_t = to_batch(real, device), to_batch(synthetic, device)
@@ -289,13 +289,9 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 def draw_grid(stem: str, real: np.ndarray, synthetic: np.ndarray, cells: Sequence[Cell],
               backbones: Sequence[str], tags: Mapping[str, str], path: Path) -> Path:
     """Inputs on top; below, rows = layers (shallow → deep), columns = backbones."""
-    from matplotlib.figure import Figure
-
-    from fakeseg.io import atomic_path
-
     columns = {b: [c for c in cells if c.backbone == b] for b in backbones}
     n_cols, n_rows = len(backbones), max(len(v) for v in columns.values())
-    figure = Figure(figsize=(3.4 * max(n_cols, 2), 3.2 * (n_rows + 1)), layout="constrained")
+    figure = new_figure(3.4 * max(n_cols, 2), 3.2 * (n_rows + 1))
     grid = figure.add_gridspec(n_rows + 1, 2 * n_cols)
     for k, (label, image) in enumerate((("real", real), ("synthetic", synthetic))):
         ax = figure.add_subplot(grid[0, k * n_cols:(k + 1) * n_cols])
@@ -319,9 +315,7 @@ def draw_grid(stem: str, real: np.ndarray, synthetic: np.ndarray, cells: Sequenc
              "each cell scaled by its own 99th percentile",
              *textwrap.wrap(weights, int(figure.get_figwidth() * 13))]
     figure.suptitle("\n".join(lines), fontsize=8)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    return path
+    return save_figure(figure, path)
 
 
 # --------------------------------------------------------------------------- tables

@@ -13,12 +13,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
+from matplotlib import colormaps
 from tqdm.auto import tqdm
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 from fakeseg.config import versions
 from fakeseg.data.composites import CompositeItem
@@ -33,14 +30,8 @@ from fakeseg.evaluation.protocol import (
     save_items,
     score_items,
 )
-from fakeseg.io import (
-    atomic_path,
-    list_images,
-    read_image,
-    read_mask,
-    write_json,
-    write_text,
-)
+from fakeseg.io import list_images, read_image, read_mask, write_json, write_text
+from fakeseg.viz import new_figure, save_figure
 
 TRIVIAL = (("all synthetic", 1.0), ("all real", 0.0))
 SECTION_TITLES = {"controlled": "composites, with shortcut controls",
@@ -91,8 +82,9 @@ def markdown_table(results: Sequence[MethodScores], extra_columns: Sequence[str]
 
 
 def plot_curves(results: Sequence[MethodScores], path: Path, title: str) -> Path:
-    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.2))
-    colours = plt.get_cmap("tab20").colors
+    fig = new_figure(10, 4.2)
+    roc, pr = fig.subplots(1, 2)
+    colours = colormaps["tab20"].colors
     for ax in (roc, pr):  # distinct colours for up to 20 methods
         ax.set_prop_cycle(color=colours[::2] + colours[1::2])
     for r in results:
@@ -107,26 +99,19 @@ def plot_curves(results: Sequence[MethodScores], path: Path, title: str) -> Path
     roc.legend(fontsize=7)
     pr.legend(fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_dice_histogram(results: Sequence[MethodScores], path: Path, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig = new_figure(6, 3.6)
+    ax = fig.subplots()
     bins = np.linspace(0, 1, 21)
     for r in results:
         if r.dice_per_image:
             ax.hist(r.dice_per_image, bins=bins, alpha=0.5, label=r.name)
     ax.set(xlabel="Dice per image (at thr)", ylabel="images", title=title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_results(out: Path, sections: dict[str, list[MethodScores]], meta: dict[str, Any],

@@ -35,7 +35,8 @@ from scipy import ndimage, stats
 from tqdm.auto import tqdm
 
 from fakeseg.errors import FakesegError, ImageReadError
-from fakeseg.io import atomic_path, read_image, write_json, write_npy, write_text
+from fakeseg.io import read_image, write_json, write_npy, write_text
+from fakeseg.viz import new_figure, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -633,20 +634,6 @@ def _caption(fp: Fingerprint) -> str:
     return f"transform: {fp.transform_label} · {crop} · {counts} · energy {fp.energy:.3f}"
 
 
-def _save_figure(figure: Any, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    return path
-
-
-def _new_figure(width: float, height: float) -> Any:
-    # A bare Figure renders with Agg and never touches pyplot's global state or backend, so
-    # it is headless-safe without switching the backend of an interactive caller.
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
 def save_fingerprint_outputs(fp: Fingerprint, out_dir: str | Path, *, k: int = 10
                              ) -> dict[str, Path]:
     """Write the fingerprint figures, ``peaks.csv``, ``fingerprint.npy`` and ``.json``."""
@@ -658,7 +645,7 @@ def save_fingerprint_outputs(fp: Fingerprint, out_dir: str | Path, *, k: int = 1
     title = "FP(R,S) = mean log|T(S)| − mean log|T(R)|"
     paths: dict[str, Path] = {}
 
-    figure = _new_figure(6.4, 6.0)
+    figure = new_figure(6.4, 6.0)
     ax = figure.add_subplot()
     limit = _symmetric_limit(fp.luminance, fp.transform)
     image = ax.imshow(fp.luminance, cmap="RdBu_r", vmin=-limit, vmax=limit, extent=extent,
@@ -679,9 +666,9 @@ def save_fingerprint_outputs(fp: Fingerprint, out_dir: str | Path, *, k: int = 1
                  f"black = z > {threshold} (beats chance), grey = within chance\n"
                  f"{_caption(fp)}", fontsize=8)
     figure.colorbar(image, ax=ax, shrink=0.8, label="log-magnitude difference")
-    paths["luminance_png"] = _save_figure(figure, out / "fingerprint.png")
+    paths["luminance_png"] = save_figure(figure, out / "fingerprint.png", bbox_inches="tight")
 
-    figure = _new_figure(14.0, 5.0)
+    figure = new_figure(14.0, 5.0)
     axes = figure.subplots(1, 3)
     limit = _symmetric_limit(fp.per_channel, fp.transform)
     for ax, name, channel in zip(axes, CHANNEL_NAMES, fp.per_channel, strict=True):
@@ -692,9 +679,10 @@ def save_fingerprint_outputs(fp: Fingerprint, out_dir: str | Path, *, k: int = 1
     axes[0].set_ylabel(f"fy, {axis_label}")
     figure.colorbar(image, ax=list(axes), shrink=0.8, label="log-magnitude difference")
     figure.suptitle(f"{title} per channel\n{_caption(fp)}", fontsize=10)
-    paths["channels_png"] = _save_figure(figure, out / "fingerprint_channels.png")
+    paths["channels_png"] = save_figure(figure, out / "fingerprint_channels.png",
+                                        bbox_inches="tight")
 
-    figure = _new_figure(7.0, 6.0)
+    figure = new_figure(7.0, 6.0)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(2, 1))
     for ax in (top, bottom):
         for (name, (lo, hi)), shade in zip(BANDS.items(), ("#eeeeee", "#dddddd", "#cccccc"),
@@ -714,7 +702,7 @@ def save_fingerprint_outputs(fp: Fingerprint, out_dir: str | Path, *, k: int = 1
     bottom.set_xlabel("radial frequency, cycles/pixel")
     bottom.set_xlim(0.0, 0.5)
     figure.suptitle(f"Azimuthally averaged spectra (luminance)\n{_caption(fp)}", fontsize=9)
-    paths["radial_png"] = _save_figure(figure, out / "radial_spectra.png")
+    paths["radial_png"] = save_figure(figure, out / "radial_spectra.png", bbox_inches="tight")
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

@@ -31,7 +31,6 @@ import io
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from tqdm.auto import tqdm
 
 from fakeseg.config import versions
+from fakeseg.data.sources import check_source_pattern, source_of
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.evaluate import fmt
 from fakeseg.evaluation.metrics import grouped_image_report, image_report
@@ -115,26 +115,6 @@ def parse_label(text: str, where: str) -> int:
     return value
 
 
-def source_of(path: Path, pattern: str | None) -> str | None:
-    """The ``pattern`` match on the file stem (its first group if it has one), or None."""
-    if not pattern:
-        return None
-    match = re.search(pattern, path.stem)
-    if match is None:
-        return None
-    return match.group(1) if match.groups() else match.group(0)
-
-
-def _compile(pattern: str | None) -> str | None:
-    if pattern:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise FakesegError(f"source pattern '{pattern}' is not a valid regular expression "
-                               f"({exc}); fix --source-pattern") from exc
-    return pattern
-
-
 def _read_csv(path: Path, pattern: str | None) -> list[LabeledImage]:
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -180,7 +160,7 @@ def load_labeled(data: str | Path | Sequence[LabeledImage], *,
         if not items:
             raise DataError("no labelled images given")
         return items
-    pattern = _compile(source_pattern)
+    pattern = check_source_pattern(source_pattern)
     root = Path(data)
     if root.is_file():
         if root.suffix.lower() != ".csv":

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from fakeseg.config import versions
 from fakeseg.data.composites import CompositeItem
 from fakeseg.data.pairs import class_names, index_pairs, load_pair
+from fakeseg.data.sources import check_source_pattern, source_of
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.protocol import (
     MethodScores,
@@ -149,6 +150,7 @@ def evaluate(model: Any, data: str | Path | None = None, *, out: str | Path,
         raise FakesegError("give either a paired dataset folder, or --images and --masks")
     if images is not None and masks is None:
         raise FakesegError("--images needs --masks (binary ground-truth masks, same stems)")
+    check_source_pattern(source_pattern)
     segmenter = _load_model(model, device)
     out = Path(out)
     if data is not None:
@@ -209,13 +211,8 @@ def _sources(names: Sequence[str], csv_path: str | Path | None,
         with open(csv_path, newline="") as handle:
             rows = list(csv.reader(handle))
         return {Path(r[0]).stem: r[1] for r in rows if len(r) >= 2 and r[0] != "path"}
-    regex = re.compile(pattern) if pattern else None
-    found = {}
-    for name in names:
-        match = regex.search(name) if regex else None
-        if match:
-            found[name] = match.group(1) if match.groups() else match.group(0)
-    return found
+    found = {name: source_of(name, pattern) for name in names}
+    return {name: source for name, source in found.items() if source is not None}
 
 
 def _mask_mode(segmenter: Any, images: Path, masks: Path, threshold: float | None,

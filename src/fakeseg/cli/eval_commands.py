@@ -71,9 +71,6 @@ def _benchmark(args: argparse.Namespace) -> int:
     from fakeseg.cli.model_commands import train_config_from_args
     from fakeseg.evaluation.benchmark import benchmark
 
-    for name in ("backbone", "backbone_weights", "seed", "device"):
-        setattr(args, name, None)
-    args.resize = False
     base = train_config_from_args(args)
     result = benchmark(args.data, args.out, base=base,
                        methods=[m.strip() for m in args.methods.split(",") if m.strip()],

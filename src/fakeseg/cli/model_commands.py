@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fakeseg.config import TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -64,17 +68,18 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     demo.set_defaults(handler=_demo)
 
 
-def train_config_from_args(args: argparse.Namespace):
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """``--config`` YAML, then ``--set`` overrides, then whichever option flags the command has."""
     from fakeseg.config import TrainConfig, from_dict, load_yaml, parse_overrides, to_dict
 
     values = to_dict(TrainConfig())
     if args.config:
         values.update(load_yaml(args.config))
     values.update(parse_overrides(args.overrides))
-    flags = {"backbone": args.backbone, "backbone_weights": args.backbone_weights,
-             "steps": args.steps, "seed": args.seed, "device": args.device}
+    flags = {name: getattr(args, name, None)
+             for name in ("backbone", "backbone_weights", "steps", "seed", "device")}
     values.update({k: v for k, v in flags.items() if v is not None})
-    if args.resize:
+    if getattr(args, "resize", False):
         values["allow_resize"] = True
     return from_dict(TrainConfig, values, source=args.config or "options").validate()
 

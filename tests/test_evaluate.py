@@ -9,10 +9,19 @@ import numpy as np
 import pytest
 
 from fakeseg.config import TrainConfig
+from fakeseg.data.composites import CompositeItem
 from fakeseg.data.pairs import index_pairs, load_pair
 from fakeseg.errors import DataError
+from fakeseg.evaluation.benchmark import benchmark
 from fakeseg.evaluation.evaluate import evaluate
-from fakeseg.evaluation.protocol import ProtocolConfig, constant_scorer, protocol_sets, score_items
+from fakeseg.evaluation.failures import FALSE_ALARM, HIT, MISS, error_map, worst_items
+from fakeseg.evaluation.protocol import (
+    ProtocolConfig,
+    constant_scorer,
+    is_mixed,
+    protocol_sets,
+    score_items,
+)
 from fakeseg.io import write_image
 from fakeseg.training.loop import train
 from tests.conftest import make_pairs
@@ -67,6 +76,7 @@ def test_paired_evaluation_writes_everything(trained: tuple[Path, Path], tmp_pat
     assert list((tmp_path / "ev").glob("curves_*.png")) and list(
         (tmp_path / "ev").glob("dice_hist_*.png"))
     assert list((tmp_path / "ev" / "composites" / "controlled" / "images").glob("*.png"))
+    assert len(list((tmp_path / "ev").glob("failures_*.png"))) == 2
 
 
 def test_mask_mode(trained: tuple[Path, Path], tmp_path: Path) -> None:
@@ -81,9 +91,53 @@ def test_mask_mode(trained: tuple[Path, Path], tmp_path: Path) -> None:
     result = evaluate(run, out=tmp_path / "ev", images=images, masks=masks,
                       source_pattern=r"_([a-z]+)_fake", progress=False)
     assert set(result["results"]) == {"all images", "source: biggan"}
+    assert (tmp_path / "ev" / "failures_all_images.png").exists()
     write_image(masks / "0_biggan_fake.png", np.zeros((10, 10), np.uint8))
     with pytest.raises(DataError, match="--resize-masks"):
         evaluate(run, out=tmp_path / "ev2", images=images, masks=masks, progress=False)
     inverted = evaluate(run, out=tmp_path / "ev3", images=images, masks=masks,
                         resize_masks=True, invert_masks=True, progress=False)
     assert inverted["results"]["all images"][0]["overall"]["n_images"] == 3
+
+
+def test_error_map_colours_each_outcome() -> None:
+    prob = np.array([[0.9, 0.9], [0.1, 0.1]])
+    mask = np.array([[True, False], [True, False]])
+    picture = error_map(prob, mask, threshold=0.5)
+    assert tuple(picture[0, 0]) == pytest.approx(HIT)
+    assert tuple(picture[0, 1]) == pytest.approx(FALSE_ALARM)
+    assert tuple(picture[1, 0]) == pytest.approx(MISS)
+    assert not picture[1, 1].any()
+
+
+def test_worst_items_are_the_lowest_dice(trained: tuple[Path, Path]) -> None:
+    data, _ = trained
+    pairs = [load_pair(p) for p in index_pairs(data).pairs]
+    test = protocol_sets([], pairs, ProtocolConfig(per_pair=2))["raw"]["test"]
+    mixed = [i for i in test if is_mixed(i)]
+    by_name = {i.name: float(i.mask.mean()) for i in mixed}
+
+    def scorer(item: CompositeItem) -> np.ndarray:  # good on small masks, bad on large ones
+        return item.mask.astype(np.float32) if by_name.get(item.name, 1) < 0.35 else \
+            np.zeros(item.mask.shape, np.float32)
+
+    row = score_items("m", scorer, [], test, threshold=0.5)
+    worst = worst_items(row, test, k=2)
+    assert [d for _, d in worst] == sorted(row.dice_per_image)[:2]
+    assert all(by_name[item.name] >= 0.35 for item, d in worst if d == 0.0)
+
+
+def test_benchmark_resumes_a_partial_run_and_draws_failures(tmp_path: Path) -> None:
+    data = make_pairs(tmp_path / "pairs", n=5)
+    config = TrainConfig(**{**TINY, "steps": 4})
+    protocol = ProtocolConfig(per_pair=1)
+    train(data, tmp_path / "bench" / "runs" / "fakesegment", config, progress=False,
+          stop_after=2)  # an interrupted run: 2 of 4 steps done
+    result = benchmark(data, tmp_path / "bench", entries=[("fakesegment", config)],
+                       protocol=protocol, progress=False)
+    history = json.loads((tmp_path / "bench" / "runs" / "fakesegment" / "history.json")
+                         .read_text())
+    assert [h["step"] for h in history] == [2, 4]  # resumed, not retrained
+    rows = next(iter(result["results"].values()))
+    assert [r["name"] for r in rows][:2] == ["fakesegment", "featdiff_oracle (needs pair)"]
+    assert len(list((tmp_path / "bench").glob("failures_*.png"))) == 2

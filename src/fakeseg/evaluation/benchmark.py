@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,13 @@ from typing import Any
 from fakeseg.config import TrainConfig, to_dict
 from fakeseg.data.pairs import class_names, index_pairs, load_pair, load_split
 from fakeseg.errors import FakesegError
-from fakeseg.evaluation.evaluate import SECTION_TITLES, trivial_rows, write_results
+from fakeseg.evaluation.evaluate import (
+    SECTION_TITLES,
+    section_slug,
+    trivial_rows,
+    write_results,
+)
+from fakeseg.evaluation.failures import failure_gallery
 from fakeseg.evaluation.protocol import (
     MethodScores,
     ProtocolConfig,
@@ -40,18 +45,20 @@ def method_config(base: TrainConfig, method: str) -> TrainConfig:
     return dataclasses.replace(base, model=method, target_mode="mask", adv_weight=0.0)
 
 
-def finished_run_seconds(run_dir: Path, config: TrainConfig) -> float | None:
-    """Training seconds of a finished run with exactly this config, else None."""
+def run_state(run_dir: Path, config: TrainConfig) -> tuple[str, float]:
+    """("finished" | "partial" | "none", training seconds so far) of a run with this config.
+
+    A run with another config, or an unreadable one, counts as "none" (it is retrained).
+    """
     try:
         meta = json.loads((run_dir / "last" / "model.json").read_text())
         history = json.loads((run_dir / "history.json").read_text())
     except (OSError, ValueError):
-        return None
+        return "none", 0.0
     if meta.get("config") != json.loads(json.dumps(to_dict(config))):
-        return None
-    if int(meta.get("step", 0)) < config.steps:
-        return None
-    return float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
+        return "none", 0.0
+    seconds = float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
+    return ("finished" if int(meta.get("step", 0)) >= config.steps else "partial"), seconds
 
 
 def benchmark(data: str | Path, out: str | Path, *,
@@ -72,17 +79,18 @@ def benchmark(data: str | Path, out: str | Path, *,
     trained: list[tuple[str, Any, float, int]] = []
     for name, config in entries:
         run_dir = out / "runs" / name
-        seconds = finished_run_seconds(run_dir, config)
-        if seconds is None:
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # an unfinished or different run of this entry
-            started = time.time()
+        state, seconds = run_state(run_dir, config)
+        if state == "finished":
             if progress:
-                print(f"[benchmark] training {name} ({config.steps} steps)", flush=True)
-            train(data, run_dir, config, progress=progress)
-            seconds = time.time() - started
-        elif progress:
-            print(f"[benchmark] reusing finished run {run_dir}", flush=True)
+                print(f"[benchmark] reusing finished run {run_dir}", flush=True)
+        else:
+            if state == "none" and run_dir.exists():
+                shutil.rmtree(run_dir)  # a run of this entry with another config
+            if progress:
+                verb = "resuming" if state == "partial" else "training"
+                print(f"[benchmark] {verb} {name} ({config.steps} steps)", flush=True)
+            result = train(data, run_dir, config, resume=state == "partial", progress=progress)
+            seconds = float(result.history[-1]["elapsed_s"]) if result.history else 0.0
         model = FakeSegment.load(run_dir, device=config.device)
         trained.append((name, model, seconds, int(model.meta["n_parameters"])))
     split = load_split(out / "runs" / entries[0][0] / "split.json")
@@ -109,6 +117,10 @@ def benchmark(data: str | Path, out: str | Path, *,
                               class_names=names)
             row.extra.update(params=n_params, train_s=round(seconds, 1))
             rows.append(row)
+        first_model = trained[0][1]  # the headline method: its failure cases
+        failure_gallery(rows[0], model_scorer(first_model), parts["test"],
+                        out / f"failures_{section_slug(SECTION_TITLES[set_name])}.png",
+                        oracle_extractor=oracle_extractor)
         if oracle_extractor is not None:
             scales = fit_oracle_scales(oracle_extractor, parts["val"])
             row = score_items("featdiff_oracle (needs pair)",

@@ -1,7 +1,7 @@
 """``fakeseg evaluate``: the composite protocol on a paired folder, or mask mode.
 
-Both write ``metrics.json`` (values + config + versions + seed), ``metrics.md``, PR/ROC curves
-and a Dice histogram.
+Both write ``metrics.json`` (values + config + versions + seed), ``metrics.md``, PR/ROC curves,
+a Dice histogram and a gallery of the worst test images (``failures_*.png``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from fakeseg.data.composites import CompositeItem
 from fakeseg.data.pairs import class_names, index_pairs, load_pair
 from fakeseg.data.sources import check_source_pattern, source_of
 from fakeseg.errors import DataError, FakesegError
+from fakeseg.evaluation.failures import failure_gallery
 from fakeseg.evaluation.protocol import (
     MethodScores,
     ProtocolConfig,
     constant_scorer,
+    is_mixed,
     model_scorer,
     protocol_sets,
     save_items,
@@ -115,6 +117,11 @@ def plot_dice_histogram(results: Sequence[MethodScores], path: Path, title: str)
     return save_figure(fig, path)
 
 
+def section_slug(section: str) -> str:
+    """A section title as a file-name part: "composites, with …" → "composites_with_…"."""
+    return re.sub(r"[^a-z0-9]+", "_", section.lower()).strip("_")
+
+
 def write_results(out: Path, sections: dict[str, list[MethodScores]], meta: dict[str, Any],
                   extra_columns: Sequence[str] = ()) -> dict[str, Path]:
     """metrics.json, metrics.md and one curves + histogram figure per section."""
@@ -122,7 +129,7 @@ def write_results(out: Path, sections: dict[str, list[MethodScores]], meta: dict
     markdown = [f"# {meta.get('title', 'fakeseg evaluation')}\n"]
     for section, results in sections.items():
         markdown += [f"## {section}\n", markdown_table(results, extra_columns)]
-        slug = re.sub(r"[^a-z0-9]+", "_", section.lower()).strip("_")
+        slug = section_slug(section)
         files[f"curves_{slug}"] = plot_curves(results, out / f"curves_{slug}.png", section)
         files[f"dice_{slug}"] = plot_dice_histogram(results, out / f"dice_hist_{slug}.png",
                                                    section)
@@ -157,7 +164,7 @@ def evaluate(model: Any, data: str | Path | None = None, *, out: str | Path,
         sections, meta = _paired(segmenter, Path(data), out, protocol or ProtocolConfig(),
                                  threshold, progress)
     else:
-        sections, meta = _mask_mode(segmenter, Path(images), Path(masks), threshold,
+        sections, meta = _mask_mode(segmenter, Path(images), Path(masks), out, threshold,
                                     resize_masks, invert_masks, sources_csv, source_pattern,
                                     progress)
     meta["model"] = str(model) if not hasattr(model, "predict_tensor") else "in-memory"
@@ -197,6 +204,9 @@ def _paired(segmenter: Any, data: Path, out: Path, protocol: ProtocolConfig,
         save_items(parts["test"], out / "composites" / name)
         results = [score_items("model", model_scorer(segmenter), parts["val"], parts["test"],
                                threshold=threshold, class_names=class_names(data))]
+        failure_gallery(results[0], model_scorer(segmenter), parts["test"],
+                        out / f"failures_{section_slug(SECTION_TITLES[name])}.png",
+                        oracle_extractor=getattr(segmenter.net, "extractor", None))
         results += trivial_rows(parts["test"], class_names(data))
         sections[SECTION_TITLES[name]] = results
     meta = {"title": f"fakeseg evaluation of {data}", "mode": "paired", "data": str(data),
@@ -215,7 +225,7 @@ def _sources(names: Sequence[str], csv_path: str | Path | None,
     return {name: source for name, source in found.items() if source is not None}
 
 
-def _mask_mode(segmenter: Any, images: Path, masks: Path, threshold: float | None,
+def _mask_mode(segmenter: Any, images: Path, masks: Path, out: Path, threshold: float | None,
                resize_masks: bool, invert: bool, sources_csv: str | Path | None,
                source_pattern: str | None, progress: bool
                ) -> tuple[dict[str, list[MethodScores]], dict[str, Any]]:
@@ -239,6 +249,9 @@ def _mask_mode(segmenter: Any, images: Path, masks: Path, threshold: float | Non
     thr = segmenter.threshold if threshold is None else threshold
     scorer = model_scorer(segmenter)
     sections = {"all images": [score_items("model", scorer, [], items, threshold=thr)]}
+    if any(is_mixed(i) for i in items):
+        failure_gallery(sections["all images"][0], scorer, items,
+                        out / "failures_all_images.png")
     sources = _sources([i.name for i in items], sources_csv, source_pattern)
     for source in sorted(set(sources.values())):
         subset = [i for i in items if sources.get(i.name) == source]

@@ -438,7 +438,8 @@ def _evaluation(folder: Path, emb: Embedder) -> Part:
     order = {name: i for i, name in enumerate(metrics.get("results", {}))}
     figures = []
     for prefix, what, width in (("curves_", "pixel ROC and precision-recall", None),
-                                ("dice_hist_", "Dice per image", emb.display_px)):
+                                ("dice_hist_", "Dice per image", emb.display_px),
+                                ("failures_", "worst test images", None)):
         found = {p.stem[len(prefix):]: p for p in folder.glob(f"{prefix}*.png")}
         for section in sorted(found, key=lambda name: (order.get(name, len(order)), name)):
             figures.append(emb.figure(found[section], f"{what}: {T.esc(section)}", width=width))

@@ -239,7 +239,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         "versions": versions(),
     }
     use_amp = config.amp and device.type == "cuda"
-    stopped_early, session_steps, started = False, 0, time.time()
+    earlier_s = float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
+    stopped_early, session_steps, started = False, 0, time.time() - earlier_s
     bar = tqdm(total=config.steps, initial=step, desc="train", disable=not progress)
     while step < config.steps and not stopped_early:
         net.train()

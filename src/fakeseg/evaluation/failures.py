@@ -1,0 +1,91 @@
+"""Failure cases: the test images a method gets most wrong, as one picture.
+
+Rows: the ``k`` mixed test images with the lowest Dice at the method's threshold, then the
+pure-real image with the most false alarms. Columns: the image, the ground truth, the
+predicted probability, the errors at the threshold (green = hit, red = false alarm, blue =
+miss) and, when a pair oracle is given, the oracle's |F(R) − F(C)| map beside them, which
+tells apart "the features see no difference here" from "the model missed a visible one".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fakeseg.data.composites import CompositeItem
+from fakeseg.evaluation.protocol import (
+    MethodScores,
+    Scorer,
+    fit_oracle_scales,
+    is_mixed,
+    oracle_scorer,
+)
+from fakeseg.viz import colorize, new_figure, overlay, save_figure
+
+HIT, FALSE_ALARM, MISS = (0.2, 0.8, 0.2), (0.9, 0.15, 0.15), (0.2, 0.4, 1.0)
+
+
+def error_map(prob: np.ndarray, mask: np.ndarray, threshold: float) -> np.ndarray:
+    """(H, W, 3): hits green, false alarms red, misses blue, true negatives black."""
+    flagged = prob >= threshold
+    picture = np.zeros((*mask.shape, 3), dtype=np.float32)
+    picture[flagged & mask] = HIT
+    picture[flagged & ~mask] = FALSE_ALARM
+    picture[~flagged & mask] = MISS
+    return picture
+
+
+def worst_items(scores: MethodScores, test: Sequence[CompositeItem], k: int
+                ) -> list[tuple[CompositeItem, float]]:
+    """The ``k`` mixed test items with the lowest Dice, worst first."""
+    mixed = [item for item in test if is_mixed(item)]
+    order = np.argsort(scores.dice_per_image, kind="stable")[:k]
+    return [(mixed[i], float(scores.dice_per_image[i])) for i in order]
+
+
+def failure_gallery(scores: MethodScores, scorer: Scorer, test: Sequence[CompositeItem],
+                    path: str | Path, *, k: int = 4,
+                    oracle_extractor: torch.nn.Module | None = None) -> Path:
+    """Draw the worst ``k`` mixed test images plus the worst pure-real one; returns ``path``.
+
+    ``oracle_extractor``: a feature backbone for the pair-oracle column (layer scales are fit
+    on the rows shown).
+    """
+    rows: list[tuple[CompositeItem, np.ndarray, str]] = []
+    for item, dice in worst_items(scores, test, k):
+        rows.append((item, scorer(item), f"{item.name}\nDice {dice:.2f}, "
+                                         f"synthetic {item.mask.mean():.0%}"))
+    reals = [(item, scorer(item)) for item in test if item.kind == "pure_real"]
+    if reals:
+        item, prob = max(reals, key=lambda pair: float(np.mean(pair[1] >= scores.threshold)))
+        rows.append((item, prob, f"{item.name}\nflagged {np.mean(prob >= scores.threshold):.1%}"
+                                 " (all real)"))
+    oracle = None
+    if oracle_extractor is not None and rows:
+        scales = fit_oracle_scales(oracle_extractor, [item for item, _, _ in rows])
+        oracle = oracle_scorer(oracle_extractor, scales)
+    titles = ["image", "ground truth (synthetic)", "probability",
+              f"errors at thr {scores.threshold:.2f}"] + (["pair oracle"] if oracle else [])
+    fig = new_figure(2.4 * len(titles), 2.0 * max(len(rows), 1) + 0.6)
+    axes = np.atleast_2d(fig.subplots(max(len(rows), 1), len(titles), squeeze=False))
+    for r, (item, prob, caption) in enumerate(rows):
+        oracle_map = oracle(item) if oracle else None
+        panels = [item.image, overlay(item.image, item.mask.astype(np.float32), cmap="viridis",
+                                      strength=0.5),
+                  colorize(prob), error_map(prob, item.mask, scores.threshold)]
+        if oracle_map is not None:
+            panels.append(colorize(oracle_map / max(float(oracle_map.max()), 1e-6)))
+        for c, panel in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(np.clip(panel, 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[c], fontsize=8)
+        axes[r, 0].set_ylabel(caption, fontsize=7)
+    fig.suptitle(f"{scores.name}: worst test images (green hit, red false alarm, blue miss)",
+                 fontsize=9)
+    return save_figure(fig, path)

@@ -12,6 +12,7 @@ from torch import nn
 
 from fakeseg.errors import FakesegError
 from fakeseg.models.baselines import BASELINES, build_baseline, list_baselines
+from fakeseg.models.baselines.catnet import LUMA, BlockDCT, one_hot_magnitudes
 from fakeseg.models.baselines.mantranet import BayarConv2d, SRMConv2d, zscore_pool
 
 TINY: dict[str, dict[str, object]] = {
@@ -19,6 +20,7 @@ TINY: dict[str, dict[str, object]] = {
     "mantranet": {"width": 8, "blocks": 2, "plain_channels": 4, "feature_channels": 16,
                   "adapt_channels": 8, "lstm_hidden": 4, "lstm_kernel": 3},
     "mag": {"width": 8, "depth": 2, "disc_width": 8, "disc_depth": 2},
+    "catnet": {"dct_channels": 16, "plane_channels": 4, "decoder_channels": (16, 8, 8)},
 }
 NETWORKS = sorted(TINY)
 
@@ -84,7 +86,7 @@ def test_mantranet_stride_and_half_precision() -> None:
     assert logits.shape == (1, 1, 17, 33) and torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("name", ["unet_rgb", "mag"])
+@pytest.mark.parametrize("name", ["unet_rgb", "mag", "catnet"])
 def test_forward_rejects_bad_size(name: str) -> None:
     with pytest.raises(ValueError, match="forward_any_size"):
         tiny(name)(torch.rand(1, 3, 17, 33))
@@ -162,7 +164,7 @@ def test_zscore_is_standardised_in_the_interior() -> None:
 
 # (Adam steps, lr): each reaches Dice ≈ 1 after 20–30 steps with seeds 0 and 1
 OVERFIT: dict[str, tuple[int, float]] = {"unet_rgb": (60, 3e-3), "mantranet": (60, 1e-2),
-                                         "mag": (60, 5e-3)}
+                                         "mag": (60, 5e-3), "catnet": (60, 3e-3)}
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -190,7 +192,7 @@ def test_overfits_one_pair(name: str) -> None:
 
 def test_registry_lists_and_builds() -> None:
     assert list_baselines() == sorted(BASELINES)
-    assert {"unet_rgb", "mantranet", "mag", "featdiff_oracle"} <= set(list_baselines())
+    assert {"unet_rgb", "mantranet", "mag", "catnet", "featdiff_oracle"} <= set(list_baselines())
     for name in NETWORKS:
         spec = BASELINES[name]
         assert spec.trainable and not spec.needs_pair and spec.description
@@ -211,3 +213,39 @@ def test_registry_did_you_mean(typo: str, check: Callable[[str], bool]) -> None:
     with pytest.raises(FakesegError, match=f"unknown baseline '{typo}'") as info:
         build_baseline(typo)
     assert check(str(info.value))
+
+
+def test_block_dct_matches_scipy_on_each_block() -> None:
+    from scipy.fft import dctn
+
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 3, 16, 24)).astype(np.float32)
+    coefficients = BlockDCT()(torch.from_numpy(image))[0].numpy()  # (64, 2, 3)
+    y = (image[0] * np.array(LUMA, np.float32)[:, None, None]).sum(0) * 255 - 128
+    for bi in range(2):
+        for bj in range(3):
+            block = dctn(y[8 * bi:8 * bi + 8, 8 * bj:8 * bj + 8], norm="ortho")
+            np.testing.assert_allclose(coefficients[:, bi, bj], block.ravel(), atol=1e-3)
+
+
+def test_dct_stream_sees_jpeg_quantisation() -> None:
+    """Re-DCT of a decoded JPEG clusters at multiples of its quantisation steps; a PNG doesn't."""
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    pixels = data.astronaut()[:128, :128]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=50)
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+    def histogram(array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array.transpose(2, 0, 1).astype(np.float32) / 255)[None]
+        return one_hot_magnitudes(BlockDCT()(tensor), clip=20).sum((0, 2, 3))
+
+    jpeg, raw = histogram(decoded), histogram(pixels)
+    assert jpeg.sum() == raw.sum() == 128 * 128
+    # quality 50: AC steps ≥ 10, so magnitudes 3..8 (between 0 and one step) nearly vanish
+    assert jpeg[3:9].sum() < 0.05 * raw[3:9].sum()
+    assert jpeg[0] > 2 * raw[0]

@@ -18,6 +18,7 @@ from fakeseg.data.pairs import LoadedPair
 from fakeseg.errors import FakesegError
 
 MASK_KINDS = ("rectangles", "blobs", "classwise")
+JPEG_BLOCK = 8  # crops start on multiples of it, keeping JPEG block grids aligned
 
 
 def rectangle_mask(height: int, width: int, rng: np.random.Generator,
@@ -155,7 +156,7 @@ def _center(array: np.ndarray | None, side: int | None) -> np.ndarray | None:
     if array is None or side is None:
         return array
     height, width = array.shape[:2]
-    top, left = max((height - side) // 2, 0), max((width - side) // 2, 0)
+    top, left = (max((n - side) // 2, 0) // JPEG_BLOCK * JPEG_BLOCK for n in (height, width))
     return array[top:top + side, left:left + side]
 
 

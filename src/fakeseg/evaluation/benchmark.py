@@ -35,7 +35,7 @@ from fakeseg.evaluation.protocol import (
     score_items,
 )
 
-DEFAULT_METHODS = ("fakesegment", "unet_rgb", "mantranet", "mag")
+DEFAULT_METHODS = ("fakesegment", "unet_rgb", "mantranet", "mag", "catnet")
 
 
 def method_config(base: TrainConfig, method: str) -> TrainConfig:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from fakeseg.config import TrainConfig
-from fakeseg.data.composites import Composite, label_from, make_composite
+from fakeseg.data.composites import JPEG_BLOCK, Composite, label_from, make_composite
 from fakeseg.data.pairs import LoadedPair
 
 
@@ -56,8 +56,9 @@ class CompositeSampler:
         index = int(rng.integers(len(self.pairs)))
         pair, heat = self.pairs[index], self.heats[index]
         height, width = pair.synthetic.shape[:2]
-        top = int(rng.integers(0, max(height - size, 0) + 1))
-        left = int(rng.integers(0, max(width - size, 0) + 1))
+        # offsets on the 8-pixel grid keep a JPEG file's block grid aligned with the crop's
+        top = JPEG_BLOCK * int(rng.integers(0, max(height - size, 0) // JPEG_BLOCK + 1))
+        left = JPEG_BLOCK * int(rng.integers(0, max(width - size, 0) // JPEG_BLOCK + 1))
         real = _crop(pair.real, top, left, size)
         synthetic = _crop(pair.synthetic, top, left, size)
         label_map = _crop(pair.label, top, left, size)

@@ -70,6 +70,12 @@ def _mag(**kwargs: Any) -> nn.Module:
     return MAG(**kwargs)
 
 
+def _catnet(**kwargs: Any) -> nn.Module:
+    from fakeseg.models.baselines.catnet import CATNet
+
+    return CATNet(**kwargs)
+
+
 def _featdiff_oracle(**kwargs: Any) -> nn.Module:
     raise FakesegError("featdiff_oracle is not a network: the evaluator computes it from each "
                        "(real, synthetic) pair's feature differences; score it with the "
@@ -85,6 +91,10 @@ BASELINES: dict[str, BaselineSpec] = {
     "mag": BaselineSpec(
         _mag, "Mixed Adversarial Generators (Kniaz et al., NeurIPS 2019): annotation generator "
         "trained against a retouching generator and two PatchGAN discriminators"),
+    "catnet": BaselineSpec(
+        _catnet, "CAT-Net (Kwon et al., WACV 2021), reduced: RGB stream plus a DCT stream on "
+        "one-hot 8x8 block-DCT magnitudes of Y (recomputed from pixels, no quantisation "
+        "table), fused at 1/8; trained from scratch"),
     "featdiff_oracle": BaselineSpec(
         _featdiff_oracle, "oracle upper bound: the feature difference between the synthetic "
         "image and its real pair (needs the pair; not a network)",

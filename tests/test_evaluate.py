@@ -18,7 +18,9 @@ from fakeseg.evaluation.failures import FALSE_ALARM, HIT, MISS, error_map, worst
 from fakeseg.evaluation.protocol import (
     ProtocolConfig,
     constant_scorer,
+    fit_oracle_scales,
     is_mixed,
+    oracle_scorer,
     protocol_sets,
     score_items,
 )
@@ -141,3 +143,20 @@ def test_benchmark_resumes_a_partial_run_and_draws_failures(tmp_path: Path) -> N
     rows = next(iter(result["results"].values()))
     assert [r["name"] for r in rows][:2] == ["fakesegment", "featdiff_oracle (needs pair)"]
     assert len(list((tmp_path / "bench").glob("failures_*.png"))) == 2
+
+
+def test_oracle_cache_gives_the_same_maps_once(trained: tuple[Path, Path]) -> None:
+    from fakeseg.features import build_backbone
+
+    data, _ = trained
+    pairs = [load_pair(p) for p in index_pairs(data).pairs[:2]]
+    items = protocol_sets([], pairs, ProtocolConfig(per_pair=1))["raw"]["test"]
+    extractor = build_backbone("ssdlite_mobilenet_v2", "random").eval()
+    cache: dict = {}
+    scales = fit_oracle_scales(extractor, items, cache=cache)
+    assert set(cache) == {i.name for i in items}
+    first = {name: maps for name, maps in cache.items()}
+    cached, plain = oracle_scorer(extractor, scales, cache=cache), oracle_scorer(extractor, scales)
+    for item in items:
+        np.testing.assert_allclose(cached(item), plain(item), rtol=1e-5, atol=1e-6)
+    assert all(cache[name] is first[name] for name in first)  # reused, not recomputed

@@ -25,6 +25,7 @@ from fakeseg.evaluation.evaluate import (
 )
 from fakeseg.evaluation.failures import failure_gallery
 from fakeseg.evaluation.protocol import (
+    LayerMapCache,
     MethodScores,
     ProtocolConfig,
     fit_oracle_scales,
@@ -122,9 +123,10 @@ def benchmark(data: str | Path, out: str | Path, *,
                         out / f"failures_{section_slug(SECTION_TITLES[set_name])}.png",
                         oracle_extractor=oracle_extractor)
         if oracle_extractor is not None:
-            scales = fit_oracle_scales(oracle_extractor, parts["val"])
+            val_maps: LayerMapCache = {}  # maps computed once, for both scales and threshold
+            scales = fit_oracle_scales(oracle_extractor, parts["val"], cache=val_maps)
             row = score_items("featdiff_oracle (needs pair)",
-                              oracle_scorer(oracle_extractor, scales), parts["val"],
+                              oracle_scorer(oracle_extractor, scales, cache=val_maps), parts["val"],
                               parts["test"], class_names=names)
             row.extra.update(params=0, train_s=0.0)
             rows.append(row)

@@ -90,21 +90,40 @@ def constant_scorer(value: float) -> Scorer:
     return lambda item: np.full(item.mask.shape, value, dtype=np.float32)
 
 
-def oracle_scorer(extractor: torch.nn.Module, scales: dict[str, float] | None = None) -> Scorer:
-    """The pair oracle |F(R) − F(C)|: needs the real image, so it is an upper reference."""
-    from fakeseg.features.target import heat_map, pair_layer_maps
+LayerMapCache = dict[str, dict[str, np.ndarray]]  # composite name → per-layer maps
+
+
+def _oracle_maps(extractor: torch.nn.Module, item: CompositeItem,
+                 cache: LayerMapCache | None) -> dict[str, np.ndarray]:
+    from fakeseg.features.target import pair_layer_maps
+
+    if cache is None:
+        return pair_layer_maps(extractor, item.real, item.image)
+    if item.name not in cache:
+        cache[item.name] = pair_layer_maps(extractor, item.real, item.image)
+    return cache[item.name]
+
+
+def oracle_scorer(extractor: torch.nn.Module, scales: dict[str, float] | None = None, *,
+                  cache: LayerMapCache | None = None) -> Scorer:
+    """The pair oracle |F(R) − F(C)|: needs the real image, so it is an upper reference.
+
+    ``cache`` (shared with :func:`fit_oracle_scales`) computes each item's maps only once.
+    """
+    from fakeseg.features.target import heat_map
 
     def score(item: CompositeItem) -> np.ndarray:
-        maps = pair_layer_maps(extractor, item.real, item.image)
+        maps = _oracle_maps(extractor, item, cache)
         return heat_map(maps, item.mask.shape, scales=scales or {k: 1.0 for k in maps})
     return score
 
 
 def fit_oracle_scales(extractor: torch.nn.Module, items: Sequence[CompositeItem],
-                      percentile: float = 99.0) -> dict[str, float]:
-    from fakeseg.features.target import fit_scales, pair_layer_maps
+                      percentile: float = 99.0, *,
+                      cache: LayerMapCache | None = None) -> dict[str, float]:
+    from fakeseg.features.target import fit_scales
 
-    return fit_scales([pair_layer_maps(extractor, i.real, i.image) for i in items], percentile)
+    return fit_scales([_oracle_maps(extractor, i, cache) for i in items], percentile)
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -11,7 +11,7 @@ import pytest
 from fakeseg.config import TrainConfig
 from fakeseg.data.composites import CompositeItem
 from fakeseg.data.pairs import index_pairs, load_pair
-from fakeseg.errors import DataError
+from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.benchmark import benchmark
 from fakeseg.evaluation.evaluate import evaluate
 from fakeseg.evaluation.failures import FALSE_ALARM, HIT, MISS, error_map, worst_items
@@ -160,3 +160,16 @@ def test_oracle_cache_gives_the_same_maps_once(trained: tuple[Path, Path]) -> No
     for item in items:
         np.testing.assert_allclose(cached(item), plain(item), rtol=1e-5, atol=1e-6)
     assert all(cache[name] is first[name] for name in first)  # reused, not recomputed
+
+
+@pytest.mark.parametrize(("methods", "message"), [
+    (["fakesegment", "mantrnet"], "did you mean 'mantranet'"),
+    (["fakesegment", "featdiff_oracle"], "reference row"),
+])
+def test_benchmark_rejects_bad_methods_before_training(tmp_path: Path, methods: list[str],
+                                                       message: str) -> None:
+    data = make_pairs(tmp_path / "pairs", n=5)
+    with pytest.raises(FakesegError, match=message):
+        benchmark(data, tmp_path / "bench", base=TrainConfig(**TINY), methods=methods,
+                  progress=False)
+    assert not (tmp_path / "bench").exists()

@@ -58,8 +58,8 @@ def register_benchmark(subparsers: argparse._SubParsersAction,
     )
     bench.add_argument("data", help="paired dataset folder")
     bench.add_argument("--out", required=True)
-    bench.add_argument("--methods", default="fakesegment,unet_rgb,mantranet,mag",
-                       help="comma-separated: fakesegment and baseline names")
+    bench.add_argument("--methods", help="comma-separated: fakesegment and baseline names "
+                       "(default: fakesegment and every trainable baseline)")
     bench.add_argument("--config", help="YAML of TrainConfig options shared by all methods")
     bench.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
     bench.add_argument("--steps", type=int, help="step budget for every method")
@@ -69,11 +69,12 @@ def register_benchmark(subparsers: argparse._SubParsersAction,
 
 def _benchmark(args: argparse.Namespace) -> int:
     from fakeseg.cli.model_commands import train_config_from_args
-    from fakeseg.evaluation.benchmark import benchmark
+    from fakeseg.evaluation.benchmark import DEFAULT_METHODS, benchmark
 
     base = train_config_from_args(args)
-    result = benchmark(args.data, args.out, base=base,
-                       methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods \
+        else list(DEFAULT_METHODS)
+    result = benchmark(args.data, args.out, base=base, methods=methods,
                        oracle=not args.no_oracle, progress=sys.stderr.isatty())
     print(Path(result["files"]["metrics_md"]).read_text())
     print(f"metrics: {result['files']['metrics_json']}")

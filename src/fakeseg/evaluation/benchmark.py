@@ -39,6 +39,17 @@ from fakeseg.evaluation.protocol import (
 DEFAULT_METHODS = ("fakesegment", "unet_rgb", "mantranet", "mag", "catnet")
 
 
+def check_trainable(model: str) -> None:
+    """A one-line error unless ``model`` is FakeSegment or a trainable baseline."""
+    if model == "fakesegment":
+        return
+    from fakeseg.models.baselines import baseline_spec
+
+    if not baseline_spec(model).trainable:
+        raise FakesegError(f"'{model}' is not trained: every benchmark table already carries "
+                           "it as a reference row; leave it out of the methods")
+
+
 def method_config(base: TrainConfig, method: str) -> TrainConfig:
     """The base budget for one method; baselines learn the binary composite mask."""
     if method == "fakesegment":
@@ -76,6 +87,8 @@ def benchmark(data: str | Path, out: str | Path, *,
     entries = list(entries or [(m, method_config(base, m)) for m in methods])
     if len({name for name, _ in entries}) != len(entries):
         raise FakesegError("benchmark entries need distinct names")
+    for _, config in entries:  # before any training: a typo must not cost the runs before it
+        check_trainable(config.model)
     protocol = protocol or ProtocolConfig(seed=base.seed + 2024)
     trained: list[tuple[str, Any, float, int]] = []
     for name, config in entries:

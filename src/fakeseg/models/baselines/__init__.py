@@ -106,15 +106,21 @@ def list_baselines() -> list[str]:
     return sorted(BASELINES)
 
 
-def build_baseline(name: str, **kwargs: Any) -> nn.Module:
-    """The untrained baseline ``name``; ``kwargs`` go to its constructor."""
+def baseline_spec(name: str) -> BaselineSpec:
+    """The registry entry ``name``, or a one-line error with the closest name."""
     spec = BASELINES.get(name)
     if spec is None:
         close = difflib.get_close_matches(name, list(BASELINES), n=1)
         hint = f"did you mean '{close[0]}'?" if close else \
             f"choose from {', '.join(list_baselines())}"
         raise FakesegError(f"unknown baseline '{name}'; {hint}")
-    return spec.builder(**kwargs)
+    return spec
 
 
-__all__ = ["BASELINES", "Baseline", "BaselineSpec", "build_baseline", "list_baselines"]
+def build_baseline(name: str, **kwargs: Any) -> nn.Module:
+    """The untrained baseline ``name``; ``kwargs`` go to its constructor."""
+    return baseline_spec(name).builder(**kwargs)
+
+
+__all__ = ["BASELINES", "Baseline", "BaselineSpec", "baseline_spec", "build_baseline",
+           "list_baselines"]

@@ -24,14 +24,9 @@ from fakeseg.classify import (
     split_items,
 )
 from fakeseg.errors import DataError, FakesegError
+from fakeseg.features.trunks import CLASSIFIER_BACKBONES, TRUNKS, build_trunk
 from fakeseg.io import write_image
-from fakeseg.models.classifier import (
-    CLASSIFIER_BACKBONES,
-    TRUNKS,
-    build_classifier,
-    build_trunk,
-    load_classifier,
-)
+from fakeseg.models.classifier import build_classifier, load_classifier
 
 SIZE = 48
 

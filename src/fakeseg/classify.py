@@ -466,7 +466,7 @@ def classify_train(
     with ``val_fraction=0`` there is no validation and the last epoch is the best.
     """
     if backbone not in CLASSIFIER_BACKBONES:
-        from fakeseg.models.classifier import get_trunk_spec
+        from fakeseg.features.trunks import get_trunk_spec
 
         get_trunk_spec(backbone, classifier=True)  # raises with did-you-mean
     if epochs < 1 or batch_size < 1 or size < 32 or lr <= 0:

@@ -194,7 +194,7 @@ def resolve_feature_space(features: str = "auto", weights: str = "auto") -> Any:
     MobileNetV2, initialised under :data:`RANDOM_FEATURES_SEED` (reproducible values).
     Raises with every reason when nothing is available.
     """
-    from fakeseg.models.classifier import build_trunk, get_trunk_spec
+    from fakeseg.features.trunks import build_trunk, get_trunk_spec
 
     word = str(weights).strip().lower()
     if word == "random":

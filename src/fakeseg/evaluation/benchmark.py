@@ -131,16 +131,16 @@ def benchmark(data: str | Path, out: str | Path, *,
                               class_names=names)
             row.extra.update(params=n_params, train_s=round(seconds, 1))
             rows.append(row)
+        oracle_maps: LayerMapCache = {}  # each composite's maps computed once, used throughout
         first_model = trained[0][1]  # the headline method: its failure cases
         failure_gallery(rows[0], model_scorer(first_model), parts["test"],
                         out / f"failures_{section_slug(SECTION_TITLES[set_name])}.png",
-                        oracle_extractor=oracle_extractor)
+                        oracle_extractor=oracle_extractor, oracle_cache=oracle_maps)
         if oracle_extractor is not None:
-            val_maps: LayerMapCache = {}  # maps computed once, for both scales and threshold
-            scales = fit_oracle_scales(oracle_extractor, parts["val"], cache=val_maps)
+            scales = fit_oracle_scales(oracle_extractor, parts["val"], cache=oracle_maps)
             row = score_items("featdiff_oracle (needs pair)",
-                              oracle_scorer(oracle_extractor, scales, cache=val_maps), parts["val"],
-                              parts["test"], class_names=names)
+                              oracle_scorer(oracle_extractor, scales, cache=oracle_maps),
+                              parts["val"], parts["test"], class_names=names)
             row.extra.update(params=0, train_s=0.0)
             rows.append(row)
         rows += trivial_rows(parts["test"], names)

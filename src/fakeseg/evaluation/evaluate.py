@@ -202,9 +202,10 @@ def _paired(segmenter: Any, data: Path, out: Path, protocol: ProtocolConfig,
     sections: dict[str, list[MethodScores]] = {}
     for name, parts in sets.items():
         save_items(parts["test"], out / "composites" / name)
-        results = [score_items("model", model_scorer(segmenter), parts["val"], parts["test"],
+        scorer = model_scorer(segmenter)
+        results = [score_items("model", scorer, parts["val"], parts["test"],
                                threshold=threshold, class_names=class_names(data))]
-        failure_gallery(results[0], model_scorer(segmenter), parts["test"],
+        failure_gallery(results[0], scorer, parts["test"],
                         out / f"failures_{section_slug(SECTION_TITLES[name])}.png",
                         oracle_extractor=getattr(segmenter.net, "extractor", None))
         results += trivial_rows(parts["test"], class_names(data))

@@ -17,6 +17,7 @@ import torch
 
 from fakeseg.data.composites import CompositeItem
 from fakeseg.evaluation.protocol import (
+    LayerMapCache,
     MethodScores,
     Scorer,
     fit_oracle_scales,
@@ -48,11 +49,12 @@ def worst_items(scores: MethodScores, test: Sequence[CompositeItem], k: int
 
 def failure_gallery(scores: MethodScores, scorer: Scorer, test: Sequence[CompositeItem],
                     path: str | Path, *, k: int = 4,
-                    oracle_extractor: torch.nn.Module | None = None) -> Path:
+                    oracle_extractor: torch.nn.Module | None = None,
+                    oracle_cache: LayerMapCache | None = None) -> Path:
     """Draw the worst ``k`` mixed test images plus the worst pure-real one; returns ``path``.
 
     ``oracle_extractor``: a feature backbone for the pair-oracle column (layer scales are fit
-    on the rows shown).
+    on the rows shown); ``oracle_cache`` shares its maps with the caller's oracle scoring.
     """
     rows: list[tuple[CompositeItem, np.ndarray, str]] = []
     for item, dice in worst_items(scores, test, k):
@@ -65,8 +67,9 @@ def failure_gallery(scores: MethodScores, scorer: Scorer, test: Sequence[Composi
                                  " (all real)"))
     oracle = None
     if oracle_extractor is not None and rows:
-        scales = fit_oracle_scales(oracle_extractor, [item for item, _, _ in rows])
-        oracle = oracle_scorer(oracle_extractor, scales)
+        scales = fit_oracle_scales(oracle_extractor, [item for item, _, _ in rows],
+                                   cache=oracle_cache)
+        oracle = oracle_scorer(oracle_extractor, scales, cache=oracle_cache)
     titles = ["image", "ground truth (synthetic)", "probability",
               f"errors at thr {scores.threshold:.2f}"] + (["pair oracle"] if oracle else [])
     fig = new_figure(2.4 * len(titles), 2.0 * max(len(rows), 1) + 0.6)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from fakeseg.errors import FakesegError
+from fakeseg.features.backbones import IMAGENET_MEAN, IMAGENET_STD
 from fakeseg.features.registry import EFFICIENTNET_INSTALL, FDET_INSTALL
 from fakeseg.features.weights import (
     StateFormat,
@@ -48,10 +49,6 @@ from fakeseg.features.weights import (
     resolve_weights,
     strip_prefix,
 )
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 # --------------------------------------------------------------------------- trunk builders
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fakeseg.features.backbones import IMAGENET_MEAN, IMAGENET_STD
 from fakeseg.models.baselines import Baseline
-from fakeseg.models.baselines.unet_rgb import IMAGENET_MEAN, IMAGENET_STD
 
 LUMA = (0.299, 0.587, 0.114)
 

@@ -12,10 +12,9 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
+from fakeseg.features.backbones import IMAGENET_MEAN, IMAGENET_STD
 from fakeseg.models.baselines import Baseline
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_DECODER = (256, 128, 64, 32, 16)
 
 

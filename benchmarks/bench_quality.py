@@ -75,11 +75,10 @@ def main() -> None:
     entries = suites(base)[args.suite]
     if args.only:
         keep = {n.strip() for n in args.only.split(",")}
+        names = [name for name, _ in entries]
+        if keep - set(names):
+            parser.error(f"unknown entries {sorted(keep - set(names))}; the suite has {names}")
         entries = [e for e in entries if e[0] in keep]
-        missing = keep - {e[0] for e in entries}
-        if missing:
-            parser.error(f"unknown entries {sorted(missing)}; the suite has "
-                         f"{[e[0] for e in entries]}")
     out = HERE / "results" / "_".join([args.suite, name] + ([args.tag] if args.tag else []))
     result = benchmark(root, out, entries=entries, progress=True)
     print(Path(result["files"]["metrics_md"]).read_text())

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
-
-import numpy as np
 
 from fakeseg.config import versions
 from fakeseg.data.pairs import index_pairs, load_pair, load_split
@@ -38,9 +37,8 @@ from fakeseg.io import write_json
 from fakeseg.models.fakesegment import FakeSegment
 
 
-def share(numerator: np.ndarray, denominator: np.ndarray) -> float | None:
-    total = int(denominator.sum())
-    return float(numerator.sum() / total) if total else None
+def share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 def main() -> None:
@@ -70,43 +68,36 @@ def main() -> None:
     oracle_threshold, _ = best_threshold([oracle(i) for i in mixed_val],
                                          [i.mask for i in mixed_val])
     scorer = model_scorer(model)
-    counts: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "visible", "invisible", "hit_visible", "hit_invisible", "real", "alarm_real",
-        "pure_real", "alarm_pure_real")}
-    bands = {name: ([], []) for name in ("top", "middle", "bottom")}
+    counts: Counter[str] = Counter()  # pixel counts
+    thirds = ("top", "middle", "bottom")
     for item in parts["test"]:
         flagged = scorer(item) >= threshold
-        height = flagged.shape[0]
-        for b, (real_px, alarms) in enumerate(bands.values()):
+        real, height = ~item.mask, flagged.shape[0]
+        for b, name in enumerate(thirds):
             rows = slice(b * height // 3, (b + 1) * height // 3)
-            real_px.append(~item.mask[rows])
-            alarms.append(flagged[rows] & ~item.mask[rows])
+            counts[f"real_{name}"] += int(real[rows].sum())
+            counts[f"alarm_{name}"] += int((flagged & real)[rows].sum())
         if item.kind == "pure_real":
-            counts["pure_real"].append(np.ones_like(flagged))
-            counts["alarm_pure_real"].append(flagged)
-            continue
-        if not is_mixed(item):
-            continue
-        visible = oracle(item) >= oracle_threshold
-        counts["visible"].append(item.mask & visible)
-        counts["invisible"].append(item.mask & ~visible)
-        counts["hit_visible"].append(flagged & item.mask & visible)
-        counts["hit_invisible"].append(flagged & item.mask & ~visible)
-        counts["real"].append(~item.mask)
-        counts["alarm_real"].append(flagged & ~item.mask)
-    total = {k: np.concatenate([a.ravel() for a in v]) for k, v in counts.items()}
-    synthetic = int(total["visible"].sum() + total["invisible"].sum())
+            counts["pure_real"] += flagged.size
+            counts["alarm_pure_real"] += int(flagged.sum())
+        elif is_mixed(item):
+            visible = oracle(item) >= oracle_threshold
+            counts["visible"] += int((item.mask & visible).sum())
+            counts["invisible"] += int((item.mask & ~visible).sum())
+            counts["hit_visible"] += int((flagged & item.mask & visible).sum())
+            counts["hit_invisible"] += int((flagged & item.mask & ~visible).sum())
+            counts["real"] += int(real.sum())
+            counts["alarm_real"] += int((flagged & real).sum())
     result = {
         "entry": args.entry, "threshold": threshold, "oracle_threshold": float(oracle_threshold),
-        "invisible_share_of_synthetic": float(total["invisible"].sum() / synthetic),
-        "recall_visible": share(total["hit_visible"], total["visible"]),
-        "recall_invisible": share(total["hit_invisible"], total["invisible"]),
-        "false_alarms_real_pixels_in_composites": share(total["alarm_real"], total["real"]),
-        "false_alarms_pure_real": share(total["alarm_pure_real"], total["pure_real"]),
+        "invisible_share_of_synthetic": share(counts["invisible"],
+                                              counts["visible"] + counts["invisible"]),
+        "recall_visible": share(counts["hit_visible"], counts["visible"]),
+        "recall_invisible": share(counts["hit_invisible"], counts["invisible"]),
+        "false_alarms_real_pixels_in_composites": share(counts["alarm_real"], counts["real"]),
+        "false_alarms_pure_real": share(counts["alarm_pure_real"], counts["pure_real"]),
         "false_alarms_real_by_third": {
-            name: share(np.concatenate([a.ravel() for a in alarms]),
-                        np.concatenate([r.ravel() for r in real_px]))
-            for name, (real_px, alarms) in bands.items()},
+            name: share(counts[f"alarm_{name}"], counts[f"real_{name}"]) for name in thirds},
         "test_pairs": split.test, "protocol": metrics["protocol"], "versions": versions(),
     }
     write_json(args.results / f"failure_analysis_{args.entry.replace(':', '_')}.json", result)

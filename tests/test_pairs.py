@@ -41,7 +41,7 @@ def test_check_reports_each_broken_file(tiny_pairs: Path, capsys: pytest.Capture
                      "notes.txt: unknown extension"):
         assert fragment in text
     assert not check_dataset(tiny_pairs, allow_resize=True, progress=False).ok
-    assert main(["data", "check", str(tiny_pairs)]) == 1
+    assert main(["data", "check", str(tiny_pairs), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == len(report.problems)
     assert all(line.startswith("fakeseg: problem: ") for line in err)

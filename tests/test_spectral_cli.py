@@ -107,11 +107,11 @@ def test_composition_experiment(sets: Path, capsys: pytest.CaptureFixture[str]) 
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "data" / "real").mkdir(parents=True)
     assert main(["classify", "train", str(tmp_path / "data"), "--out",
-                 str(tmp_path / "run")]) == 2
+                 str(tmp_path / "run"), "-q"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no synthetic/ or fake/ folder" in err
     assert main(["classify", "eval", str(tmp_path / "nope"), str(tmp_path / "data"),
-                 "--out", str(tmp_path / "e")]) == 2
+                 "--out", str(tmp_path / "e"), "-q"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "fakeseg: error:" in err
     assert main(["fid", str(tmp_path / "data/real"), str(tmp_path / "data/real"),

@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
-from tqdm.auto import tqdm
 
 from fakeseg.config import versions
 from fakeseg.data.sources import check_source_pattern, source_of
@@ -70,6 +69,7 @@ from fakeseg.models.classifier import (
     load_classifier,
 )
 from fakeseg.models.fakesegment import DECISION_COVERAGE, resolve_device
+from fakeseg.progress import progress_bar
 from fakeseg.training.loop import learning_rate, seed_everything
 
 log = logging.getLogger(__name__)
@@ -384,7 +384,7 @@ def predict_probabilities(model: ImageClassifier, paths: Sequence[str | Path], *
     cache = cache or ImageCache(0)
     items = [LabeledImage(Path(p), 0) for p in paths]
     out: list[np.ndarray] = []
-    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=len(items), desc=desc, unit="img", enabled=progress)
     for batch in _batches(items, transform, cache, batch_size):
         out.append(model.probability(batch.to(device)).double().cpu().numpy())
         bar.update(len(batch))
@@ -505,7 +505,7 @@ def classify_train(
     write_json(run_dir / "config.json", config)
 
     cache = ImageCache()
-    bar = tqdm(train + val, desc="loading", unit="img", disable=not progress, leave=False)
+    bar = progress_bar(train + val, desc="loading", unit="img", enabled=progress)
     for item in bar:  # decode (and check) every image once, up front
         cache.get(item.path)
     train_transform = build_transform(size, train=True, augment=chosen_augment, fit=fit)
@@ -540,8 +540,8 @@ def classify_train(
     while epoch < epochs:
         model.train()
         total, seen = 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                   disable=not progress, leave=False)
+        bar = progress_bar(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                   enabled=progress)
         for step_in_epoch, (images, labels) in enumerate(bar):
             step = epoch * steps_per_epoch + step_in_epoch
             for group in optimizer.param_groups:
@@ -603,8 +603,8 @@ def heatmap_scores(fakesegment_run: str | Path | Any, images: Sequence[str | Pat
     model = (fakesegment_run if isinstance(fakesegment_run, FakeSegment)
              else FakeSegment.load(fakesegment_run, device=device))
     return np.array([model.predict(Path(p)).score
-                     for p in tqdm(images, desc="heat maps", unit="img", disable=not progress,
-                                   leave=False)], dtype=np.float64)
+                     for p in progress_bar(images, desc="heat maps", unit="img",
+                                          enabled=progress)], dtype=np.float64)
 
 
 _METRIC_COLUMNS = (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"),

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from fakeseg.data.pairs import Pair
 from fakeseg.errors import FakesegError
 from fakeseg.features.backbones import FeatureExtractor
+from fakeseg.progress import progress_bar
 from fakeseg.viz import new_figure, overlay, save_figure
 
 log = logging.getLogger(__name__)
@@ -428,7 +428,7 @@ def featdiff(real: str | Path | None, synthetic: str | Path | None, out: str | P
     tags = {name: r["weights_tag"] for name, r in records.items() if r["status"] == "ok"}
     done: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
-    for pair in tqdm(pair_list, desc="featdiff", unit="pair", disable=not progress):
+    for pair in progress_bar(pair_list, desc="featdiff", unit="pair", enabled=progress):
         try:
             loaded = load_pair(pair, allow_resize=allow_resize)
             (real_im, synthetic_im), factor = fit_long_side([loaded.real, loaded.synthetic],

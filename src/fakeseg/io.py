@@ -9,6 +9,7 @@ names the file and the fix.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -41,7 +42,9 @@ def get_max_pixels() -> int:
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+    """A regular file with an image extension; dotfiles (our temps, macOS ``._x``) are not."""
+    return (not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+            and path.is_file())
 
 
 def _open(path: Path) -> Image.Image:
@@ -272,3 +275,65 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         found.extend(images)
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return unique
+
+
+LOCK_FILE = ".fakeseg.lock"
+
+
+def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
+    """Create the output folder, or say in one line why it cannot be used (before heavy work)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FakesegError(f"{path}: {option} is an existing file, not a folder; "
+                           "pass a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise FakesegError(f"{path}: cannot create the output folder ({reason}); "
+                           f"choose another {option}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise FakesegError(f"{path}: the output folder is not writable; "
+                           f"fix its permissions or choose another {option}")
+    return path
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` for this process (released even on kill -9).
+
+    A second fakeseg process that writes into the same folder fails at once with a one-line
+    error naming the holder's PID. Stale temporary files of a killed run are removed once
+    the lock is held.
+    """
+    folder = Path(folder)
+    lock_path = folder / LOCK_FILE
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise FakesegError(f"{folder}: cannot lock the folder ({exc.strerror}); "
+                           "check its permissions") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise FakesegError(f"{folder}: in use by another fakeseg {what} (PID {holder}); "
+                               "wait for it to finish or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        remove_stale_temps(folder)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Delete ``.NAME.*.tmp*`` files that :func:`atomic_path` left behind when killed."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp*"):
+        if path.is_file():
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed += 1
+    return removed

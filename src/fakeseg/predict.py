@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from fakeseg.config import versions
 from fakeseg.errors import FakesegError
 from fakeseg.io import expand_inputs, read_image, write_image, write_json, write_npy, write_text
 from fakeseg.models.fakesegment import FakeSegment, HeatMap
+from fakeseg.progress import progress_bar, warn
 from fakeseg.viz import overlay
 
 SCORE_DOC = ("score = fraction of pixels whose probability of being unreal is >= threshold; "
@@ -78,8 +78,8 @@ def predict(model: str | Path | FakeSegment, inputs: list[str] | list[Path], out
     pending: list[tuple[Path, str, np.ndarray]] = []
     writing: list[tuple[dict[str, object], Future[dict[str, str]]]] = []
     # files are encoded on a writer thread while the next batch runs through the model
-    with open(log_path, "w") as log, tqdm(total=len(paths), desc="predict",
-                                          disable=not progress) as bar, \
+    with open(log_path, "w") as log, progress_bar(total=len(paths), desc="predict",
+                                          enabled=progress) as bar, \
             ThreadPoolExecutor(max_workers=1) as writer:
         def finish_writes() -> None:
             for row, future in writing:
@@ -107,7 +107,7 @@ def predict(model: str | Path | FakeSegment, inputs: list[str] | list[Path], out
                 array = read_image(path)
             except FakesegError as exc:
                 summary.failures.append(str(exc))
-                bar.write(f"fakeseg: skipped: {exc}")
+                warn(f"fakeseg: skipped: {exc}")
                 bar.update()
                 continue
             if pending and (len(pending) >= batch_size or pending[0][2].shape != array.shape):

@@ -23,6 +23,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fakeseg.cli.classify_commands",
 )
 
+#: commands that take more than a moment: they announce themselves before importing torch
+LONG_COMMANDS = frozenset({"train", "predict", "evaluate", "benchmark", "featdiff", "fingerprint",
+                           "defingerprint", "fid", "classify", "experiment", "demo", "heatmap"})
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line that points at --help."""
@@ -34,6 +38,8 @@ class OneLineParser(argparse.ArgumentParser):
 def common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    common.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bars or progress lines (errors and results still print)")
     common.add_argument(
         "--max-pixels", type=int, default=None, metavar="N",
         help="decompression-bomb limit per image in pixels (default 100,000,000)",
@@ -61,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
+    from fakeseg.progress import say, set_quiet
+
+    set_quiet(bool(getattr(args, "quiet", False)))
+    if args.command in LONG_COMMANDS:  # before the heavy imports, so a user sees life at once
+        say(f"fakeseg {args.command}: loading…")
     try:
         from fakeseg.io import set_max_pixels
 

@@ -118,10 +118,6 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     comp.set_defaults(handler=_composition)
 
 
-def _progress() -> bool:
-    return sys.stderr.isatty()
-
-
 def _augment(text: str | None) -> tuple[str, ...]:
     if text is None:
         from fakeseg.classify import DEFAULT_AUGMENT
@@ -151,7 +147,7 @@ def _train(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, size=args.size,
         fit=args.fit, seed=args.seed, augment=_augment(args.augment),
         val_fraction=args.val_fraction, source_pattern=_pattern(args.source_pattern),
-        device=args.device, threads=args.threads, resume=args.resume, progress=_progress())
+        device=args.device, threads=args.threads, resume=args.resume, progress=True)
     val = result["val"]
     print(f"best checkpoint: {result['best']} (epoch {result['best_epoch']}, "
           f"{result['backbone']} {result['weights_tag']}, {result['n_train']} train / "
@@ -176,7 +172,7 @@ def _eval(args: argparse.Namespace) -> int:
         raise FakesegError("give RUN and DATA (or DATA with --model RUN)")
     result = classify_eval(run, data, args.out, scorer=args.scorer, threshold=args.threshold,
                            source_pattern=_pattern(args.source_pattern),
-                           batch_size=args.batch_size, device=args.device, progress=_progress())
+                           batch_size=args.batch_size, device=args.device, progress=True)
     overall = result["overall"]
     print(f"metrics: {args.out}/metrics.json, {args.out}/metrics.md")
     print(f"{result['n']} images, {args.scorer} scorer: ROC AUC {_fmt(overall['roc_auc'])}, "
@@ -197,7 +193,7 @@ def _predict(args: argparse.Namespace) -> int:
     from fakeseg.classify import classify_predict
 
     result = classify_predict(args.run, args.images, args.out, batch_size=args.batch_size,
-                              device=args.device, progress=_progress())
+                              device=args.device, progress=True)
     print(f"{result['n']} predictions in {result['csv']} ({result['n_flagged']} at or above "
           f"{result['threshold']:g})")
     return 0
@@ -218,7 +214,7 @@ def _composition(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction, backbone=args.backbone,
         weights=args.backbone_weights, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, size=args.size, fit=args.fit, augment=_augment(args.augment),
-        device=args.device, progress=_progress())
+        device=args.device, progress=True)
     print(f"results: {result['markdown']} (and results.json)")
     for row in result["rows"]:
         bal = row["balanced_accuracy"]

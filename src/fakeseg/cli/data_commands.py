@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def _data_check(args: argparse.Namespace) -> int:
     from fakeseg.data.pairs import check_dataset
 
-    report = check_dataset(args.root, allow_resize=args.resize, progress=sys.stderr.isatty())
+    report = check_dataset(args.root, allow_resize=args.resize, progress=True)
     print(report.summary())
     for problem in report.problems:
         print(f"fakeseg: problem: {problem}", file=sys.stderr)

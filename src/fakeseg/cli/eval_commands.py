@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -42,7 +41,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                       protocol=ProtocolConfig(seed=args.seed), threshold=args.threshold,
                       resize_masks=args.resize_masks, invert_masks=args.invert_masks,
                       sources_csv=args.sources_csv, source_pattern=args.source_pattern,
-                      device=args.device, progress=sys.stderr.isatty())
+                      device=args.device, progress=True)
     print(Path(result["files"]["metrics_md"]).read_text())
     print(f"metrics: {result['files']['metrics_json']}")
     return 0
@@ -75,7 +74,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods \
         else list(DEFAULT_METHODS)
     result = benchmark(args.data, args.out, base=base, methods=methods,
-                       oracle=not args.no_oracle, progress=sys.stderr.isatty())
+                       oracle=not args.no_oracle, progress=True)
     print(Path(result["files"]["metrics_md"]).read_text())
     print(f"metrics: {result['files']['metrics_json']}")
     return 0

@@ -89,7 +89,7 @@ def _train(args: argparse.Namespace) -> int:
 
     config = train_config_from_args(args)
     result = train(args.data, args.out, config, resume=args.resume,
-                   progress=sys.stderr.isatty())
+                   progress=True)
     val = result.best_val
     print(f"best checkpoint: {result.best_dir}")
     print(f"validation: F1 {val.get('f1_best', float('nan')):.3f} at threshold "
@@ -102,7 +102,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     summary = predict(args.model, args.inputs, args.out, batch_size=args.batch_size,
                       threshold=args.threshold, device=args.device,
-                      progress=sys.stderr.isatty())
+                      progress=True)
     print(f"{summary.n_done} heat maps in {summary.out} (scores: {summary.out / 'results.csv'})")
     if summary.failures:
         print(f"fakeseg: {len(summary.failures)} image(s) skipped, see above", file=sys.stderr)
@@ -123,7 +123,7 @@ def _heatmap(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from fakeseg.pipeline import demo
 
-    result = demo(args.out, steps=args.steps, seed=args.seed, progress=sys.stderr.isatty())
+    result = demo(args.out, steps=args.steps, seed=args.seed, progress=True)
     for line in result.lines():
         print(line)
     return 0

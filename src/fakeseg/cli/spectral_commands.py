@@ -63,17 +63,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     fid.set_defaults(handler=_fid)
 
 
-def _progress() -> bool:
-    return sys.stderr.isatty()
-
-
 def _fingerprint(args: argparse.Namespace) -> int:
     from fakeseg.io import expand_inputs
     from fakeseg.spectral.fingerprint import compute_fingerprint, save_fingerprint_outputs
 
     fp = compute_fingerprint(expand_inputs(args.real), expand_inputs(args.synthetic),
                              size=args.size, transform=args.transform, crop=args.crop,
-                             progress=_progress())
+                             progress=True)
     files = save_fingerprint_outputs(fp, args.out, k=args.peaks)
     null = "n/a" if fp.energy_null is None else f"{fp.energy_null:.4f}"
     print(f"fingerprint ({fp.transform_label}, {fp.n_real} real vs {fp.n_synthetic} synthetic, "
@@ -99,7 +95,7 @@ def _defingerprint(args: argparse.Namespace) -> int:
     result = defingerprint(args.method, expand_inputs(args.real),
                            expand_inputs(args.synthetic), apply_to, args.out, k=args.k,
                            t=DEFAULT_T if args.t is None else args.t, size=args.size,
-                           progress=_progress())
+                           progress=True)
     energy = result["fingerprint"]
     psnr = result["mean_psnr_db"]
     print(f"{args.method.upper()}: {result['n_attacked']} image(s) in {args.out}/images "
@@ -120,7 +116,7 @@ def _fid(args: argparse.Namespace) -> int:
     from fakeseg.spectral.frechet import frechet_distance
 
     result = frechet_distance(args.a, args.b, features=args.features, weights=args.weights,
-                              batch_size=args.batch_size, size=args.size, progress=_progress())
+                              batch_size=args.batch_size, size=args.size, progress=True)
     print(str(result))
     if result.note:
         print(f"note: {result.note}")

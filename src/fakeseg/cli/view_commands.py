@@ -72,7 +72,7 @@ def _featdiff(args: argparse.Namespace) -> int:
                       backbones=args.backbones, weights=args.backbone_weights,
                       layers=parse_layers(args.layers), allow_resize=args.resize,
                       max_side=args.max_side or None, device=args.device,
-                      progress=sys.stderr.isatty())
+                      progress=True)
     for name in result["random_weights"]:
         print(f"WARNING: {name} used RANDOM weights; its numbers say nothing about realism",
               file=sys.stderr)

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from scipy import ndimage
-from tqdm.auto import tqdm
 
 from fakeseg.data.pairs import CLASSES_JSON, LABELS_DIR, MASKS_DIR, REAL_DIR, SYNTHETIC_DIR
 from fakeseg.errors import FakesegError
 from fakeseg.io import read_image, to_uint8, write_image, write_json
+from fakeseg.progress import progress_bar
 
 ARTIFACT_FAMILIES: tuple[str, ...] = (
     "flat_shading",
@@ -459,8 +459,7 @@ def build_demo_dataset(out: str | Path, *, seed: int = 0, size: int = 192, varia
     records: list[dict[str, Any]] = []
     sources: list[dict[str, Any]] = []
     total = len(photos) * variants
-    with tqdm(total=total, desc="building demo dataset", disable=not progress,
-              leave=False) as bar:
+    with progress_bar(total=total, desc="building demo dataset", enabled=progress) as bar:
         for source, path, real in photos:
             sources.append({"name": source.name, "package": source.package,
                             "version": _package_version(source.package), "file": path.name})

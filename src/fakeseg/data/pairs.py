@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.io import (
@@ -23,6 +22,7 @@ from fakeseg.io import (
     read_mask,
     write_json,
 )
+from fakeseg.progress import progress_bar
 
 REAL_DIR, SYNTHETIC_DIR, LABELS_DIR, MASKS_DIR = "real", "synthetic", "labels", "masks"
 CLASSES_JSON = "classes.json"  # optional, in labels/: {"0": "road", "1": "sky", ...}
@@ -161,7 +161,7 @@ def check_dataset(root: str | Path, *, allow_resize: bool = False,
     index = index_pairs(root)
     problems = list(index.problems)
     sizes: Counter[tuple[int, int]] = Counter()
-    for pair in tqdm(index.pairs, desc="checking pairs", disable=not progress, leave=False):
+    for pair in progress_bar(index.pairs, desc="checking pairs", enabled=progress):
         shapes: dict[str, tuple[int, int]] = {}
         readers = (("real", pair.real, read_image), ("synthetic", pair.synthetic, read_image),
                    ("label", pair.label, read_label_map), ("mask", pair.mask, read_mask))

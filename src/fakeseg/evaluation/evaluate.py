@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
-from tqdm.auto import tqdm
 
 from fakeseg.config import versions
 from fakeseg.data.composites import CompositeItem
@@ -34,6 +33,7 @@ from fakeseg.evaluation.protocol import (
     score_items,
 )
 from fakeseg.io import list_images, read_image, read_mask, write_json, write_text
+from fakeseg.progress import progress_bar
 from fakeseg.viz import new_figure, save_figure
 
 TRIVIAL = (("all synthetic", 1.0), ("all real", 0.0))
@@ -191,9 +191,8 @@ def _paired(segmenter: Any, data: Path, out: Path, protocol: ProtocolConfig,
                 "checkpoint's validation")
         threshold = segmenter.threshold if threshold is None else threshold
     allow_resize = bool(segmenter.meta.get("config", {}).get("allow_resize", False))
-    load = [load_pair(p, allow_resize=allow_resize) for p in tqdm(
-        index.subset(val_stems + test_stems), desc="loading pairs", disable=not progress,
-        leave=False)]
+    load = [load_pair(p, allow_resize=allow_resize) for p in progress_bar(
+        index.subset(val_stems + test_stems), desc="loading pairs", enabled=progress)]
     by_stem = {p.stem: p for p in load}
     sets = protocol_sets([by_stem[s] for s in val_stems], [by_stem[s] for s in test_stems],
                          protocol)
@@ -234,7 +233,7 @@ def _mask_mode(segmenter: Any, images: Path, masks: Path, out: Path, threshold: 
 
     mask_files = {p.stem: p for p in list_images(masks)}
     items: list[CompositeItem] = []
-    for path in tqdm(list_images(images), desc="loading", disable=not progress, leave=False):
+    for path in progress_bar(list_images(images), desc="loading", enabled=progress):
         if path.stem not in mask_files:
             raise DataError(f"{path}: no mask with stem '{path.stem}' in {masks}; add it or "
                             "remove the image")

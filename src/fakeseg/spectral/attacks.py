@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio
-from tqdm.auto import tqdm
 
 from fakeseg.errors import FakesegError
 from fakeseg.io import read_image, write_image, write_json, write_npy
+from fakeseg.progress import progress_bar
 from fakeseg.spectral.fingerprint import (
     EPS,
     Fingerprint,
@@ -194,8 +194,8 @@ def defingerprint(
     images: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     written: list[Path] = []
-    for path in tqdm(targets, desc=f"{method.upper()} attack", unit="img", disable=not progress,
-                     leave=False):
+    for path in progress_bar(targets, desc=f"{method.upper()} attack", unit="img",
+                             enabled=progress):
         try:
             image = read_image(path)
             attacked = _APPLY[method](image, F, k, source=path)

@@ -32,10 +32,10 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import scipy.fft
 from scipy import ndimage, stats
-from tqdm.auto import tqdm
 
 from fakeseg.errors import FakesegError, ImageReadError
 from fakeseg.io import read_image, write_json, write_npy, write_text
+from fakeseg.progress import progress_bar
 from fakeseg.viz import new_figure, save_figure
 
 log = logging.getLogger(__name__)
@@ -316,8 +316,8 @@ def stream_statistics(
 
     n_images, skipped = 0, []
     results = map_ordered(per_image, paths, workers or default_workers())
-    for path, result in tqdm(results, total=len(paths), desc=desc, unit="img",
-                             disable=not progress, leave=False):
+    for path, result in progress_bar(results, total=len(paths), desc=desc, unit="img",
+                             enabled=progress):
         if isinstance(result, Exception):
             if not isinstance(result, ImageReadError):
                 raise result

@@ -31,10 +31,10 @@ import numpy as np
 import scipy.linalg
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from fakeseg.errors import FakesegError
 from fakeseg.io import expand_inputs, list_images, read_image
+from fakeseg.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def stream_moments(trunk: torch.nn.Module, paths: Sequence[Path], *, size: int,
                    progress: bool = True) -> RunningMoments:
     """Feed ``paths`` through ``trunk`` (pooled features) and accumulate their moments."""
     moments = RunningMoments(int(trunk.dims))
-    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=len(paths), desc=desc, unit="img", enabled=progress)
     for start in range(0, len(paths), max(1, batch_size)):
         chunk = paths[start:start + batch_size]
         batch = torch.cat([_load(p, size) for p in chunk])

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from tqdm.auto import tqdm
 
 from fakeseg.config import TrainConfig, from_dict, to_dict, versions
 from fakeseg.data.composites import CompositeItem, composite_set
@@ -49,6 +48,7 @@ from fakeseg.models.checkpoint import (
 )
 from fakeseg.models.discriminator import PatchDiscriminator
 from fakeseg.models.fakesegment import FakeSegment, resolve_device
+from fakeseg.progress import progress_bar
 from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_bce
 from fakeseg.training.sampler import CompositeSampler
 
@@ -94,8 +94,8 @@ def prepare_data(data: str | Path, run_dir: Path, config: TrainConfig,
     if not split.val:
         raise FakesegError(f"{data}: the split left no validation pairs; add pairs or raise "
                            "val_fraction")
-    bar = tqdm(total=len(split.train) + len(split.val), desc="loading pairs",
-               disable=not progress, leave=False)
+    bar = progress_bar(total=len(split.train) + len(split.val), desc="loading pairs",
+               enabled=progress)
     loaded: dict[str, LoadedPair] = {}
     for pair in index.subset(split.train + split.val):
         loaded[pair.stem] = load_pair(pair, allow_resize=config.allow_resize)
@@ -118,7 +118,7 @@ def prepare_data(data: str | Path, run_dir: Path, config: TrainConfig,
         cache = TargetCache(run_dir / "cache")
         by_stem = {p.stem: p for p in index.pairs}
         maps = []
-        for pair in tqdm(train, desc="target maps", disable=not progress, leave=False):
+        for pair in progress_bar(train, desc="target maps", enabled=progress):
             paths = by_stem[pair.stem]
             key = cache_key(paths.real, paths.synthetic, extractor.name, extractor.weights_tag,
                             layers, extra=str(config.allow_resize))
@@ -241,7 +241,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     use_amp = config.amp and device.type == "cuda"
     earlier_s = float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
     stopped_early, session_steps, started = False, 0, time.time() - earlier_s
-    bar = tqdm(total=config.steps, initial=step, desc="train", disable=not progress)
+    bar = progress_bar(total=config.steps, initial=step, desc="train", enabled=progress)
     while step < config.steps and not stopped_early:
         net.train()
         losses: dict[str, float] = {}

@@ -1,7 +1,9 @@
-"""Small picture helpers shared by predict, featdiff and the report."""
+"""Small picture helpers shared by predict, featdiff and the report: colours, overlays, flagged
+regions, figures."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from fakeseg.io import atomic_path
+
+#: box colours of the flagged regions, in rank order (overlays and the report)
+REGION_COLORS = ((0, 229, 255), (124, 252, 0), (255, 79, 216))
 
 
 def colorize(values: np.ndarray, cmap: str = "inferno", vmin: float = 0.0,
@@ -37,3 +42,38 @@ def save_figure(figure: Figure, path: str | Path, **savefig_kwargs: Any) -> Path
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", **savefig_kwargs)
     return Path(path)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A connected component of the thresholded heat map (bbox: x0, y0, x1, y1; end exclusive)."""
+
+    area_px: int
+    area_fraction: float
+    mean_score: float
+    bbox: tuple[int, int, int, int]
+
+    @property
+    def weight(self) -> float:
+        return self.area_px * self.mean_score
+
+
+def top_regions(heat: np.ndarray, threshold: float, k: int = 3) -> list[Region]:
+    """The ``k`` components of ``heat >= threshold`` with the largest area × mean score."""
+    from scipy import ndimage
+
+    heat = np.asarray(heat, np.float64)
+    labels, count = ndimage.label(heat >= threshold)
+    if count == 0:
+        return []
+    index = np.arange(1, count + 1)
+    areas = ndimage.sum_labels(np.ones_like(heat), labels, index)
+    means = ndimage.mean(heat, labels, index)
+    order = np.argsort(-(areas * means), kind="stable")[:k]
+    slices = ndimage.find_objects(labels)
+    regions = []
+    for i in order:
+        rows, cols = slices[i]
+        regions.append(Region(int(areas[i]), float(areas[i] / heat.size), float(means[i]),
+                              (cols.start, rows.start, cols.stop, rows.stop)))
+    return regions

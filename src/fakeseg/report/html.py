@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fakeseg.errors import FakesegError
 from fakeseg.report import templates as T
+from fakeseg.viz import REGION_COLORS, Region, top_regions
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ HOW = {
     "training": "Loss should fall and validation F1 / Dice rise; the best checkpoint is the "
                 "one with the highest validation F1.",
 }
-REGION_COLORS = ((0, 229, 255), (124, 252, 0), (255, 79, 216))
 FIGURE_SCALE = 2  # figures (plots with text) are shown up to 2 × display_px wide
 
 
@@ -108,44 +108,6 @@ def find_results(inputs: Sequence[str | Path]) -> list[Found]:
             for kind in _kinds_in(folder, set(filenames)):
                 found.setdefault((kind, folder.resolve()), Found(kind, folder))
     return sorted(found.values(), key=lambda f: (KINDS.index(f.kind), str(f.folder)))
-
-
-# --------------------------------------------------------------------------- regions
-
-
-@dataclass(frozen=True)
-class Region:
-    """A connected component of the thresholded heat map (bbox: x0, y0, x1, y1; end exclusive)."""
-
-    area_px: int
-    area_fraction: float
-    mean_score: float
-    bbox: tuple[int, int, int, int]
-
-    @property
-    def weight(self) -> float:
-        return self.area_px * self.mean_score
-
-
-def top_regions(heat: np.ndarray, threshold: float, k: int = 3) -> list[Region]:
-    """The ``k`` components of ``heat >= threshold`` with the largest area × mean score."""
-    from scipy import ndimage
-
-    heat = np.asarray(heat, np.float64)
-    labels, count = ndimage.label(heat >= threshold)
-    if count == 0:
-        return []
-    index = np.arange(1, count + 1)
-    areas = ndimage.sum_labels(np.ones_like(heat), labels, index)
-    means = ndimage.mean(heat, labels, index)
-    order = np.argsort(-(areas * means), kind="stable")[:k]
-    slices = ndimage.find_objects(labels)
-    regions = []
-    for i in order:
-        rows, cols = slices[i]
-        regions.append(Region(int(areas[i]), float(areas[i] / heat.size), float(means[i]),
-                              (cols.start, rows.start, cols.stop, rows.stop)))
-    return regions
 
 
 # --------------------------------------------------------------------------- images

@@ -47,6 +47,7 @@ from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.evaluate import fmt
 from fakeseg.evaluation.metrics import grouped_image_report, image_report
 from fakeseg.io import (
+    check_output_dir,
     expand_inputs,
     list_images,
     read_image,
@@ -69,7 +70,7 @@ from fakeseg.models.classifier import (
     load_classifier,
 )
 from fakeseg.models.fakesegment import DECISION_COVERAGE, resolve_device
-from fakeseg.progress import progress_bar
+from fakeseg.progress import progress_bar, warn
 from fakeseg.training.loop import learning_rate, seed_everything
 
 log = logging.getLogger(__name__)
@@ -724,11 +725,22 @@ def classify_predict(run: str | Path, images: Sequence[str | Path] | str | Path,
                      out: str | Path, *, batch_size: int = 16, device: str = "auto",
                      progress: bool = True) -> dict[str, Any]:
     """Write ``OUT/predictions.csv`` (image, probability_synthetic) for files/folders/globs."""
-    paths = _image_paths(images)
+    out = check_output_dir(out)
     model, meta, folder = load_classifier(run)
+    cache = ImageCache(CACHE_BYTES)
+    paths, failures = [], []
+    for path in _image_paths(images):  # one unreadable file is named and skipped, not fatal
+        try:
+            cache.get(path)
+        except FakesegError as exc:
+            failures.append(str(exc))
+            warn(f"fakeseg: skipped: {exc}")
+            continue
+        paths.append(path)
     probs = predict_probabilities(model, paths, size=int(meta["size"]),
                                   fit=str(meta.get("fit", "crop")), batch_size=batch_size,
-                                  device=resolve_device(device), progress=progress)
+                                  device=resolve_device(device), cache=cache,
+                                  progress=progress)
     names = meta.get("class_names", ["real", "synthetic"])
     column = "probability_synthetic" if names[1] in ("synthetic", "fake") else \
         f"probability_{names[1]}"
@@ -740,7 +752,8 @@ def classify_predict(run: str | Path, images: Sequence[str | Path] | str | Path,
     target = write_text(Path(out) / "predictions.csv", buffer.getvalue())
     threshold = float(meta.get("threshold", 0.5))
     return {"csv": str(target), "n": len(paths), "model": str(folder),
-            "n_flagged": int((probs >= threshold).sum()), "threshold": threshold}
+            "n_flagged": int((probs >= threshold).sum()), "threshold": threshold,
+            "failures": failures}
 
 
 # --------------------------------------------------------------------------- experiment

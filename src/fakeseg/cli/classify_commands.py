@@ -196,6 +196,9 @@ def _predict(args: argparse.Namespace) -> int:
                               device=args.device, progress=True)
     print(f"{result['n']} predictions in {result['csv']} ({result['n_flagged']} at or above "
           f"{result['threshold']:g})")
+    if result["failures"]:
+        print(f"fakeseg: {len(result['failures'])} image(s) skipped, see above", file=sys.stderr)
+        return 1
     return 0
 
 

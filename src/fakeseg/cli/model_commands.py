@@ -103,7 +103,9 @@ def _predict(args: argparse.Namespace) -> int:
     summary = predict(args.model, args.inputs, args.out, batch_size=args.batch_size,
                       threshold=args.threshold, device=args.device,
                       progress=True)
-    print(f"{summary.n_done} heat maps in {summary.out} (scores: {summary.out / 'results.csv'})")
+    resumed = f" ({summary.n_resumed} done by an earlier run)" if summary.n_resumed else ""
+    print(f"{summary.n_done} heat maps in {summary.out}{resumed} "
+          f"(scores: {summary.out / 'results.csv'})")
     if summary.failures:
         print(f"fakeseg: {len(summary.failures)} image(s) skipped, see above", file=sys.stderr)
         return 1

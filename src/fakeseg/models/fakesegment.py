@@ -8,6 +8,7 @@ ResNet encoder. Its logits are upsampled to full size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fakeseg.errors import FakesegError
+from fakeseg.io import ImageInput
 from fakeseg.models.checkpoint import load_checkpoint, load_into, save_checkpoint
 
 MIN_SIDE = 8
@@ -93,7 +95,7 @@ def tile_windows(length: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
-@dataclass
+@dataclass(repr=False)
 class HeatMap:
     """A per-pixel probability of being unreal, plus image-level summaries.
 
@@ -122,6 +124,11 @@ class HeatMap:
         flat = self.probability.ravel()
         k = max(1, round(0.01 * flat.size))
         return float(np.partition(flat, flat.size - k)[flat.size - k:].mean())
+
+    def __repr__(self) -> str:
+        height, width = self.probability.shape
+        return (f"HeatMap({width}x{height}, score={self.score:.3f}, max={self.max:.3f}, "
+                f"threshold={self.threshold:.3f})")
 
     def summary(self) -> dict[str, float]:
         return {"score": self.score, "max": self.max, "topk_mean": self.topk_mean,
@@ -184,9 +191,11 @@ class FakeSegment:
         if min(height, width) < MIN_SIDE:
             raise FakesegError(f"image is {width}x{height}; FakeSegment needs at least "
                                f"{MIN_SIDE}x{MIN_SIDE} pixels")
+        if not torch.isfinite(image).all():
+            raise FakesegError("the image contains NaN or infinite values; fix the image first")
         image = image.to(self.device)
         if max(height, width) <= tile:
-            return torch.sigmoid(self.net.forward_any_size(image)).float().cpu()
+            return _checked(torch.sigmoid(self.net.forward_any_size(image)).float().cpu())
         total = torch.zeros((image.shape[0], 1, height, width))
         count = torch.zeros((1, 1, height, width))
         ramp = _tile_weight(min(tile, height), min(tile, width), overlap)
@@ -197,18 +206,51 @@ class FakeSegment:
                 h, w = probs.shape[-2:]
                 total[..., top:top + h, left:left + w] += probs * ramp[..., :h, :w]
                 count[..., top:top + h, left:left + w] += ramp[..., :h, :w]
-        return total / count.clamp_min(1e-6)
+        return _checked(total / count.clamp_min(1e-6))
 
-    def predict(self, image: np.ndarray | str | Path) -> HeatMap:
-        """One image (array (H, W, 3) in [0, 1], or a path) → HeatMap."""
-        from fakeseg.features.target import to_batch
-        from fakeseg.io import read_image
+    def predict(self, image: ImageInput) -> HeatMap:
+        """One image → :class:`HeatMap`.
 
-        array = read_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
-        if array.ndim != 3 or array.shape[2] != 3:
-            raise FakesegError(f"expected an (H, W, 3) RGB array, got shape {array.shape}")
-        probs = self.predict_tensor(to_batch(array.astype(np.float32)))
-        return HeatMap(probs[0, 0].numpy(), self.threshold)
+        ``image`` may be a path, a PIL image, a NumPy array (H, W[, C]) of uint8, uint16 or
+        float in [0, 1], or a torch tensor (C, H, W) / (1, C, H, W); every form is converted
+        exactly as the file reader converts a file, so all give the same map.
+        """
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[ImageInput], *, batch_size: int = 4
+                      ) -> list[HeatMap]:
+        """Several images (any forms :meth:`predict` accepts, any sizes) → one HeatMap each.
+
+        Consecutive images of the same size run through the network together, ``batch_size``
+        at a time.
+        """
+        from fakeseg.io import to_rgb_float
+
+        arrays = [to_rgb_float(image, name=_describe(image, i)) for i, image in enumerate(images)]
+        heats: list[HeatMap] = []
+        start = 0
+        while start < len(arrays):
+            end = start + 1
+            while (end < len(arrays) and end - start < batch_size
+                   and arrays[end].shape == arrays[start].shape):
+                end += 1
+            batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays[start:end]])
+            probs = self.predict_tensor(batch)
+            heats.extend(HeatMap(p[0].numpy(), self.threshold) for p in probs)
+            start = end
+        return heats
+
+
+def _describe(image: object, index: int) -> str:
+    return str(image) if isinstance(image, (str, Path)) else f"image {index}"
+
+
+def _checked(probabilities: torch.Tensor) -> torch.Tensor:
+    """Non-finite output is an error, never a score."""
+    if not torch.isfinite(probabilities).all():
+        raise FakesegError("the model produced NaN or infinite probabilities; its checkpoint is "
+                           "corrupt or was trained into divergence: retrain or restore it")
+    return probabilities
 
 
 def _tile_weight(height: int, width: int, overlap: int) -> torch.Tensor:

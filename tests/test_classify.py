@@ -221,17 +221,18 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_heatmap_scorer_uses_fakesegment_coverage(tmp_path: Path) -> None:
-    from fakeseg.models.fakesegment import FakeSegment
+    from fakeseg.inference.localizer import Localizer
+    from fakeseg.models.registry import build_model
 
     config = {"model": "unet_rgb",
               "model_options": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}}
     torch.manual_seed(0)
-    FakeSegment(FakeSegment.build(config), {"kind": "segmenter", "config": config,
-                                            "threshold": 0.5}).save(tmp_path / "seg")
+    Localizer(build_model(config), {"kind": "segmenter", "config": config,
+                                    "threshold": 0.5}).save(tmp_path / "seg")
     data = make_set(tmp_path / "d", 3, seed=0)
     items = load_labeled(data)
     scores = heatmap_scores(tmp_path / "seg", [i.path for i in items], progress=False)
-    expected = FakeSegment.load(tmp_path / "seg", device="cpu").predict(items[0].path).score
+    expected = Localizer.load(tmp_path / "seg", device="cpu").predict(items[0].path).score
     assert scores.shape == (6,) and scores[0] == pytest.approx(expected)
     result = classify_eval(tmp_path / "seg", data, tmp_path / "eval", scorer="heatmap",
                            device="cpu", progress=False)

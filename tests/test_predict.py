@@ -15,9 +15,9 @@ from PIL import Image
 
 from fakeseg.cli import main
 from fakeseg.errors import FakesegError
+from fakeseg.inference.localizer import HeatMap, Localizer
+from fakeseg.inference.predict import output_names
 from fakeseg.io import folder_lock, read_image, write_image
-from fakeseg.models.fakesegment import FakeSegment, HeatMap
-from fakeseg.predict import output_names
 from fakeseg.training.loop import train
 from tests.conftest import make_pairs, smooth_image
 from tests.test_fakesegment import TINY
@@ -34,8 +34,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model(run: Path) -> FakeSegment:
-    return FakeSegment.load(run, device="cpu")
+def model(run: Path) -> Localizer:
+    return Localizer.load(run, device="cpu")
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def images(tmp_path: Path) -> Path:
     return folder
 
 
-def test_every_input_form_gives_the_same_map(model: FakeSegment, tmp_path: Path) -> None:
+def test_every_input_form_gives_the_same_map(model: Localizer, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     rgb8 = (smooth_image(rng, 40, 56) * 255).astype(np.uint8)
     rgba8 = np.dstack([rgb8, rng.integers(0, 256, (40, 56), dtype=np.uint8)])
@@ -78,7 +78,7 @@ def test_every_input_form_gives_the_same_map(model: FakeSegment, tmp_path: Path)
     assert not np.allclose(gray_expected, expected, atol=1e-5)  # the forms are not all one
 
 
-def test_bad_arrays_are_refused_with_one_line(model: FakeSegment) -> None:
+def test_bad_arrays_are_refused_with_one_line(model: Localizer) -> None:
     image = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
     with pytest.raises(FakesegError, match=r"divide by 255"):
         model.predict(image * 255)
@@ -92,7 +92,7 @@ def test_bad_arrays_are_refused_with_one_line(model: FakeSegment) -> None:
         model.predict([1, 2, 3])
 
 
-def test_predict_batch_matches_single_predictions_and_repr_is_short(model: FakeSegment) -> None:
+def test_predict_batch_matches_single_predictions_and_repr_is_short(model: Localizer) -> None:
     rng = np.random.default_rng(1)
     images = [smooth_image(rng, 32, 48), smooth_image(rng, 32, 48), smooth_image(rng, 40, 40)]
     heats = model.predict_batch(images, batch_size=2)
@@ -219,8 +219,8 @@ def test_killed_predict_resumes_with_one_row_and_one_set_of_files_per_image(
                                       np.load(fresh / row["heat_npy"]))
 
 
-def test_non_finite_output_is_an_error_never_a_score(model: FakeSegment) -> None:
-    broken = FakeSegment(model.net, dict(model.meta), device="cpu")
+def test_non_finite_output_is_an_error_never_a_score(model: Localizer) -> None:
+    broken = Localizer(model.net, dict(model.meta), device="cpu")
     original = {k: v.clone() for k, v in broken.net.state_dict().items()}
     try:
         with torch.no_grad():
@@ -238,7 +238,7 @@ def test_python_m_fakeseg_runs() -> None:
     assert done.returncode == 0 and done.stdout.startswith("fakeseg ")
 
 
-def test_read_image_and_api_agree_on_16_bit_gray(model: FakeSegment, tmp_path: Path) -> None:
+def test_read_image_and_api_agree_on_16_bit_gray(model: Localizer, tmp_path: Path) -> None:
     gray16 = (np.random.default_rng(5).random((32, 40)) * 65535).astype(np.uint16)
     path = tmp_path / "g16.png"
     Image.fromarray(gray16).save(path)

@@ -43,9 +43,11 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from fakeseg.config import versions
 from fakeseg.data.sources import check_source_pattern, source_of
+from fakeseg.device import resolve_device
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.evaluate import fmt
 from fakeseg.evaluation.metrics import grouped_image_report, image_report
+from fakeseg.inference.localizer import DECISION_COVERAGE
 from fakeseg.io import (
     check_output_dir,
     expand_inputs,
@@ -69,7 +71,6 @@ from fakeseg.models.classifier import (
     build_classifier,
     load_classifier,
 )
-from fakeseg.models.fakesegment import DECISION_COVERAGE, resolve_device
 from fakeseg.progress import progress_bar, warn
 from fakeseg.training.loop import learning_rate, seed_everything
 
@@ -598,11 +599,11 @@ def heatmap_scores(fakesegment_run: str | Path | Any, images: Sequence[str | Pat
                    device: str = "auto", progress: bool = True) -> np.ndarray:
     """Model-free image scores: the share of pixels a FakeSegment heat map flags
     (``HeatMap.score``), the MediaEval team's Task B decision rule. ``fakesegment_run`` is a
-    run / checkpoint folder or a loaded :class:`~fakeseg.models.fakesegment.FakeSegment`."""
-    from fakeseg.models.fakesegment import FakeSegment
+    run / checkpoint folder or a loaded :class:`~fakeseg.inference.localizer.Localizer`."""
+    from fakeseg.inference.localizer import Localizer
 
-    model = (fakesegment_run if isinstance(fakesegment_run, FakeSegment)
-             else FakeSegment.load(fakesegment_run, device=device))
+    model = (fakesegment_run if isinstance(fakesegment_run, Localizer)
+             else Localizer.load(fakesegment_run, device=device))
     return np.array([model.predict(Path(p)).score
                      for p in progress_bar(images, desc="heat maps", unit="img",
                                           enabled=progress)], dtype=np.float64)
@@ -676,9 +677,9 @@ def classify_eval(
                      f"{folder}, epoch {meta.get('epoch')}")
         score_name = "probability_synthetic"
     else:
-        from fakeseg.models.fakesegment import FakeSegment
+        from fakeseg.inference.localizer import Localizer
 
-        segmenter = FakeSegment.load(run, device=device)
+        segmenter = Localizer.load(run, device=device)
         scores = heatmap_scores(segmenter, paths, progress=progress)
         thr = DECISION_COVERAGE if threshold is None else float(threshold)
         meta = segmenter.meta

@@ -412,8 +412,8 @@ def featdiff(real: str | Path | None, synthetic: str | Path | None, out: str | P
     """
     from fakeseg.config import versions
     from fakeseg.data.pairs import load_pair
+    from fakeseg.device import resolve_device
     from fakeseg.io import write_json, write_text
-    from fakeseg.models.fakesegment import resolve_device
 
     if isinstance(backbones, str):
         backbones = [b.strip() for b in backbones.split(",") if b.strip()]

@@ -98,7 +98,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fakeseg.predict import predict
+    from fakeseg.inference.predict import predict
 
     summary = predict(args.model, args.inputs, args.out, batch_size=args.batch_size,
                       threshold=args.threshold, device=args.device,

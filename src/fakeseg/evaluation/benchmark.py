@@ -40,12 +40,10 @@ DEFAULT_METHODS = ("fakesegment", "unet_rgb", "mantranet", "mag", "catnet")
 
 
 def check_trainable(model: str) -> None:
-    """A one-line error unless ``model`` is FakeSegment or a trainable baseline."""
-    if model == "fakesegment":
-        return
-    from fakeseg.models.baselines import baseline_spec
+    """A one-line error unless ``model`` is a trainable registered model."""
+    from fakeseg.models.registry import MODELS
 
-    if not baseline_spec(model).trainable:
+    if not MODELS[model].trainable:
         raise FakesegError(f"'{model}' is not trained: every benchmark table already carries "
                            "it as a reference row; leave it out of the methods")
 
@@ -79,7 +77,7 @@ def benchmark(data: str | Path, out: str | Path, *,
               protocol: ProtocolConfig | None = None, oracle: bool = True,
               progress: bool = True) -> dict[str, Any]:
     """Train and evaluate each (name, config) entry; default: FakeSegment + every baseline."""
-    from fakeseg.models.fakesegment import FakeSegment
+    from fakeseg.inference.localizer import Localizer
     from fakeseg.training.loop import train
 
     out, data = Path(out), Path(data)
@@ -105,7 +103,7 @@ def benchmark(data: str | Path, out: str | Path, *,
                 print(f"[benchmark] {verb} {name} ({config.steps} steps)", flush=True)
             result = train(data, run_dir, config, resume=state == "partial", progress=progress)
             seconds = float(result.history[-1]["elapsed_s"]) if result.history else 0.0
-        model = FakeSegment.load(run_dir, device=config.device)
+        model = Localizer.load(run_dir, device=config.device)
         trained.append((name, model, seconds, int(model.meta["n_parameters"])))
     split = load_split(out / "runs" / entries[0][0] / "split.json")
     for name, _ in entries[1:]:
@@ -119,8 +117,8 @@ def benchmark(data: str | Path, out: str | Path, *,
     sets = protocol_sets(val, test, protocol)
     oracle_extractor = None
     if oracle:
-        fs = next((m for _, m, _, _ in trained if hasattr(m.net, "extractor")), None)
-        oracle_extractor = fs.net.extractor if fs is not None else None
+        fs = next((m for _, m, _, _ in trained if m.net.feature_extractor is not None), None)
+        oracle_extractor = fs.net.feature_extractor if fs is not None else None
     names = class_names(data)
     sections: dict[str, list[MethodScores]] = {}
     for set_name, parts in sets.items():

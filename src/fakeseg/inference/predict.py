@@ -33,6 +33,7 @@ import torch
 from fakeseg.config import versions
 from fakeseg.errors import FakesegError
 from fakeseg.faults import kill_point
+from fakeseg.inference.localizer import MIN_SIDE, HeatMap, Localizer
 from fakeseg.io import (
     check_output_dir,
     expand_inputs,
@@ -43,7 +44,6 @@ from fakeseg.io import (
     write_npy,
     write_text,
 )
-from fakeseg.models.fakesegment import MIN_SIDE, FakeSegment, HeatMap
 from fakeseg.progress import progress_bar, warn
 from fakeseg.viz import annotated_overlay
 
@@ -114,7 +114,7 @@ def _relative(path: Path, out: Path) -> str:
     return Path(os.path.relpath(path, out)).as_posix()
 
 
-def _model_identity(model: FakeSegment) -> dict[str, Any]:
+def _model_identity(model: Localizer) -> dict[str, Any]:
     """What must match for an earlier run's rows to be kept: the checkpoint and threshold."""
     meta = json.dumps(model.meta, sort_keys=True, default=str).encode()
     return {"checkpoint": hashlib.sha256(meta).hexdigest()[:16], "threshold": model.threshold}
@@ -148,7 +148,7 @@ def _previous_rows(out: Path, identity: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def predict(model: str | Path | FakeSegment, inputs: list[str] | list[Path], out: str | Path, *,
+def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: str | Path, *,
             batch_size: int = 4, threshold: float | None = None, device: str = "auto",
             progress: bool = True) -> PredictSummary:
     """Predict heat maps for files, folders or globs; write maps, masks, overlays and tables.
@@ -162,7 +162,7 @@ def predict(model: str | Path | FakeSegment, inputs: list[str] | list[Path], out
     out = check_output_dir(out).resolve()
     paths = _inputs_outside(expand_inputs([str(p) for p in inputs]), out)
     with folder_lock(out, "predict"):
-        fakeseg_model = model if isinstance(model, FakeSegment) else FakeSegment.load(
+        fakeseg_model = model if isinstance(model, Localizer) else Localizer.load(
             model, device=device)
         if threshold is not None:
             fakeseg_model.threshold = threshold
@@ -178,7 +178,7 @@ def _inputs_outside(paths: list[Path], out: Path) -> list[Path]:
     return kept
 
 
-def _predict_locked(model: FakeSegment, paths: list[Path], out: Path, *, batch_size: int,
+def _predict_locked(model: Localizer, paths: list[Path], out: Path, *, batch_size: int,
                     progress: bool) -> PredictSummary:
     identity = _model_identity(model)
     previous = _previous_rows(out, identity)
@@ -261,7 +261,7 @@ def _unusable(array: np.ndarray) -> str | None:
     height, width = array.shape[:2]
     if min(height, width) < MIN_SIDE:
         return (f"image is {width}x{height}, smaller than {MIN_SIDE}x{MIN_SIDE}; "
-                "FakeSegment cannot judge it (upscale it or leave it out)")
+                "the model cannot judge it (upscale it or leave it out)")
     if not np.isfinite(array).all():
         return "contains NaN or infinite pixel values; re-export the image"
     return None
@@ -275,7 +275,7 @@ def _write_tables(out: Path, summary: PredictSummary) -> None:
     write_text(out / RESULTS_CSV, buffer.getvalue())
 
 
-def _write_info(out: Path, summary: PredictSummary, model: FakeSegment,
+def _write_info(out: Path, summary: PredictSummary, model: Localizer,
                 identity: dict[str, Any], *, complete: bool) -> None:
     write_json(out / PREDICT_JSON, {
         "complete": complete,

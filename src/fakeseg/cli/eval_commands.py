@@ -68,7 +68,7 @@ def register_benchmark(subparsers: argparse._SubParsersAction,
 
 def _benchmark(args: argparse.Namespace) -> int:
     from fakeseg.cli.model_commands import train_config_from_args
-    from fakeseg.evaluation.benchmark import DEFAULT_METHODS, benchmark
+    from fakeseg.workflows.benchmark import DEFAULT_METHODS, benchmark
 
     base = train_config_from_args(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods \

@@ -123,7 +123,7 @@ def _heatmap(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from fakeseg.pipeline import demo
+    from fakeseg.workflows.demo import demo
 
     result = demo(args.out, steps=args.steps, seed=args.seed, progress=True)
     for line in result.lines():

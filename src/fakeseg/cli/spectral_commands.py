@@ -112,8 +112,8 @@ def _defingerprint(args: argparse.Namespace) -> int:
 
 
 def _fid(args: argparse.Namespace) -> int:
+    from fakeseg.features.frechet import frechet_distance
     from fakeseg.io import write_json
-    from fakeseg.spectral.frechet import frechet_distance
 
     result = frechet_distance(args.a, args.b, features=args.features, weights=args.weights,
                               batch_size=args.batch_size, size=args.size, progress=True)

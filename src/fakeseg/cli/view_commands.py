@@ -66,7 +66,7 @@ def parse_layers(specs: list[str] | None) -> dict[str, list[str] | str] | None:
 
 
 def _featdiff(args: argparse.Namespace) -> int:
-    from fakeseg.featdiff import featdiff
+    from fakeseg.features.featdiff import featdiff
 
     result = featdiff(args.real, args.synthetic, args.out, pairs=args.pairs,
                       backbones=args.backbones, weights=args.backbone_weights,
@@ -88,7 +88,7 @@ def _featdiff(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from fakeseg.report import report
+    from fakeseg.reporting import report
 
     path = report(args.inputs, args.out, title=args.title, max_images=args.max_images,
                   display_px=args.display_px)

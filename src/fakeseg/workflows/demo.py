@@ -39,7 +39,7 @@ def demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int =
     from fakeseg.data.demo import build_demo_dataset
     from fakeseg.evaluation.evaluate import evaluate
     from fakeseg.inference.predict import predict
-    from fakeseg.report import report
+    from fakeseg.reporting import report
     from fakeseg.training.loop import train
 
     out = Path(out)

@@ -105,6 +105,14 @@ def example(command: str) -> str:
     return "Example:\n" + "\n".join(lines)
 
 
+DEVICE_HELP = "auto | cpu | cuda; auto picks cuda when present"
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device`` (default auto), as every command that runs a network has it."""
+    parser.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
+
+
 def exit_code_help() -> str:
     rows = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
     return f"Exit codes:\n{rows}"

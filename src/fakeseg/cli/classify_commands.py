@@ -11,6 +11,8 @@ from typing import Any
 
 
 def _training_options(parser: argparse.ArgumentParser, *, size: int, epochs: int) -> None:
+    from fakeseg.cli import add_device_option
+
     parser.add_argument("--backbone", default="mobilenet_v2", metavar="NAME",
                         help="mobilenet_v2 | efficientnet_lite0 (package-shipped weights) | "
                              "efficientnet_b0 | densenet121 (torchvision cache or file) | "
@@ -31,8 +33,7 @@ def _training_options(parser: argparse.ArgumentParser, *, size: int, epochs: int
     parser.add_argument("--augment", default=None, metavar="LIST",
                         help="comma list of flip, rotate, jitter, blur, jpeg, or none "
                              "(default: flip,rotate,jitter)")
-    parser.add_argument("--device", default="auto", metavar="DEVICE",
-                        help="auto | cpu | cuda; auto picks cuda when present")
+    add_device_option(parser)
 
 
 _PATTERN_HELP = ("regex on file stems whose first group names the generator, '' for none "
@@ -40,7 +41,7 @@ _PATTERN_HELP = ("regex on file stems whose first group names the generator, '' 
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from fakeseg.cli import example
+    from fakeseg.cli import add_device_option, example
 
     classify = subparsers.add_parser(
         "classify", parents=[common], help="image-level real-vs-synthetic detection",
@@ -96,8 +97,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     evaluate.add_argument("--source-pattern", default=None, metavar="REGEX", help=_PATTERN_HELP)
     evaluate.add_argument("--batch-size", type=int, default=16, metavar="N",
                           help="images per forward pass")
-    evaluate.add_argument("--device", default="auto", metavar="DEVICE",
-                          help="auto | cpu | cuda; auto picks cuda when present")
+    add_device_option(evaluate)
     evaluate.set_defaults(handler=_eval)
 
     predict = actions.add_parser(
@@ -111,8 +111,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     predict.add_argument("--out", required=True, metavar="DIR", help="output folder")
     predict.add_argument("--batch-size", type=int, default=16, metavar="N",
                          help="images per forward pass")
-    predict.add_argument("--device", default="auto", metavar="DEVICE",
-                         help="auto | cpu | cuda; auto picks cuda when present")
+    add_device_option(predict)
     predict.set_defaults(handler=_predict)
 
     experiment = subparsers.add_parser(

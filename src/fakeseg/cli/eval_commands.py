@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from fakeseg.cli import example
+    from fakeseg.cli import add_device_option, example
 
     evaluate = subparsers.add_parser(
         "evaluate", parents=[common], help="score a model on composites or on masked images",
@@ -22,10 +22,10 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                           help="paired dataset folder (paired mode)")
     evaluate.add_argument("--out", required=True, metavar="DIR", help="output folder")
     evaluate.add_argument("--images", metavar="DIR",
-                          help="image folder (mask mode; default: none, paired mode)")
+                          help="image folder, for mask mode (default: none, paired mode)")
     evaluate.add_argument("--masks", metavar="DIR",
-                          help="binary ground-truth masks with the images' stems (mask mode; "
-                               "default: none)")
+                          help="binary ground-truth masks with the images' stems, for mask "
+                               "mode (default: none)")
     evaluate.add_argument("--resize-masks", action="store_true",
                           help="resample masks whose size differs from the image")
     evaluate.add_argument("--invert-masks", action="store_true",
@@ -40,8 +40,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                                "e.g. '_([a-z]+)_fake' (default: no per-source tables)")
     evaluate.add_argument("--seed", type=int, default=2024, metavar="N",
                           help="seed of the composites")
-    evaluate.add_argument("--device", default="auto", metavar="DEVICE",
-                          help="auto | cpu | cuda; auto picks cuda when present")
+    add_device_option(evaluate)
     evaluate.set_defaults(handler=_evaluate)
     register_benchmark(subparsers, common)
 

@@ -31,7 +31,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from fakeseg.cli import example
+    from fakeseg.cli import DEVICE_HELP, example
 
     train = subparsers.add_parser(
         "train", parents=[common], help="train FakeSegment on a paired dataset",
@@ -54,8 +54,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     train.add_argument("--seed", type=int, metavar="N",
                        help="seed of the split, composites and init " + config_default("seed"))
     train.add_argument("--device", metavar="DEVICE",
-                       help="auto | cpu | cuda; auto picks cuda when present "
-                            + config_default("device"))
+                       help=f"{DEVICE_HELP} " + config_default("device"))
     train.add_argument("--resize", action="store_true",
                        help="resample real images whose size differs from their render")
     train.add_argument("--resume", action="store_true",
@@ -79,8 +78,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     predict.add_argument("--threshold", type=float, metavar="P",
                          help="probability that flags a pixel, in [0, 1] (default: the "
                               "threshold chosen on the model's validation pairs)")
-    predict.add_argument("--device", default="auto", metavar="DEVICE",
-                         help="auto | cpu | cuda; auto picks cuda when present")
+    predict.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
     predict.set_defaults(handler=_predict)
 
     heat = subparsers.add_parser(

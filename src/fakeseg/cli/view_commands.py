@@ -9,7 +9,7 @@ from fakeseg.errors import FakesegError
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from fakeseg.cli import example
+    from fakeseg.cli import add_device_option, example
 
     featdiff = subparsers.add_parser(
         "featdiff", parents=[common], help="per-layer feature discrepancy maps, MSE and SSIM",
@@ -42,8 +42,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     featdiff.add_argument("--max-side", type=int, default=768, metavar="PX",
                           help="downscale images whose long side exceeds this (0: never)")
     featdiff.add_argument("--resize", action="store_true", help="resample mis-sized real images")
-    featdiff.add_argument("--device", default="auto", metavar="DEVICE",
-                          help="auto | cpu | cuda; auto picks cuda when present")
+    add_device_option(featdiff)
     featdiff.set_defaults(handler=_featdiff)
 
     report = subparsers.add_parser(

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fakeseg.cli.data_commands as data_commands
@@ -19,8 +20,8 @@ from fakeseg.cli.model_commands import train_config_from_args
 from tests.conftest import make_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
-#: train options for a run of a few seconds (random backbone, tiny crops, 4 steps)
-TINY_SETS = ["backbone_weights=random", "crop_size=64", "batch_size=4", "steps=4",
+#: train options for a run of a few seconds (random backbone, tiny crops, 2 steps)
+TINY_SETS = ["backbone_weights=random", "crop_size=64", "batch_size=4", "steps=2",
              "steps_per_epoch=2", "encoder=resnet18", "reduce_channels=8", "amp=false",
              "device=cpu", "val_fraction=0.25", "test_fraction=0.25", "p_reencode=0"]
 
@@ -205,5 +206,30 @@ def test_train_logs_progress_with_an_eta_when_stderr_is_a_file(tmp_path: Path) -
     progress = [line for line in said if line.startswith("train: ")]
     assert len(progress) >= 2 and all("ETA" in line and ("it/s" in line or "s/it" in line)
                                       for line in progress), progress
-    assert progress[-1].startswith("train: 4/4")
+    assert progress[-1].startswith("train: 2/2")
     assert not any("\r" in line for line in lines)
+
+
+def test_quiet_fingerprint_with_an_unreadable_image_warns_once_and_exits_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fakeseg.io import write_image
+    from fakeseg.progress import set_quiet
+
+    rng = np.random.default_rng(0)
+    for side in ("real", "synthetic"):
+        for i in range(3):
+            write_image(tmp_path / side / f"{i}.png", rng.random((32, 32, 3)))
+    (tmp_path / "real" / "broken.png").write_bytes(b"not a png")
+    argv = ["fingerprint", "--real", str(tmp_path / "real"), "--synthetic",
+            str(tmp_path / "synthetic"), "--out", str(tmp_path / "fp"), "--size", "32"]
+    try:
+        assert main([*argv, "--quiet"]) == 1
+        quiet = capsys.readouterr().err.splitlines()
+        assert main(argv) == 1
+        loud = capsys.readouterr().err.splitlines()
+    finally:
+        set_quiet(False)
+    skipped = [line for line in quiet if line.startswith("fakeseg: skipped:")]
+    assert len(skipped) == 1 and "broken.png" in skipped[0]
+    assert len(quiet) == 2 and "1 image(s) skipped" in quiet[1]  # no progress, no "loading…"
+    assert loud[0] == "fakeseg fingerprint: loading…" and any("ETA" in line for line in loud)

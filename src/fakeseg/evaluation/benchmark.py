@@ -92,18 +92,19 @@ def benchmark(data: str | Path, out: str | Path, *,
         check_trainable(config.model)
     protocol = protocol or ProtocolConfig(seed=base.seed + 2024)
     trained: list[tuple[str, Any, float, int]] = []
-    for name, config in entries:
+    for number, (name, config) in enumerate(entries, 1):
         run_dir = out / "runs" / name
+        count = f"{number}/{len(entries)}"
         state, seconds = run_state(run_dir, config)
         if state == "finished":
             if progress:
-                say(f"[benchmark] reusing finished run {run_dir}")
+                say(f"[benchmark] {count}: reusing finished run {run_dir}")
         else:
             if state == "none" and run_dir.exists():
                 shutil.rmtree(run_dir)  # a run of this entry with another config
             if progress:
                 verb = "resuming" if state == "partial" else "training"
-                say(f"[benchmark] {verb} {name} ({config.steps} steps)")
+                say(f"[benchmark] {count}: {verb} {name} ({config.steps} steps)")
             result = train(data, run_dir, config, resume=state == "partial", progress=progress)
             seconds = float(result.history[-1]["elapsed_s"]) if result.history else 0.0
         model = FakeSegment.load(run_dir, device=config.device)

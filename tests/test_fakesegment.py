@@ -145,8 +145,8 @@ def test_bad_checkpoints_give_clear_errors(tiny_pairs: Path, tmp_path: Path) -> 
 def test_cli_train_then_predict(tiny_pairs: Path, tmp_path: Path,
                                 capsys: pytest.CaptureFixture) -> None:
     run, out = tmp_path / "run", tmp_path / "pred"
-    sets = [f"{k}={v}" for k, v in {**TINY, "steps": 2}.items()]
-    assert main(["train", str(tiny_pairs), "--out", str(run), "--set", *sets]) == 0
+    sets = [arg for k, v in {**TINY, "steps": 2}.items() for arg in ("--set", f"{k}={v}")]
+    assert main(["train", str(tiny_pairs), "--out", str(run), *sets]) == 0
     (tiny_pairs / "synthetic" / "broken.png").write_bytes(b"")
     capsys.readouterr()
     code = main(["predict", str(run), str(tiny_pairs / "synthetic"), "--out", str(out)])

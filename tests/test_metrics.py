@@ -66,6 +66,8 @@ def test_pixel_metrics_match_sklearn(pair: tuple[np.ndarray, np.ndarray]) -> Non
         assert M.precision(pred, target) == pytest.approx(precision_score(yt, yp))
     if target.any():
         assert M.recall(pred, target) == pytest.approx(recall_score(yt, yp))
+    assert M.pixel_accuracy(pred, target) == pytest.approx(accuracy_score(yt, yp))
+    assert M.miou(pred, target) == pytest.approx(jaccard_score(yt, yp, average="macro"))
     tp, fp, fn, tn = M.confusion_counts(pred, target)
     assert tp + fp + fn + tn == pred.size
     assert (tp, fp) == (int((pred & target).sum()), int((pred & ~target).sum()))
@@ -126,6 +128,34 @@ def test_documented_edge_values(
     got = tuple(M.get_metric(n)(pred, target) for n in ("dice", "iou", "precision", "recall"))
     assert got == pytest.approx(expected)
     assert not any(math.isnan(v) for v in got)
+
+
+@pytest.mark.parametrize(
+    ("pred", "target", "accuracy", "miou"),
+    [
+        (EMPTY, EMPTY, 1.0, 1.0),  # the synthetic class is absent from both: empty_value
+        (FULL, FULL, 1.0, 1.0),  # the real class is absent from both
+        (SOME, EMPTY, 6 / 9, (0.0 + 6 / 9) / 2),
+        (FULL, SOME, 3 / 9, (1 / 3 + 0.0) / 2),
+    ],
+)
+def test_two_class_metrics_edge_values(pred: np.ndarray, target: np.ndarray, accuracy: float,
+                                       miou: float) -> None:
+    assert M.pixel_accuracy(pred, target) == pytest.approx(accuracy)
+    assert M.miou(pred, target) == pytest.approx(miou)
+    assert M.miou(EMPTY, EMPTY, empty_value=0.0) == 0.5  # the real class is still perfect
+
+
+def test_segmentation_report_two_class_metrics_vs_sklearn() -> None:
+    probs, targets = _crafted()
+    r = M.segmentation_report(probs, targets, threshold=0.5)
+    yt = np.concatenate([t.ravel() for t in targets]).astype(int)
+    yp = np.concatenate([(p >= 0.5).ravel() for p in probs]).astype(int)
+    assert r["micro"]["pixel_accuracy"] == pytest.approx(accuracy_score(yt, yp))
+    assert r["micro"]["miou"] == pytest.approx(jaccard_score(yt, yp, average="macro"))
+    per_image = [jaccard_score(t.ravel().astype(int), (p >= 0.5).ravel().astype(int),
+                               average="macro") for p, t in zip(probs, targets, strict=True)]
+    assert r["macro_imagewise"]["miou"] == pytest.approx(np.mean(per_image))
 
 
 def test_empty_value_is_configurable() -> None:
@@ -375,7 +405,7 @@ def test_grouped_image_report() -> None:
 
 def test_registry_did_you_mean() -> None:
     assert M.get_metric("dice") is M.dice
-    assert set(M.METRICS) == {"dice", "iou", "precision", "recall"}
+    assert set(M.METRICS) == {"dice", "iou", "precision", "recall", "pixel_accuracy", "miou"}
     with pytest.raises(FakesegError, match="unknown metric 'dcie' \\(did you mean 'dice'\\?\\)"):
         M.get_metric("dcie")
     with pytest.raises(FakesegError, match="unknown metric 'zzz'; choose from dice"):

@@ -29,6 +29,13 @@ recall          ``empty_value`` 1.0  0.0 (no positives to find)    0.0
 Otherwise the usual formulas hold: dice = 2tp / (2tp + fp + fn), iou = tp / (tp + fp + fn),
 precision = tp / (tp + fp), recall = tp / (tp + fn). No metric ever returns NaN.
 
+Two-class pixel metrics (real = 0 and synthetic = 1 both count):
+
+* ``pixel_accuracy`` = (tp + tn) / all pixels (sklearn ``accuracy_score``); never undefined.
+* ``miou`` = mean of the synthetic-class IoU tp / (tp + fp + fn) and the real-class IoU
+  tn / (tn + fn + fp). A class absent from both masks scores ``empty_value`` (1.0), which gives
+  sklearn's ``jaccard_score(average="macro")`` value (it averages over the classes present).
+
 Other documented values
 -----------------------
 * :func:`best_threshold` with no positive pixels at all returns
@@ -81,7 +88,9 @@ __all__ = [
     "grouped_image_report",
     "image_report",
     "iou",
+    "miou",
     "oracle_f1_per_image",
+    "pixel_accuracy",
     "pixel_curves",
     "precision",
     "recall",
@@ -203,7 +212,18 @@ def _recall_from_counts(tp: int, fp: int, fn: int, empty_value: float) -> float:
     return tp / (tp + fn)
 
 
-def _all_from_counts(tp: int, fp: int, fn: int, empty_value: float) -> dict[str, float]:
+def _accuracy_from_counts(tp: int, fp: int, fn: int, tn: int) -> float:
+    return (tp + tn) / (tp + fp + fn + tn)
+
+
+def _miou_from_counts(tp: int, fp: int, fn: int, tn: int, empty_value: float) -> float:
+    # the real class's IoU is the synthetic formula with the roles swapped: tn, fn, fp
+    return (_iou_from_counts(tp, fp, fn, empty_value)
+            + _iou_from_counts(tn, fn, fp, empty_value)) / 2.0
+
+
+def _all_from_counts(tp: int, fp: int, fn: int, tn: int, empty_value: float
+                     ) -> dict[str, float]:
     d = _dice_from_counts(tp, fp, fn, empty_value)
     return {
         "dice": d,
@@ -211,6 +231,8 @@ def _all_from_counts(tp: int, fp: int, fn: int, empty_value: float) -> dict[str,
         "precision": _precision_from_counts(tp, fp, fn, empty_value),
         "recall": _recall_from_counts(tp, fp, fn, empty_value),
         "f1": d,
+        "pixel_accuracy": _accuracy_from_counts(tp, fp, fn, tn),
+        "miou": _miou_from_counts(tp, fp, fn, tn, empty_value),
     }
 
 
@@ -253,6 +275,21 @@ def recall(pred: Any, target: Any, *, threshold: float = 0.5, empty_value: float
     else 0.0."""
     tp, fp, fn, _ = confusion_counts(pred, target, threshold=threshold)
     return _recall_from_counts(tp, fp, fn, empty_value)
+
+
+def pixel_accuracy(pred: Any, target: Any, *, threshold: float = 0.5,
+                   empty_value: float = 1.0) -> float:
+    """Share of pixels whose class (real or synthetic) is right; ``empty_value`` is unused
+    (accuracy is defined for any non-empty image) and kept for the shared signature."""
+    tp, fp, fn, tn = confusion_counts(pred, target, threshold=threshold)
+    return _accuracy_from_counts(tp, fp, fn, tn)
+
+
+def miou(pred: Any, target: Any, *, threshold: float = 0.5, empty_value: float = 1.0) -> float:
+    """Mean IoU over the two classes, real and synthetic; a class absent from both masks
+    scores ``empty_value``."""
+    tp, fp, fn, tn = confusion_counts(pred, target, threshold=threshold)
+    return _miou_from_counts(tp, fp, fn, tn, empty_value)
 
 
 def _best_threshold_exact(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -329,8 +366,9 @@ def segmentation_report(
 ) -> dict[str, Any]:
     """Micro (dataset-level counts) and macro image-wise (mean of per-image) pixel metrics.
 
-    Returns ``{"micro": {dice, iou, precision, recall, f1, pixel_auc},
-    "macro_imagewise": {dice, iou, precision, recall, f1}, "n_images", "threshold",
+    Returns ``{"micro": {dice, iou, precision, recall, f1, pixel_accuracy, miou, pixel_auc},
+    "macro_imagewise": {dice, iou, precision, recall, f1, pixel_accuracy, miou}, "n_images",
+    "threshold",
     "n_pixels", "pixel_auc_n_pixels", "pixel_auc_subsampled"}``. ``f1`` equals ``dice``.
     Per-image edge cases follow the module table (an empty image predicted empty scores
     ``empty_value``). ``pixel_auc`` is ROC AUC over all pixels, computed on a fixed-seed
@@ -339,12 +377,12 @@ def segmentation_report(
     present among those pixels.
     """
     ps, ts = _paired_images(probs, targets)
-    totals = np.zeros(3, dtype=np.int64)
+    totals = np.zeros(4, dtype=np.int64)
     per_image: list[dict[str, float]] = []
     for p, t in zip(ps, ts, strict=True):
-        tp, fp, fn, _ = confusion_counts(p, t, threshold=threshold)
-        totals += (tp, fp, fn)
-        per_image.append(_all_from_counts(tp, fp, fn, empty_value))
+        counts = confusion_counts(p, t, threshold=threshold)
+        totals += counts
+        per_image.append(_all_from_counts(*counts, empty_value))
     micro: dict[str, float | None] = dict(_all_from_counts(*map(int, totals), empty_value))
     scores, labels = _sample_pixels(ps, ts, MAX_AUC_PIXELS)
     two_classes = bool(labels.any() and not labels.all())
@@ -522,7 +560,7 @@ def grouped_image_report(
 #: Pixel metrics by name; all share ``(pred, target, *, threshold, empty_value) -> float``.
 METRICS: Registry[Callable[..., float]] = Registry("metric")
 for _name, _metric in (("dice", dice), ("iou", iou), ("precision", precision),
-                       ("recall", recall)):
+                       ("recall", recall), ("pixel_accuracy", pixel_accuracy), ("miou", miou)):
     METRICS.register(_name, _metric)
 
 

@@ -19,6 +19,7 @@ import dataclasses
 from pathlib import Path
 
 from fakeseg.config import TrainConfig
+from fakeseg.evaluation.evaluate import save_evaluation
 from fakeseg.workflows.benchmark import DEFAULT_METHODS, benchmark, method_config
 
 HERE = Path(__file__).resolve().parent
@@ -81,7 +82,7 @@ def main() -> None:
         entries = [e for e in entries if e[0] in keep]
     out = HERE / "results" / "_".join([args.suite, name] + ([args.tag] if args.tag else []))
     result = benchmark(root, out, entries=entries, progress=True)
-    print(Path(result["files"]["metrics_md"]).read_text())
+    print(save_evaluation(result.evaluation, out)["metrics_md"].read_text())
 
 
 if __name__ == "__main__":

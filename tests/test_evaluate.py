@@ -12,8 +12,22 @@ from fakeseg.config import TrainConfig
 from fakeseg.data.composites import CompositeItem
 from fakeseg.data.pairs import index_pairs, load_pair
 from fakeseg.errors import DataError, FakesegError
-from fakeseg.evaluation.evaluate import evaluate
-from fakeseg.evaluation.failures import FALSE_ALARM, HIT, MISS, error_map, worst_items
+from fakeseg.evaluation.evaluate import (
+    ALL_IMAGES,
+    UNDEFINED_CELL,
+    evaluate_masks,
+    evaluate_pairs,
+    save_evaluation,
+)
+from fakeseg.evaluation.failures import (
+    FALSE_ALARM,
+    HIT,
+    MISS,
+    draw_failures,
+    error_map,
+    failure_cases,
+    worst_items,
+)
 from fakeseg.evaluation.protocol import (
     ProtocolConfig,
     constant_scorer,
@@ -25,7 +39,7 @@ from fakeseg.evaluation.protocol import (
 )
 from fakeseg.io import write_image
 from fakeseg.training.loop import train
-from fakeseg.workflows.benchmark import benchmark
+from fakeseg.workflows.benchmark import PAPER_TABLE1, benchmark
 from tests.conftest import make_pairs
 from tests.test_fakesegment import TINY
 
@@ -65,7 +79,11 @@ def test_all_synthetic_floor_matches_coverage(trained: tuple[Path, Path]) -> Non
 
 def test_paired_evaluation_writes_everything(trained: tuple[Path, Path], tmp_path: Path) -> None:
     data, run = trained
-    result = evaluate(run, data, out=tmp_path / "ev", progress=False)
+    result = evaluate_pairs(run, data, progress=False)
+    assert not (tmp_path / "ev").exists()  # computing writes nothing
+    model = result.method("model")
+    assert 0.0 <= model.overall["pixel_accuracy"] <= 1.0 and 0.0 <= model.overall["miou"] <= 1.0
+    files = save_evaluation(result, tmp_path / "ev")
     payload = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert payload["mode"] == "paired" and "versions" in payload and payload["seed"] == 2024
     sections = payload["results"]
@@ -73,8 +91,12 @@ def test_paired_evaluation_writes_everything(trained: tuple[Path, Path], tmp_pat
     names = [row["name"] for row in next(iter(sections.values()))]
     assert names == ["model", "all synthetic", "all real"]
     assert all(row["per_class"] for row in next(iter(sections.values())))  # labels/ exist
+    assert payload["results"] == json.loads(json.dumps(result.rows()))
     for key in ("metrics_md", "metrics_json"):
-        assert Path(result["files"][key]).exists()
+        assert files[key].exists()
+    markdown = files["metrics_md"].read_text()
+    assert "| pixel acc | mIoU |" in markdown
+    assert "image-level detection by set × method" in markdown
     assert list((tmp_path / "ev").glob("curves_*.png")) and list(
         (tmp_path / "ev").glob("dice_hist_*.png"))
     assert list((tmp_path / "ev" / "composites" / "controlled" / "images").glob("*.png"))
@@ -90,16 +112,47 @@ def test_mask_mode(trained: tuple[Path, Path], tmp_path: Path) -> None:
         mask = np.zeros((48, 40), np.uint8)
         mask[:20] = 255 if i else 1
         write_image(masks / f"{i}_biggan_fake.png", mask)
-    result = evaluate(run, out=tmp_path / "ev", images=images, masks=masks,
-                      source_pattern=r"_([a-z]+)_fake", progress=False)
-    assert set(result["results"]) == {"all images", "source: biggan"}
+    result = evaluate_masks(run, images, masks, source_pattern=r"_([a-z]+)_fake",
+                            progress=False)
+    assert set(result.sections) == {ALL_IMAGES, "source: biggan"}
+    save_evaluation(result, tmp_path / "ev")
     assert (tmp_path / "ev" / "failures_all_images.png").exists()
     write_image(masks / "0_biggan_fake.png", np.zeros((10, 10), np.uint8))
     with pytest.raises(DataError, match="--resize-masks"):
-        evaluate(run, out=tmp_path / "ev2", images=images, masks=masks, progress=False)
-    inverted = evaluate(run, out=tmp_path / "ev3", images=images, masks=masks,
-                        resize_masks=True, invert_masks=True, progress=False)
-    assert inverted["results"]["all images"][0]["overall"]["n_images"] == 3
+        evaluate_masks(run, images, masks, progress=False)
+    inverted = evaluate_masks(run, images, masks, resize_masks=True, invert_masks=True,
+                              progress=False)
+    assert inverted.method("model").overall["n_images"] == 3
+
+
+def test_mask_mode_survives_an_all_real_source(trained: tuple[Path, Path],
+                                               tmp_path: Path) -> None:
+    _, run = trained
+    rng = np.random.default_rng(1)
+    images, masks = tmp_path / "img", tmp_path / "msk"
+    for i, source in enumerate(("biggan", "biggan", "real", "real")):
+        write_image(images / f"{i}_{source}_fake.png", rng.random((48, 40, 3)))
+        mask = np.zeros((48, 40), np.uint8)
+        if source == "biggan":
+            mask[:20] = 255  # only this source has synthetic pixels
+        write_image(masks / f"{i}_{source}_fake.png", mask)
+    result = evaluate_masks(run, images, masks, source_pattern=r"_([a-z]+)_fake",
+                            threshold=0.5, progress=False)
+    real = result.method("model", "source: real")
+    assert not real.pixels_defined and real.overall["dice"] is None
+    assert real.fp_real is not None and real.image_level["n_positive"] == 0
+    biggan = result.method("model", "source: biggan")
+    assert biggan.pixels_defined and biggan.overall["n_images"] == 2
+    files = save_evaluation(result, tmp_path / "ev")
+    markdown = files["metrics_md"].read_text()
+    real_line = next(line for line in markdown.splitlines()
+                     if line.startswith("| model") and UNDEFINED_CELL in line)
+    assert real_line.count(UNDEFINED_CELL) == 7  # every pixel-metric cell says so
+    assert "no test image of this set contains synthetic pixels" in markdown
+    detection = markdown.split("image-level detection by source × method")[1]
+    assert "| real | model | 2 | 0 |" in detection and "| biggan | model | 2 | 2 |" in detection
+    payload = json.loads(files["metrics_json"].read_text())
+    assert payload["results"]["source: real"][0]["overall"]["undefined"]
 
 
 def test_error_map_colours_each_outcome() -> None:
@@ -129,6 +182,28 @@ def test_worst_items_are_the_lowest_dice(trained: tuple[Path, Path]) -> None:
     assert all(by_name[item.name] >= 0.35 for item, d in worst if d == 0.0)
 
 
+def test_gallery_shows_every_method_on_the_headline_images(trained: tuple[Path, Path],
+                                                           tmp_path: Path) -> None:
+    data, _ = trained
+    pairs = [load_pair(p) for p in index_pairs(data).pairs]
+    test = protocol_sets([], pairs, ProtocolConfig(per_pair=2))["raw"]["test"]
+    perfect = constant_scorer(0.0)
+
+    def truth(item: CompositeItem) -> np.ndarray:
+        return item.mask.astype(np.float32)
+
+    rows = [score_items("blind", perfect, [], test, threshold=0.5),
+            score_items("oracle", truth, [], test, threshold=0.5)]
+    gallery = failure_cases([(rows[0], perfect), (rows[1], truth)], test, k=2)
+    assert gallery.methods == ["blind", "oracle"] and gallery.headline == "blind"
+    mixed = [r for r in gallery.rows if is_mixed(r.item)]
+    assert [r.item.name for r in mixed] == [i.name for i, _ in worst_items(rows[0], test, 2)]
+    for row in mixed:  # the same image under both methods: blind misses, the truth hits
+        assert row.notes == ["Dice 0.00", "Dice 1.00"]
+        np.testing.assert_array_equal(row.probs[1], row.item.mask.astype(np.float32))
+    assert draw_failures(gallery, tmp_path / "fig5.png").is_file()
+
+
 def test_benchmark_resumes_a_partial_run_and_draws_failures(tmp_path: Path) -> None:
     data = make_pairs(tmp_path / "pairs", n=5)
     config = TrainConfig(**{**TINY, "steps": 4})
@@ -140,9 +215,19 @@ def test_benchmark_resumes_a_partial_run_and_draws_failures(tmp_path: Path) -> N
     history = json.loads((tmp_path / "bench" / "runs" / "fakesegment" / "history.json")
                          .read_text())
     assert [h["step"] for h in history] == [2, 4]  # resumed, not retrained
-    rows = next(iter(result["results"].values()))
-    assert [r["name"] for r in rows][:2] == ["fakesegment", "featdiff_oracle (needs pair)"]
+    rows = next(iter(result.evaluation.sections.values()))
+    assert [r.name for r in rows][:2] == ["fakesegment", "featdiff_oracle (needs pair)"]
+    assert result.runs == {"fakesegment": tmp_path / "bench" / "runs" / "fakesegment"}
+    files = save_evaluation(result.evaluation, tmp_path / "bench")
     assert len(list((tmp_path / "bench").glob("failures_*.png"))) == 2
+    payload = json.loads(files["metrics_json"].read_text())
+    assert payload["reported_in_paper"]["rows"] == PAPER_TABLE1["rows"]
+    assert {r["method"]: r["Dice avg"] for r in payload["reported_in_paper"]["rows"]} == {
+        "ManTraNet": 0.40, "MAG": 0.27, "FakeSegment": 0.50}
+    markdown = files["metrics_md"].read_text()
+    block = markdown.split("## reported in the paper, different data")[1]
+    assert "| FakeSegment | 0.51 | 0.49 | 0.50 |" in block
+    assert "| fakesegment |" not in block  # measured rows stay above, apart
 
 
 def test_oracle_cache_gives_the_same_maps_once(trained: tuple[Path, Path]) -> None:

@@ -17,7 +17,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from fakeseg.errors import FakesegError
 
-_VERBS = frozenset({"load", "train", "predict", "evaluate", "fingerprint", "featdiff", "report"})
+_VERBS = frozenset({"load", "train", "predict", "evaluate", "evaluate_masks", "fingerprint",
+                    "featdiff", "report"})
 
 
 def __getattr__(name: str) -> Any:
@@ -32,5 +33,5 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_VERBS])
 
 
-__all__ = ["FakesegError", "__version__", "evaluate", "featdiff", "fingerprint", "load",
-           "predict", "report", "train"]
+__all__ = ["FakesegError", "__version__", "evaluate", "evaluate_masks", "featdiff", "fingerprint",
+           "load", "predict", "report", "train"]

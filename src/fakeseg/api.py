@@ -6,6 +6,7 @@
     heat = model.predict("render.png")                         # -> HeatMap
     fakeseg.predict(model, ["renders/"], "out/")               # -> PredictSummary
     fakeseg.evaluate(model, "data/", "eval/")                  # -> Evaluation
+    fakeseg.evaluate_masks(model, "images/", "masks/", "eval/") # -> Evaluation
     fp = fakeseg.fingerprint(real_paths, synthetic_paths)      # -> Fingerprint (fp.save(dir))
     fakeseg.featdiff("real.png", "render.png", "views/")       # -> FeatdiffResult
     fakeseg.reporting(["runs/a", "out/", "eval/"], "report.html") # -> Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fakeseg.config import TrainConfig
+    from fakeseg.evaluation.evaluate import Evaluation
     from fakeseg.inference.localizer import Localizer
     from fakeseg.inference.predict import PredictSummary
     from fakeseg.spectral.fingerprint import Fingerprint
@@ -59,12 +61,29 @@ def predict(model: str | Path | Localizer, inputs: Sequence[str | Path], out: st
     return run_predict(model, [str(p) for p in inputs], out, **options)
 
 
-def evaluate(model: str | Path | Localizer, data: str | Path, out: str | Path,
-             **options: Any) -> Any:
-    """Dice / IoU / AUC … on seeded composites of a paired dataset's held-out pairs."""
-    from fakeseg.evaluation.evaluate import evaluate as run_evaluate
+def evaluate(model: str | Path | Localizer, data: str | Path, out: str | Path | None = None,
+             **options: Any) -> Evaluation:
+    """Dice / IoU / AUC … on seeded composites of a paired dataset's held-out pairs; saved
+    under ``out`` when it is given (see :func:`~fakeseg.evaluation.evaluate.evaluate_pairs`)."""
+    from fakeseg.evaluation.evaluate import evaluate_pairs, save_evaluation
 
-    return run_evaluate(model, data, out=out, **options)
+    result = evaluate_pairs(model, data, **options)
+    if out is not None:
+        save_evaluation(result, out)
+    return result
+
+
+def evaluate_masks(model: str | Path | Localizer, images: str | Path, masks: str | Path,
+                   out: str | Path | None = None, **options: Any) -> Evaluation:
+    """The same metrics on images with ground-truth masks (MediaEval Task B style); saved
+    under ``out`` when given (see :func:`~fakeseg.evaluation.evaluate.evaluate_masks`)."""
+    from fakeseg.evaluation.evaluate import evaluate_masks as run_evaluate_masks
+    from fakeseg.evaluation.evaluate import save_evaluation
+
+    result = run_evaluate_masks(model, images, masks, **options)
+    if out is not None:
+        save_evaluation(result, out)
+    return result
 
 
 def fingerprint(real: Sequence[str | Path], synthetic: Sequence[str | Path],
@@ -91,4 +110,5 @@ def report(inputs: Sequence[str | Path], out: str | Path, **options: Any) -> Pat
     return write_report(inputs, out, **options)
 
 
-VERBS = ("load", "train", "predict", "evaluate", "fingerprint", "featdiff", "report")
+VERBS = ("load", "train", "predict", "evaluate", "evaluate_masks", "fingerprint", "featdiff",
+         "report")

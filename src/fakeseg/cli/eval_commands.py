@@ -46,16 +46,29 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from fakeseg.evaluation.evaluate import evaluate
+    from fakeseg.errors import FakesegError
+    from fakeseg.evaluation.evaluate import evaluate_masks, evaluate_pairs, save_evaluation
     from fakeseg.evaluation.protocol import ProtocolConfig
 
-    result = evaluate(args.model, args.data, out=args.out, images=args.images, masks=args.masks,
-                      protocol=ProtocolConfig(seed=args.seed), threshold=args.threshold,
-                      resize_masks=args.resize_masks, invert_masks=args.invert_masks,
-                      sources_csv=args.sources_csv, source_pattern=args.source_pattern,
-                      device=args.device, progress=True)
-    print(Path(result["files"]["metrics_md"]).read_text())
-    print(f"metrics: {result['files']['metrics_json']}")
+    if (args.data is None) == (args.images is None):
+        raise FakesegError("give either a paired dataset folder, or --images and --masks")
+    if args.data is not None:
+        result = evaluate_pairs(args.model, args.data, protocol=ProtocolConfig(seed=args.seed),
+                                threshold=args.threshold, device=args.device, progress=True)
+    elif args.masks is None:
+        raise FakesegError("--images needs --masks (binary ground-truth masks, same stems)")
+    else:
+        result = evaluate_masks(args.model, args.images, args.masks, threshold=args.threshold,
+                                resize_masks=args.resize_masks, invert_masks=args.invert_masks,
+                                sources_csv=args.sources_csv,
+                                source_pattern=args.source_pattern, device=args.device,
+                                progress=True)
+    return _print_tables(save_evaluation(result, args.out))
+
+
+def _print_tables(files: dict[str, Path]) -> int:
+    print(files["metrics_md"].read_text())
+    print(f"metrics: {files['metrics_json']}")
     return 0
 
 
@@ -88,6 +101,7 @@ def register_benchmark(subparsers: argparse._SubParsersAction,
 
 def _benchmark(args: argparse.Namespace) -> int:
     from fakeseg.cli.model_commands import train_config_from_args
+    from fakeseg.evaluation.evaluate import save_evaluation
     from fakeseg.workflows.benchmark import DEFAULT_METHODS, benchmark
 
     base = train_config_from_args(args)
@@ -95,6 +109,4 @@ def _benchmark(args: argparse.Namespace) -> int:
         else list(DEFAULT_METHODS)
     result = benchmark(args.data, args.out, base=base, methods=methods,
                        oracle=not args.no_oracle, progress=True)
-    print(Path(result["files"]["metrics_md"]).read_text())
-    print(f"metrics: {result['files']['metrics_json']}")
-    return 0
+    return _print_tables(save_evaluation(result.evaluation, args.out))

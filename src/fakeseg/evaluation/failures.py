@@ -5,17 +5,23 @@ pure-real image with the most false alarms. Columns: the image, the ground truth
 predicted probability, the errors at the threshold (green = hit, red = false alarm, blue =
 miss) and, when a pair oracle is given, the oracle's |F(R) − F(C)| map beside them, which
 tells apart "the features see no difference here" from "the model missed a visible one".
+With several methods (``benchmark``), each method's map on the same images replaces the
+probability and error columns, as in the paper's Fig. 5.
+
+:func:`failure_cases` computes what a gallery shows; :func:`draw_failures` draws it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from fakeseg.data.composites import CompositeItem
+from fakeseg.evaluation.metrics import dice
 from fakeseg.evaluation.protocol import (
     LayerMapCache,
     MethodScores,
@@ -47,40 +53,98 @@ def worst_items(scores: MethodScores, test: Sequence[CompositeItem], k: int
     return [(mixed[i], float(scores.dice_per_image[i])) for i in order]
 
 
-def failure_gallery(scores: MethodScores, scorer: Scorer, test: Sequence[CompositeItem],
-                    path: str | Path, *, k: int = 4,
-                    oracle_extractor: torch.nn.Module | None = None,
-                    oracle_cache: LayerMapCache | None = None) -> Path:
-    """Draw the worst ``k`` mixed test images plus the worst pure-real one; returns ``path``.
+@dataclass
+class GalleryRow:
+    """One test image of a gallery: each method's probability map and a note per map."""
+
+    item: CompositeItem
+    caption: str
+    probs: list[np.ndarray]  # in the gallery's method order
+    notes: list[str]  # "Dice 0.42" on mixed images, "flagged 3.1%" on pure-real ones
+    oracle: np.ndarray | None = None
+
+
+@dataclass
+class FailureGallery:
+    """What one ``failures_*.png`` shows (computed by :func:`failure_cases`, drawn by
+    :func:`draw_failures`): the headline method's worst test images and, on the same images,
+    every method's map (the paper's Fig. 5)."""
+
+    methods: list[str]
+    thresholds: list[float]
+    rows: list[GalleryRow] = field(default_factory=list)
+
+    @property
+    def headline(self) -> str:
+        return self.methods[0]
+
+
+def _note(item: CompositeItem, prob: np.ndarray, threshold: float) -> str:
+    if is_mixed(item):
+        return f"Dice {dice(prob, item.mask, threshold=threshold):.2f}"
+    return f"flagged {np.mean(prob >= threshold):.1%}"
+
+
+def failure_cases(methods: Sequence[tuple[MethodScores, Scorer]],
+                  test: Sequence[CompositeItem], *, k: int = 4,
+                  oracle_extractor: torch.nn.Module | None = None,
+                  oracle_cache: LayerMapCache | None = None) -> FailureGallery:
+    """The first method's worst ``k`` mixed test images plus its worst pure-real one, with
+    every method's map on those images.
 
     ``oracle_extractor``: a feature backbone for the pair-oracle column (layer scales are fit
     on the rows shown); ``oracle_cache`` shares its maps with the caller's oracle scoring.
     """
-    rows: list[tuple[CompositeItem, np.ndarray, str]] = []
-    for item, dice in worst_items(scores, test, k):
-        rows.append((item, scorer(item), f"{item.name}\nDice {dice:.2f}, "
-                                         f"synthetic {item.mask.mean():.0%}"))
+    if not methods:
+        raise ValueError("a failure gallery needs at least one method")
+    headline, scorer = methods[0]
+    chosen: list[tuple[CompositeItem, np.ndarray, str]] = []
+    for item, score in worst_items(headline, test, k):
+        chosen.append((item, scorer(item), f"{item.name}\nDice {score:.2f}, "
+                                           f"synthetic {item.mask.mean():.0%}"))
     reals = [(item, scorer(item)) for item in test if item.kind == "pure_real"]
     if reals:
-        item, prob = max(reals, key=lambda pair: float(np.mean(pair[1] >= scores.threshold)))
-        rows.append((item, prob, f"{item.name}\nflagged {np.mean(prob >= scores.threshold):.1%}"
-                                 " (all real)"))
+        item, prob = max(reals, key=lambda pair: float(np.mean(pair[1] >= headline.threshold)))
+        chosen.append((item, prob, f"{item.name}\nflagged "
+                                   f"{np.mean(prob >= headline.threshold):.1%} (all real)"))
     oracle = None
-    if oracle_extractor is not None and rows:
-        scales = fit_oracle_scales(oracle_extractor, [item for item, _, _ in rows],
+    if oracle_extractor is not None and chosen:
+        scales = fit_oracle_scales(oracle_extractor, [item for item, _, _ in chosen],
                                    cache=oracle_cache)
         oracle = oracle_scorer(oracle_extractor, scales, cache=oracle_cache)
-    titles = ["image", "ground truth (synthetic)", "probability",
-              f"errors at thr {scores.threshold:.2f}"] + (["pair oracle"] if oracle else [])
-    fig = new_figure(2.4 * len(titles), 2.0 * max(len(rows), 1) + 0.6)
-    axes = np.atleast_2d(fig.subplots(max(len(rows), 1), len(titles), squeeze=False))
-    for r, (item, prob, caption) in enumerate(rows):
-        oracle_map = oracle(item) if oracle else None
+    gallery = FailureGallery([m.name for m, _ in methods], [m.threshold for m, _ in methods])
+    for item, prob, caption in chosen:
+        probs = [prob] + [other(item) for _, other in methods[1:]]
+        notes = [_note(item, p, t) for p, t in zip(probs, gallery.thresholds, strict=True)]
+        gallery.rows.append(GalleryRow(item, caption, probs, notes,
+                                       oracle(item) if oracle else None))
+    return gallery
+
+
+def draw_failures(gallery: FailureGallery, path: str | Path) -> Path:
+    """One method: image, ground truth, probability, errors at its threshold (and the pair
+    oracle). Several: image, ground truth, then each method's map on the same images."""
+    single = len(gallery.methods) == 1
+    with_oracle = any(row.oracle is not None for row in gallery.rows)
+    titles = ["image", "ground truth (synthetic)"]
+    titles += (["probability", f"errors at thr {gallery.thresholds[0]:.2f}"] if single else
+               [f"{name} (thr {thr:.2f})" for name, thr in zip(gallery.methods,
+                                                               gallery.thresholds, strict=True)])
+    titles += ["pair oracle"] if with_oracle else []
+    n_rows = max(len(gallery.rows), 1)
+    fig = new_figure(2.4 * len(titles), 2.0 * n_rows + 0.6)
+    axes = np.atleast_2d(fig.subplots(n_rows, len(titles), squeeze=False))
+    for r, row in enumerate(gallery.rows):
+        item = row.item
         panels = [item.image, overlay(item.image, item.mask.astype(np.float32), cmap="viridis",
-                                      strength=0.5),
-                  colorize(prob), error_map(prob, item.mask, scores.threshold)]
-        if oracle_map is not None:
-            panels.append(colorize(oracle_map / max(float(oracle_map.max()), 1e-6)))
+                                      strength=0.5)]
+        panels += [colorize(p) for p in row.probs]
+        notes = ["", "", *row.notes]
+        if single:
+            panels.append(error_map(row.probs[0], item.mask, gallery.thresholds[0]))
+            notes = ["", "", "", row.notes[0]]
+        if row.oracle is not None:
+            panels.append(colorize(row.oracle / max(float(row.oracle.max()), 1e-6)))
         for c, panel in enumerate(panels):
             ax = axes[r, c]
             ax.imshow(np.clip(panel, 0, 1))
@@ -88,7 +152,10 @@ def failure_gallery(scores: MethodScores, scorer: Scorer, test: Sequence[Composi
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(titles[c], fontsize=8)
-        axes[r, 0].set_ylabel(caption, fontsize=7)
-    fig.suptitle(f"{scores.name}: worst test images (green hit, red false alarm, blue miss)",
-                 fontsize=9)
+            if c < len(notes) and notes[c]:
+                ax.set_xlabel(notes[c], fontsize=7)
+        axes[r, 0].set_ylabel(row.caption, fontsize=7)
+    what = ("green hit, red false alarm, blue miss" if single else
+            "each method's probability on the same images")
+    fig.suptitle(f"{gallery.headline}: worst test images ({what})", fontsize=9)
     return save_figure(fig, path)

@@ -143,7 +143,7 @@ class MethodScores:
     per_kind: dict[str, dict[str, float]]
     image_level: dict[str, Any]
     fp_real: float | None
-    oracle_f1_per_image: float
+    oracle_f1_per_image: float | None
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
     dice_per_image: list[float] = field(default_factory=list)
@@ -152,19 +152,43 @@ class MethodScores:
     def row(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in ("curves", "dice_per_image")}
 
+    @property
+    def pixels_defined(self) -> bool:
+        """False for a set without synthetic pixels: its pixel metrics are undefined."""
+        return PIXELS_UNDEFINED_KEY not in self.overall
 
-def _micro(probs: list[np.ndarray], masks: list[np.ndarray], threshold: float) -> dict[str, float]:
+
+PIXELS_UNDEFINED_KEY = "undefined"
+PIXELS_UNDEFINED = ("no test image of this set contains synthetic pixels (all real): Dice, "
+                    "IoU, pixel accuracy, mIoU and pixel AUC are undefined; FP real and the "
+                    "image-level metrics still hold")
+
+
+def _micro(probs: list[np.ndarray], masks: list[np.ndarray],
+           threshold: float) -> dict[str, float | None]:
     report = M.segmentation_report(probs, masks, threshold=threshold)
     return {"dice": report["micro"]["dice"], "iou": report["micro"]["iou"],
             "dice_macro": report["macro_imagewise"]["dice"],
             "iou_macro": report["macro_imagewise"]["iou"],
+            "pixel_accuracy": report["micro"]["pixel_accuracy"], "miou": report["micro"]["miou"],
             "pixel_auc": report["micro"]["pixel_auc"], "n_images": report["n_images"]}
+
+
+def _undefined_pixels() -> dict[str, Any]:
+    """``overall`` of a set without synthetic pixels: every pixel metric is None."""
+    return {**dict.fromkeys(("dice", "iou", "dice_macro", "iou_macro", "pixel_accuracy", "miou",
+                             "pixel_auc")), "n_images": 0, PIXELS_UNDEFINED_KEY: PIXELS_UNDEFINED}
 
 
 def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
                 test: Sequence[CompositeItem], *, threshold: float | None = None,
-                class_names: dict[int, str] | None = None) -> MethodScores:
-    """Score one method: threshold from ``val`` (unless given), metrics on ``test``."""
+                class_names: dict[int, str] | None = None,
+                allow_all_real: bool = False) -> MethodScores:
+    """Score one method: threshold from ``val`` (unless given), metrics on ``test``.
+
+    A ``test`` set without synthetic pixels is an error, unless ``allow_all_real`` (a
+    per-source table of mask mode): then the pixel metrics are None, marked undefined.
+    """
     started = time.time()
     source = "given"
     if threshold is None:
@@ -175,10 +199,10 @@ def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
     seconds = time.time() - started
     mixed = [(p, i) for p, i in zip(probs, test, strict=True) if is_mixed(i)]
     mixed_probs, mixed_masks = [p for p, _ in mixed], [i.mask for _, i in mixed]
-    if not mixed:
+    if not mixed and not allow_all_real:
         raise FakesegError(f"{name}: no test image contains synthetic pixels; add pairs or "
                            "masks with synthetic regions")
-    overall = _micro(mixed_probs, mixed_masks, threshold)
+    overall = _micro(mixed_probs, mixed_masks, threshold) if mixed else _undefined_pixels()
     per_kind = {kind: _micro([p for p, i in mixed if i.kind == kind],
                              [i.mask for _, i in mixed if i.kind == kind], threshold)
                 for kind in sorted({i.kind for _, i in mixed})}
@@ -200,7 +224,7 @@ def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
         image_level=M.image_report(np.array(image_scores), np.array(image_labels),
                                    threshold=DECISION_COVERAGE),
         fp_real=M.false_positive_fraction(real_probs, threshold) if real_probs else None,
-        oracle_f1_per_image=M.oracle_f1_per_image(mixed_probs, mixed_masks) if mixed else 0.0,
+        oracle_f1_per_image=M.oracle_f1_per_image(mixed_probs, mixed_masks) if mixed else None,
         seconds=seconds,
         dice_per_image=[M.dice(p, m, threshold=threshold) for p, m in zip(
             mixed_probs, mixed_masks, strict=True)],

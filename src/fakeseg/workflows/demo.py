@@ -37,7 +37,7 @@ class DemoResult:
 def demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int = 0,
          progress: bool = True) -> DemoResult:
     from fakeseg.data.demo import build_demo_dataset
-    from fakeseg.evaluation.evaluate import evaluate
+    from fakeseg.evaluation.evaluate import evaluate_pairs, save_evaluation
     from fakeseg.inference.predict import predict
     from fakeseg.reporting import report
     from fakeseg.training.loop import train
@@ -53,7 +53,7 @@ def demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int =
     split = load_split(run / "split.json")
     held_out = [str(p.synthetic) for p in index_pairs(data).subset(split.test)]
     predict(run, held_out, predictions, progress=progress)
-    evaluation = evaluate(run, data, out=out / "evaluate", progress=progress)
-    extra = {"evaluation": Path(evaluation["files"]["metrics_md"])}
+    evaluation = evaluate_pairs(run, data, progress=progress)
+    extra = {"evaluation": save_evaluation(evaluation, out / "evaluate")["metrics_md"]}
     extra["report"] = report([out], out / "report.html")
     return DemoResult(data, run, predictions, result.best_val, extra)

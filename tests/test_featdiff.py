@@ -14,11 +14,14 @@ from skimage.metrics import structural_similarity
 from fakeseg.errors import FakesegError
 from fakeseg.features import weights as weights_mod
 from fakeseg.features.featdiff import (
+    FeatdiffResult,
     activation_mse,
     activation_ssim,
     build_backbones,
+    classifier_extractor,
     featdiff,
     resolve_pairs,
+    save_featdiff,
     ssim_window,
 )
 from fakeseg.io import write_image
@@ -67,9 +70,13 @@ def two_pairs(tmp_path: Path) -> Path:
 def test_featdiff_identical_and_different_pairs(two_pairs: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     out = tmp_path / "out"
-    result = featdiff(two_pairs / "real", two_pairs / "synthetic", out, backbones=[BACKBONE],
+    result = featdiff(two_pairs / "real", two_pairs / "synthetic", backbones=[BACKBONE],
                       weights="random", progress=False)
-    pairs = {p["stem"]: p for p in result["pairs"]}
+    assert isinstance(result, FeatdiffResult) and not out.exists()  # computing writes nothing
+    assert [(r["layer"], r["n_pairs"]) for r in result.summary] == [(la, 2) for la in LAYERS]
+    files = save_featdiff(result, out, progress=False)
+    assert files["json"] == out / "featdiff.json"
+    pairs = {p["stem"]: p for p in json.loads(files["json"].read_text())["pairs"]}
     assert set(pairs) == {"same", "diff"}
     for layer in LAYERS:
         same = pairs["same"]["layers"][BACKBONE][layer]
@@ -116,3 +123,56 @@ def test_auto_mode_skips_backbones_without_weights(tmp_path: Path,
         build_backbones(["ssd300_vgg16"], "auto", None, torch.device("cpu"))
     with pytest.raises(FakesegError, match="unknown backbone"):
         build_backbones(["ssd_nonsense"], "auto", None, torch.device("cpu"))
+
+
+def _classifier_run(folder: Path, trunk: str) -> Path:
+    """A checkpoint as ``fakeseg classify train`` writes it (random trunk, random head)."""
+    from fakeseg.models.checkpoint import save_checkpoint
+    from fakeseg.models.classifier import KIND, build_classifier
+
+    torch.manual_seed(0)
+    model = build_classifier(trunk, "random")
+    save_checkpoint(folder / "best", model.state_dict(),
+                    {"kind": KIND, "backbone": trunk, "weights_tag": "random", "dropout": 0.2,
+                     "config": {"note": "test"}})
+    return folder
+
+
+def test_classifier_trunk_is_tapped_at_the_backbone_layers(tmp_path: Path) -> None:
+    from fakeseg.models.classifier import load_classifier
+
+    run = _classifier_run(tmp_path / "cls_real", "mobilenet_v2")
+    extractor, meta = classifier_extractor(run, {"*": "all"})
+    assert meta["trunk"] == "mobilenet_v2"
+    assert extractor.layers == ("block3", "block6", "block13", "expand14", "block17", "conv18")
+    model, _, _ = load_classifier(run)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        inner = model.trunk.body.features[:4]((x - model.trunk.mean) / model.trunk.std)
+        taps = extractor(x)
+    torch.testing.assert_close(taps["block3"], inner)  # the trained trunk's own activations
+    tiny = _classifier_run(tmp_path / "cls_tiny", "tiny_cnn")
+    with pytest.raises(FakesegError, match="no registered backbone taps"):
+        classifier_extractor(tiny)
+
+
+def test_featdiff_sets_classifiers_beside_backbones(two_pairs: Path, tmp_path: Path) -> None:
+    real_run = _classifier_run(tmp_path / "runs" / "real_only", "mobilenet_v2")
+    synthetic_run = _classifier_run(tmp_path / "runs" / "synthetic_only", "mobilenet_v2")
+    result = featdiff(two_pairs / "real", two_pairs / "synthetic",
+                      backbones=[BACKBONE, str(real_run), str(synthetic_run / "best")],
+                      weights="random", progress=False)
+    names = ["classifier:real_only", "classifier:synthetic_only"]
+    assert list(result.weights_tags) == [BACKBONE, *names]
+    assert result.random_weights == [BACKBONE]  # a trained classifier is not "random"
+    for name in names:
+        rows = [r for r in result.summary if r["backbone"] == name]
+        assert [r["layer"] for r in rows] == list(LAYERS)
+        same = [c for p in result.pairs if p.pair.stem == "same" for c in p.cells
+                if c.backbone == name]
+        assert all(c.mse == 0.0 for c in same)
+    assert result.backbones[names[0]]["checkpoint"].endswith("best")
+    files = save_featdiff(result, tmp_path / "out", progress=False)
+    markdown = files["markdown"].read_text()
+    assert "| classifier:real_only | block3 |" in markdown and "fakeseg classify train" in markdown
+    assert (tmp_path / "out" / "pairs" / "same" / "classifier_real_only__block3.png").is_file()

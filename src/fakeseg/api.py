@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fakeseg.config import TrainConfig
     from fakeseg.evaluation.evaluate import Evaluation
+    from fakeseg.features.featdiff import FeatdiffResult
     from fakeseg.inference.localizer import Localizer
     from fakeseg.inference.predict import PredictSummary
     from fakeseg.spectral.fingerprint import Fingerprint
@@ -96,11 +97,17 @@ def fingerprint(real: Sequence[str | Path], synthetic: Sequence[str | Path],
                                expand_inputs([str(p) for p in synthetic]), **options)
 
 
-def featdiff(real: str | Path, synthetic: str | Path, out: str | Path, **options: Any) -> Any:
-    """Per-layer feature discrepancy views (MSE, SSIM, maps) of pairs across backbones."""
+def featdiff(real: str | Path, synthetic: str | Path, out: str | Path | None = None,
+             **options: Any) -> FeatdiffResult:
+    """Per-layer feature discrepancy (MSE, SSIM, maps) of pairs across backbones; views saved
+    under ``out`` when it is given (see :func:`~fakeseg.features.featdiff.featdiff`)."""
     from fakeseg.features.featdiff import featdiff as run_featdiff
+    from fakeseg.features.featdiff import save_featdiff
 
-    return run_featdiff(real, synthetic, out, **options)
+    result = run_featdiff(real, synthetic, **options)
+    if out is not None:
+        save_featdiff(result, out, progress=options.get("progress", True))
+    return result
 
 
 def report(inputs: Sequence[str | Path], out: str | Path, **options: Any) -> Path:

@@ -32,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     featdiff.add_argument("--out", required=True, metavar="DIR", help="output folder")
     featdiff.add_argument("--backbones", default="ssdlite_mobilenet_v2,efficientnet_lite0",
                           metavar="B1,B2",
-                          help="comma-separated backbone names (see 'fakeseg weights')")
+                          help="comma-separated backbone names (see 'fakeseg weights') and/or "
+                               "run folders of 'fakeseg classify train' (their trained trunk "
+                               "on mobilenet_v2 or efficientnet_lite0, tapped like that "
+                               "backbone)")
     featdiff.add_argument("--backbone-weights", default="auto", metavar="WEIGHTS",
                           help="auto | imagenet | coco | random | PATH; auto skips backbones "
                                "without weights")
@@ -80,22 +83,22 @@ def parse_layers(specs: list[str] | None) -> dict[str, list[str] | str] | None:
 
 
 def _featdiff(args: argparse.Namespace) -> int:
-    from fakeseg.features.featdiff import featdiff
+    from fakeseg.features.featdiff import featdiff, save_featdiff
 
-    result = featdiff(args.real, args.synthetic, args.out, pairs=args.pairs,
-                      backbones=args.backbones, weights=args.backbone_weights,
-                      layers=parse_layers(args.layers), allow_resize=args.resize,
-                      max_side=args.max_side or None, device=args.device,
-                      progress=True)
-    for name in result["random_weights"]:
+    result = featdiff(args.real, args.synthetic, pairs=args.pairs, backbones=args.backbones,
+                      weights=args.backbone_weights, layers=parse_layers(args.layers),
+                      allow_resize=args.resize, max_side=args.max_side or None,
+                      device=args.device, progress=True)
+    files = save_featdiff(result, args.out)
+    for name in result.random_weights:
         print(f"WARNING: {name} used RANDOM weights; its numbers say nothing about realism",
               file=sys.stderr)
-    print(f"{len(result['pairs'])} pair(s), backbones: "
-          + ", ".join(f"{b} ({t})" for b, t in result["weights_tags"].items()))
-    print(f"table: {result['files']['markdown']}")
+    print(f"{len(result.pairs)} pair(s), backbones: "
+          + ", ".join(f"{b} ({t})" for b, t in result.weights_tags.items()))
+    print(f"table: {files['markdown']}")
     print(f"grids: {args.out}/grid_*.png")
-    if result["skipped_pairs"]:
-        print(f"fakeseg: {len(result['skipped_pairs'])} pair(s) skipped, see featdiff.json",
+    if result.skipped_pairs:
+        print(f"fakeseg: {len(result.skipped_pairs)} pair(s) skipped, see featdiff.json",
               file=sys.stderr)
         return 1
     return 0

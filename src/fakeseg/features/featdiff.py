@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io as _io
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -152,6 +153,13 @@ def fit_long_side(images: Sequence[np.ndarray], max_side: int | None
 
 # --------------------------------------------------------------------------- backbones
 
+#: Classifier trunks (``fakeseg classify train``) whose layers a registered backbone already
+#: taps: trunk → (that backbone, where its plan's modules sit inside the trunk's body).
+CLASSIFIER_TAPS: dict[str, tuple[str, str]] = {
+    "mobilenet_v2": ("ssdlite_mobilenet_v2", ""),  # torchvision MobileNetV2 ``features.*``
+    "efficientnet_lite0": ("efficientnet_lite0", "trunk"),  # timm ``conv_stem``, ``blocks.*``
+}
+
 
 class _Recorder:
     """Calls an extractor and keeps its activations, so D and the metrics share one pass."""
@@ -165,16 +173,73 @@ class _Recorder:
         return self.features
 
 
-def _layers_for(spec_name: str, layers: Mapping[str, Sequence[str] | str] | None
-                ) -> Sequence[str] | None:
-    from fakeseg.features import get_spec
-
-    wanted = None if layers is None else layers.get(spec_name, layers.get("*"))
+def _layers_for(key: str, available: Sequence[str],
+                layers: Mapping[str, Sequence[str] | str] | None) -> Sequence[str] | None:
+    """The taps asked for ``key`` (or ``"*"``); "all" → ``available``; None → the defaults."""
+    wanted = None if layers is None else layers.get(key, layers.get("*"))
     if wanted is None:
         return None
     if wanted == "all" or (not isinstance(wanted, str) and list(wanted) == ["all"]):
-        return get_spec(spec_name).available_layers
+        return available
     return wanted  # a list, or a comma-separated string that check_layers splits
+
+
+def is_classifier_run(name: str) -> bool:
+    """A ``--backbones`` entry that names an existing folder or file: a classifier checkpoint."""
+    return Path(name).exists()
+
+
+def classifier_extractor(path: str | Path,
+                         layers: Mapping[str, Sequence[str] | str] | None = None
+                         ) -> tuple[FeatureExtractor, dict[str, Any]]:
+    """The trunk of a classifier trained by ``fakeseg classify train``, tapped at the layers
+    the registered backbone over the same network defines; plus its checkpoint meta.
+
+    The taps are that backbone's layers inside the trunk (its SSDLite extra blocks are not part
+    of a classifier). ``layers`` (featdiff's mapping, keyed by ``str(path)`` or ``"*"``)
+    picks among them; default: the backbone's default taps.
+    """
+    from fakeseg.features import get_spec
+    from fakeseg.features.backbones import Stage
+    from fakeseg.models.classifier import load_classifier
+
+    model, meta, folder = load_classifier(path)
+    trunk = model.trunk
+    if trunk.name not in CLASSIFIER_TAPS:
+        raise FakesegError(
+            f"{folder}: a classifier on trunk '{trunk.name}', whose layers no registered "
+            f"backbone taps; featdiff can tap classifiers on {', '.join(CLASSIFIER_TAPS)}")
+    spec_name, prefix = CLASSIFIER_TAPS[trunk.name]
+    spec = get_spec(spec_name)
+    infos = [info for info in spec.layer_infos if info.pretrained]  # the trunk's own layers
+    taps = {info.name for info in infos}
+    plan = [Stage(tuple(f"{prefix}.{p}" if prefix else p for p in stage.paths), stage.tap,
+                  stage.post) for stage in spec.plan if stage.tap in taps]
+    chosen = spec.check_layers(_layers_for(str(path), [i.name for i in infos], layers))
+    outside = [t for t in chosen if t not in taps]
+    if outside:
+        raise FakesegError(f"{folder}: layers {', '.join(outside)} are not in a classifier's "
+                           f"{trunk.name} trunk; choose from {', '.join(sorted(taps))}")
+    body: torch.nn.Module = trunk.body
+    if prefix:
+        body = torch.nn.Module()
+        body.add_module(prefix, trunk.body)
+    extractor = FeatureExtractor(spec.name, body, plan, infos, chosen, mean=spec.mean,
+                                 std=spec.std, weights_tag=f"classifier ({trunk.weights_tag} "
+                                                           "init)", prune=False)
+    return extractor, {**meta, "checkpoint": str(folder), "trunk": trunk.name}
+
+
+def _classifier_name(path: str, taken: Mapping[str, Any]) -> str:
+    """``classifier:<run folder name>``, made unique; file-name safe."""
+    folder = Path(path).resolve()
+    if folder.name in ("best", "last") or folder.suffix:
+        folder = folder.parent
+    base = "classifier:" + re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.name)
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name
 
 
 def build_backbones(names: Sequence[str], weights: str,
@@ -182,6 +247,8 @@ def build_backbones(names: Sequence[str], weights: str,
                     ) -> tuple[dict[str, FeatureExtractor], dict[str, dict[str, Any]]]:
     """Extractors by name, plus a record per backbone (weights tag, or why it was skipped).
 
+    A name that is an existing path is a classifier checkpoint (``fakeseg classify train``):
+    its trained trunk is tapped (:func:`classifier_extractor`) and ``weights`` does not apply.
     In ``auto`` mode a backbone without weights is skipped with a warning; if none is left,
     that is an error. Unknown names and layers always raise.
     """
@@ -190,8 +257,17 @@ def build_backbones(names: Sequence[str], weights: str,
     extractors: dict[str, FeatureExtractor] = {}
     records: dict[str, dict[str, Any]] = {}
     for raw_name in names:
+        if is_classifier_run(raw_name):
+            name = _classifier_name(raw_name, records)
+            extractor, meta = classifier_extractor(raw_name, layers)
+            extractors[name] = extractor.to(device)
+            records[name] = {**_record(extractor, random_init=()), "kind": "classifier",
+                             "checkpoint": meta["checkpoint"], "trunk": meta["trunk"],
+                             "trunk_init_weights": meta.get("weights_tag"),
+                             "trained_config": meta.get("config")}
+            continue
         spec = get_spec(raw_name)
-        chosen = spec.check_layers(_layers_for(spec.name, layers))
+        chosen = spec.check_layers(_layers_for(spec.name, spec.available_layers, layers))
         try:
             extractor = build_backbone(spec.name, weights=weights, layers=chosen)
         except FakesegError as exc:
@@ -201,19 +277,22 @@ def build_backbones(names: Sequence[str], weights: str,
             records[spec.name] = {"status": "skipped", "reason": str(exc)}
             continue
         extractors[spec.name] = extractor.to(device)
-        random = extractor.weights_tag == "random"
-        if random:
+        if extractor.weights_tag == "random":
             warn(f"featdiff: {spec.name} uses {RANDOM_WARNING}")
-        records[spec.name] = {
-            "status": "ok", "weights_tag": extractor.weights_tag, "random_weights": random,
-            "warning": RANDOM_WARNING if random else None, "layers": list(extractor.layers),
-            "strides": dict(extractor.strides), "channels": dict(extractor.channels),
-            "random_init_layers": [t for t in extractor.layers if not spec.layer(t).pretrained],
-        }
+        records[spec.name] = _record(extractor, random_init=[
+            t for t in extractor.layers if not spec.layer(t).pretrained])
     if not extractors:
         reasons = "; ".join(f"{n}: {r['reason']}" for n, r in records.items())
         raise FakesegError(f"no backbone could be built ({reasons})")
     return extractors, records
+
+
+def _record(extractor: FeatureExtractor, random_init: Sequence[str]) -> dict[str, Any]:
+    random = extractor.weights_tag == "random"
+    return {"status": "ok", "kind": "backbone", "weights_tag": extractor.weights_tag,
+            "random_weights": random, "warning": RANDOM_WARNING if random else None,
+            "layers": list(extractor.layers), "strides": dict(extractor.strides),
+            "channels": dict(extractor.channels), "random_init_layers": list(random_init)}
 
 
 # --------------------------------------------------------------------------- one pair
@@ -221,60 +300,64 @@ def build_backbones(names: Sequence[str], weights: str,
 
 @dataclass
 class Cell:
-    """One (backbone, layer) result of one pair."""
+    """One (backbone, layer) result of one pair: the metrics and the native-resolution map."""
 
     backbone: str
     layer: str
     stride: int
     mse: float
     ssim: SsimResult
-    map_shape: tuple[int, int]
-    display_scale_p99: float
-    overlay_png: str
-    map_npy: str
+    map: np.ndarray  # D at the layer's resolution, float32 (h, w)
     random_init: bool = False  # a layer no shipped weight file trains (SSDLite extras)
-    image: np.ndarray | None = None  # the overlay, kept only until the grid is drawn
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, files: Mapping[str, Any]) -> dict[str, Any]:
+        """featdiff.json's record; ``files``: display_scale_p99, overlay_png, map_npy."""
         return {"mse": self.mse, "ssim": self.ssim.value, "ssim_channels": self.ssim.n_channels,
                 "ssim_constant_channels": self.ssim.n_constant, "ssim_win_size": self.ssim.win_size,
                 "ssim_note": self.ssim.note, "stride": self.stride,
-                "map_shape": list(self.map_shape), "display_scale_p99": self.display_scale_p99,
-                "random_init": self.random_init,
-                "overlay_png": self.overlay_png, "map_npy": self.map_npy}
+                "map_shape": list(self.map.shape), "random_init": self.random_init, **files}
+
+
+@dataclass
+class PairViews:
+    """Every backbone's cells for one pair, at the size they were computed."""
+
+    pair: Pair
+    size: tuple[int, int]  # (width, height) of the synthetic file
+    processed_size: tuple[int, int]  # after fit_long_side
+    downscale_factor: float
+    cells: list[Cell]
 
 
 def pair_cells(extractors: Mapping[str, FeatureExtractor], real: np.ndarray,
-               synthetic: np.ndarray, out_dir: Path, device: torch.device) -> list[Cell]:
-    """Maps, overlays and metrics of one (already size-matched) pair for every backbone."""
-    from fakeseg.features import get_spec
-    from fakeseg.features.target import discrepancy_maps, heat_map, to_batch
-    from fakeseg.io import write_image, write_npy
+               synthetic: np.ndarray, device: torch.device,
+               random_init: Mapping[str, Sequence[str]] | None = None) -> list[Cell]:
+    """Maps and metrics of one (already size-matched) pair for every backbone."""
+    from fakeseg.features.target import discrepancy_maps, to_batch
 
-    size = synthetic.shape[:2]
     real_t, synthetic_t = to_batch(real, device), to_batch(synthetic, device)
     cells: list[Cell] = []
     for name, extractor in extractors.items():
         recorder = _Recorder(extractor)
         maps = discrepancy_maps(recorder, real_t, synthetic_t)
-        spec = get_spec(name)
         for layer in extractor.layers:
             feats = recorder.features[layer].float().cpu().numpy()
-            native = maps[layer].cpu()
-            raw = native[0, 0].numpy()
-            up = heat_map({layer: native}, size)
-            scale = float(np.percentile(up, 99)) or 1.0
-            picture = overlay(synthetic, up / scale)
-            stem = f"{name}__{layer}"
             cells.append(Cell(
                 backbone=name, layer=layer, stride=extractor.strides[layer],
                 mse=activation_mse(feats[0], feats[1]), ssim=activation_ssim(feats[0], feats[1]),
-                map_shape=(int(raw.shape[0]), int(raw.shape[1])), display_scale_p99=scale,
-                overlay_png=str(write_image(out_dir / f"{stem}.png", picture)),
-                map_npy=str(write_npy(out_dir / f"{stem}.npy", raw.astype(np.float32))),
-                random_init=not spec.layer(layer).pretrained, image=picture,
+                map=maps[layer].cpu()[0, 0].numpy().astype(np.float32),
+                random_init=layer in (random_init or {}).get(name, ()),
             ))
     return cells
+
+
+def cell_overlay(cell: Cell, synthetic: np.ndarray) -> tuple[np.ndarray, float]:
+    """The cell's map upsampled onto the synthetic image, scaled by its 99th percentile."""
+    from fakeseg.features.target import heat_map
+
+    up = heat_map({cell.layer: torch.from_numpy(cell.map)[None, None]}, synthetic.shape[:2])
+    scale = float(np.percentile(up, 99)) or 1.0
+    return overlay(synthetic, up / scale), scale
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -284,9 +367,11 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def draw_grid(stem: str, real: np.ndarray, synthetic: np.ndarray, cells: Sequence[Cell],
-              backbones: Sequence[str], tags: Mapping[str, str], path: Path) -> Path:
+              overlays: Sequence[np.ndarray], backbones: Sequence[str], tags: Mapping[str, str],
+              path: Path) -> Path:
     """Inputs on top; below, rows = layers (shallow → deep), columns = backbones."""
-    columns = {b: [c for c in cells if c.backbone == b] for b in backbones}
+    drawn = list(zip(cells, overlays, strict=True))
+    columns = {b: [(c, o) for c, o in drawn if c.backbone == b] for b in backbones}
     n_cols, n_rows = len(backbones), max(len(v) for v in columns.values())
     figure = new_figure(3.4 * max(n_cols, 2), 3.2 * (n_rows + 1))
     grid = figure.add_gridspec(n_rows + 1, 2 * n_cols)
@@ -297,9 +382,9 @@ def draw_grid(stem: str, real: np.ndarray, synthetic: np.ndarray, cells: Sequenc
         ax.axis("off")
     for col, backbone in enumerate(backbones):
         random = tags[backbone] == "random"
-        for row, cell in enumerate(columns[backbone]):
+        for row, (cell, picture) in enumerate(columns[backbone]):
             ax = figure.add_subplot(grid[row + 1, 2 * col:2 * col + 2])
-            ax.imshow(cell.image)
+            ax.imshow(picture)
             ax.set_title(f"{backbone} · {cell.layer} (stride {cell.stride})"
                          f"{' · random-init layer' if cell.random_init and not random else ''}"
                          f"{' · RANDOM WEIGHTS' if random else ''}\n"
@@ -325,7 +410,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return float(array.mean()), (float(array.std(ddof=1)) if len(array) > 1 else None)
 
 
-def summarize(pairs: Sequence[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]]
+def summarize(pairs: Sequence[PairViews], records: Mapping[str, Mapping[str, Any]]
               ) -> list[dict[str, Any]]:
     """One row per (backbone, layer): MSE and SSIM as mean and std (ddof=1) over pairs."""
     rows = []
@@ -333,9 +418,10 @@ def summarize(pairs: Sequence[Mapping[str, Any]], records: Mapping[str, Mapping[
         if record["status"] != "ok":
             continue
         for layer in record["layers"]:
-            values = [p["layers"][backbone][layer] for p in pairs]
-            mse_mean, mse_std = _mean_std([v["mse"] for v in values])
-            ssims = [v["ssim"] for v in values if v["ssim"] is not None]
+            values = [c for p in pairs for c in p.cells
+                      if c.backbone == backbone and c.layer == layer]
+            mse_mean, mse_std = _mean_std([c.mse for c in values])
+            ssims = [c.ssim.value for c in values if c.ssim.value is not None]
             ssim_mean, ssim_std = _mean_std(ssims)
             rows.append({"backbone": backbone, "layer": layer,
                          "random_init": layer in record["random_init_layers"],
@@ -371,6 +457,10 @@ def rows_markdown(rows: Sequence[Mapping[str, Any]], records: Mapping[str, Mappi
     for name, record in records.items():
         if record["status"] != "ok":
             lines.append(f"- **{name}: skipped** ({record['reason']})")
+        elif record.get("kind") == "classifier":
+            lines.append(f"- {name}: the {record['trunk']} trunk of a classifier trained by "
+                         f"`fakeseg classify train` (`{record['checkpoint']}`, started from "
+                         f"`{record['trunk_init_weights']}` weights)")
         elif record["random_weights"]:
             lines.append(f"- **{name}: {RANDOM_WARNING}**")
         else:
@@ -393,24 +483,54 @@ def rows_markdown(rows: Sequence[Mapping[str, Any]], records: Mapping[str, Mappi
 # --------------------------------------------------------------------------- the command
 
 
-def featdiff(real: str | Path | None, synthetic: str | Path | None, out: str | Path, *,
+@dataclass
+class FeatdiffResult:
+    """What :func:`featdiff` computes; :func:`save_featdiff` writes it.
+
+    Holds the metrics and each layer's native-resolution map, not the images: the overlays and
+    grids are drawn from the input files when the result is saved.
+    """
+
+    config: dict[str, Any]
+    backbones: dict[str, dict[str, Any]]  # name → record (weights, layers; or why skipped)
+    pairs: list[PairViews]
+    skipped_pairs: list[dict[str, str]]
+    input_problems: list[str]
+    summary: list[dict[str, Any]]  # one row per (backbone, layer), over pairs
+
+    @property
+    def weights_tags(self) -> dict[str, str]:
+        return {n: r["weights_tag"] for n, r in self.backbones.items() if r["status"] == "ok"}
+
+    @property
+    def random_weights(self) -> list[str]:
+        return sorted(n for n, r in self.backbones.items() if r.get("random_weights"))
+
+    @property
+    def definitions(self) -> dict[str, str]:
+        return {"map": MAP_DEFINITION, "mse": MSE_DEFINITION, "ssim": SSIM_DEFINITION,
+                "reading": READING,
+                "aggregate": "mean and sample std (ddof=1) over pairs; std null for one pair; "
+                             "SSIM over the pairs where it is defined"}
+
+
+def featdiff(real: str | Path | None, synthetic: str | Path | None, *,
              pairs: str | Path | None = None,
              backbones: Sequence[str] = DEFAULT_BACKBONES, weights: str = "auto",
              layers: Mapping[str, Sequence[str] | str] | None = None,
              allow_resize: bool = False, max_side: int | None = 768, device: str = "auto",
-             progress: bool = True) -> dict[str, Any]:
-    """Per-layer discrepancy maps, MSE and SSIM of each pair under each backbone.
+             progress: bool = True) -> FeatdiffResult:
+    """Per-layer discrepancy maps, MSE and SSIM of each pair under each backbone (computed,
+    not saved: see :func:`save_featdiff`).
 
     Inputs: two image files, two folders (pairs match by file stem) or ``pairs=DATASET`` with
-    ``real/`` and ``synthetic/``. ``layers`` maps a backbone name (or ``"*"``) to its taps or
-    ``"all"``; unnamed backbones use their default taps. Writes ``pairs/<stem>/`` maps and
-    overlays, ``grid_<stem>.png``, ``featdiff.csv``, ``featdiff.md`` and ``featdiff.json``
-    under ``out``; returns the JSON payload.
+    ``real/`` and ``synthetic/``. ``backbones``: registered names and/or classifier run folders
+    from ``fakeseg classify train`` (their trained trunk, tapped like the backbone over the
+    same network). ``layers`` maps a backbone name (or ``"*"``) to its taps or ``"all"``;
+    unnamed backbones use their default taps. A pair that cannot be read is skipped.
     """
-    from fakeseg.config import versions
     from fakeseg.data.pairs import load_pair
     from fakeseg.device import resolve_device
-    from fakeseg.io import write_json, write_text
 
     if isinstance(backbones, str):
         backbones = [b.strip() for b in backbones.split(",") if b.strip()]
@@ -418,76 +538,97 @@ def featdiff(real: str | Path | None, synthetic: str | Path | None, out: str | P
         raise FakesegError("no backbones given; name at least one (see 'fakeseg weights')")
     if max_side is not None and max_side < 32:
         raise FakesegError(f"max_side {max_side} is too small; use at least 32 (or None)")
-    out = Path(out)
     torch_device = resolve_device(device)
     pair_list, problems = resolve_pairs(real, synthetic, pairs)
     extractors, records = build_backbones(backbones, weights, layers, torch_device)
-    tags = {name: r["weights_tag"] for name, r in records.items() if r["status"] == "ok"}
-    done: list[dict[str, Any]] = []
+    random_init = {n: r["random_init_layers"] for n, r in records.items() if r["status"] == "ok"}
+    done: list[PairViews] = []
     skipped: list[dict[str, str]] = []
     for pair in progress_bar(pair_list, desc="featdiff", unit="pair", enabled=progress):
         try:
             loaded = load_pair(pair, allow_resize=allow_resize)
             (real_im, synthetic_im), factor = fit_long_side([loaded.real, loaded.synthetic],
                                                             max_side)
-            cells = pair_cells(extractors, real_im, synthetic_im, out / "pairs" / pair.stem,
-                               torch_device)
+            cells = pair_cells(extractors, real_im, synthetic_im, torch_device, random_init)
         except FakesegError as exc:
             warn(f"featdiff: skipped pair {pair.stem}: {exc}")
             skipped.append({"stem": pair.stem, "reason": str(exc)})
             continue
-        grid = draw_grid(pair.stem, real_im, synthetic_im, cells, list(extractors), tags,
-                         out / f"grid_{pair.stem}.png")
         height, width = loaded.synthetic.shape[:2]
-        done.append({
-            "stem": pair.stem, "real": str(pair.real), "synthetic": str(pair.synthetic),
-            "size": [width, height], "processed_size": [synthetic_im.shape[1],
-                                                        synthetic_im.shape[0]],
-            "downscale_factor": factor, "grid": str(grid),
-            "layers": {b: {c.layer: c.to_json() for c in cells if c.backbone == b}
-                       for b in extractors},
-        })
+        done.append(PairViews(pair, (width, height),
+                              (synthetic_im.shape[1], synthetic_im.shape[0]), factor, cells))
     if not done:
         first = skipped[0]["reason"] if skipped else "no pairs"
         raise FakesegError(f"no pair could be processed (first problem: {first})")
-    rows = summarize(done, records)
-    files = {"csv": write_text(out / "featdiff.csv", rows_csv(rows)),
-             "markdown": write_text(out / "featdiff.md", rows_markdown(rows, records, len(done)))}
+    config = {"real": None if real is None else str(real),
+              "synthetic": None if synthetic is None else str(synthetic),
+              "pairs": None if pairs is None else str(pairs), "backbones": list(backbones),
+              "weights": weights,
+              "layers": {b: r["layers"] for b, r in records.items() if r["status"] == "ok"},
+              "allow_resize": allow_resize, "max_side": max_side, "device": str(torch_device)}
+    return FeatdiffResult(config, records, done, skipped, problems, summarize(done, records))
+
+
+def save_featdiff(result: FeatdiffResult, out: str | Path, *,
+                  progress: bool = True) -> dict[str, Path]:
+    """``pairs/<stem>/`` maps (.npy) and overlays, ``grid_<stem>.png``, ``featdiff.csv``,
+    ``featdiff.md`` and ``featdiff.json`` under ``out``; returns the files by role."""
+    from fakeseg.config import versions
+    from fakeseg.data.pairs import load_pair
+    from fakeseg.io import write_image, write_json, write_npy, write_text
+
+    out = Path(out)
+    allow_resize, max_side = result.config["allow_resize"], result.config["max_side"]
+    tags, names = result.weights_tags, list(result.weights_tags)
+    pair_records: list[dict[str, Any]] = []
+    for views in progress_bar(result.pairs, desc="drawing", unit="pair", enabled=progress):
+        loaded = load_pair(views.pair, allow_resize=allow_resize)
+        (real_im, synthetic_im), _ = fit_long_side([loaded.real, loaded.synthetic], max_side)
+        folder = out / "pairs" / views.pair.stem
+        layers: dict[str, dict[str, Any]] = {b: {} for b in names}
+        overlays = []
+        for cell in views.cells:
+            picture, scale = cell_overlay(cell, synthetic_im)
+            overlays.append(picture)
+            stem = f"{cell.backbone}__{cell.layer}".replace(":", "_")
+            layers[cell.backbone][cell.layer] = cell.to_json({
+                "display_scale_p99": scale,
+                "overlay_png": str(write_image(folder / f"{stem}.png", picture)),
+                "map_npy": str(write_npy(folder / f"{stem}.npy", cell.map))})
+        grid = draw_grid(views.pair.stem, real_im, synthetic_im, views.cells, overlays, names,
+                         tags, out / f"grid_{views.pair.stem}.png")
+        pair_records.append({
+            "stem": views.pair.stem, "real": str(views.pair.real),
+            "synthetic": str(views.pair.synthetic), "size": list(views.size),
+            "processed_size": list(views.processed_size),
+            "downscale_factor": views.downscale_factor, "grid": str(grid), "layers": layers})
+    files = {"csv": write_text(out / "featdiff.csv", rows_csv(result.summary)),
+             "markdown": write_text(out / "featdiff.md", rows_markdown(
+                 result.summary, result.backbones, len(result.pairs)))}
     payload: dict[str, Any] = {
-        "title": "feature discrepancy per layer",
-        "config": {"real": None if real is None else str(real),
-                   "synthetic": None if synthetic is None else str(synthetic),
-                   "pairs": None if pairs is None else str(pairs), "backbones": list(backbones),
-                   "weights": weights,
-                   "layers": {b: r["layers"] for b, r in records.items() if r["status"] == "ok"},
-                   "allow_resize": allow_resize, "max_side": max_side,
-                   "device": str(torch_device)},
-        "definitions": {"map": MAP_DEFINITION, "mse": MSE_DEFINITION, "ssim": SSIM_DEFINITION,
-                        "reading": READING,
-                        "aggregate": "mean and sample std (ddof=1) over pairs; std null for "
-                                     "one pair; SSIM over the pairs where it is defined"},
-        "backbones": records,
-        "weights_tags": tags,
-        "random_weights": sorted(b for b, r in records.items() if r.get("random_weights")),
-        "versions": versions(),
-        "summary": rows,
-        "pairs": done,
-        "skipped_pairs": skipped,
-        "input_problems": problems,
+        "title": "feature discrepancy per layer", "config": result.config,
+        "definitions": result.definitions, "backbones": result.backbones,
+        "weights_tags": tags, "random_weights": result.random_weights, "versions": versions(),
+        "summary": result.summary, "pairs": pair_records,
+        "skipped_pairs": result.skipped_pairs, "input_problems": result.input_problems,
         "files": {"csv": str(files["csv"]), "markdown": str(files["markdown"]),
-                  "grids": [p["grid"] for p in done]},
+                  "grids": [p["grid"] for p in pair_records],
+                  "json": str(out / "featdiff.json")},
     }
-    payload["files"]["json"] = str(out / "featdiff.json")
-    write_json(out / "featdiff.json", payload)
-    return payload
+    files["json"] = write_json(out / "featdiff.json", payload)
+    return files
 
 
 __all__ = [
+    "CLASSIFIER_TAPS",
     "DEFAULT_BACKBONES",
+    "FeatdiffResult",
     "SsimResult",
     "activation_mse",
     "activation_ssim",
+    "classifier_extractor",
     "featdiff",
     "resolve_pairs",
+    "save_featdiff",
     "ssim_window",
 ]

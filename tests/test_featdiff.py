@@ -18,11 +18,11 @@ from fakeseg.features.featdiff import (
     activation_mse,
     activation_ssim,
     build_backbones,
-    classifier_extractor,
     featdiff,
     resolve_pairs,
     save_featdiff,
     ssim_window,
+    tap_trunk,
 )
 from fakeseg.io import write_image
 
@@ -142,29 +142,36 @@ def test_classifier_trunk_is_tapped_at_the_backbone_layers(tmp_path: Path) -> No
     from fakeseg.models.classifier import load_classifier
 
     run = _classifier_run(tmp_path / "cls_real", "mobilenet_v2")
-    extractor, meta = classifier_extractor(run, {"*": "all"})
-    assert meta["trunk"] == "mobilenet_v2"
-    assert extractor.layers == ("block3", "block6", "block13", "expand14", "block17", "conv18")
     model, _, _ = load_classifier(run)
+    extractor = tap_trunk(model.trunk, "all")
+    assert extractor.layers == ("block3", "block6", "block13", "expand14", "block17", "conv18")
+    assert tap_trunk(model.trunk).layers == LAYERS  # the backbone's default taps
+    with pytest.raises(FakesegError, match="extra1 are not in a mobilenet_v2 trunk"):
+        tap_trunk(model.trunk, ["extra1"])
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         inner = model.trunk.body.features[:4]((x - model.trunk.mean) / model.trunk.std)
         taps = extractor(x)
     torch.testing.assert_close(taps["block3"], inner)  # the trained trunk's own activations
-    tiny = _classifier_run(tmp_path / "cls_tiny", "tiny_cnn")
+    tiny, _, _ = load_classifier(_classifier_run(tmp_path / "cls_tiny", "tiny_cnn"))
     with pytest.raises(FakesegError, match="no registered backbone taps"):
-        classifier_extractor(tiny)
+        tap_trunk(tiny.trunk)
 
 
 def test_featdiff_sets_classifiers_beside_backbones(two_pairs: Path, tmp_path: Path) -> None:
+    import fakeseg
+
     real_run = _classifier_run(tmp_path / "runs" / "real_only", "mobilenet_v2")
     synthetic_run = _classifier_run(tmp_path / "runs" / "synthetic_only", "mobilenet_v2")
-    result = featdiff(two_pairs / "real", two_pairs / "synthetic",
-                      backbones=[BACKBONE, str(real_run), str(synthetic_run / "best")],
-                      weights="random", progress=False)
+    with pytest.raises(FakesegError, match="a path, not a backbone name"):
+        featdiff(two_pairs / "real", two_pairs / "synthetic", backbones=[str(real_run)])
+    result = fakeseg.featdiff(two_pairs / "real", two_pairs / "synthetic",
+                              backbones=f"{BACKBONE},{real_run},{synthetic_run / 'best'}",
+                              weights="random", progress=False)
     names = ["classifier:real_only", "classifier:synthetic_only"]
     assert list(result.weights_tags) == [BACKBONE, *names]
     assert result.random_weights == [BACKBONE]  # a trained classifier is not "random"
+    assert result.weights_tags[names[0]] == "trained classifier (random init)"
     for name in names:
         rows = [r for r in result.summary if r["backbone"] == name]
         assert [r["layer"] for r in rows] == list(LAYERS)

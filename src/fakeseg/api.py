@@ -16,14 +16,14 @@ Each verb is the same function the CLI command of that name calls.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fakeseg.config import TrainConfig
     from fakeseg.evaluation.evaluate import Evaluation
-    from fakeseg.features.featdiff import FeatdiffResult
+    from fakeseg.features.featdiff import FeatdiffResult, TappedNetwork
     from fakeseg.inference.localizer import Localizer
     from fakeseg.inference.predict import PredictSummary
     from fakeseg.spectral.fingerprint import Fingerprint
@@ -97,17 +97,57 @@ def fingerprint(real: Sequence[str | Path], synthetic: Sequence[str | Path],
                                expand_inputs([str(p) for p in synthetic]), **options)
 
 
-def featdiff(real: str | Path, synthetic: str | Path, out: str | Path | None = None,
-             **options: Any) -> FeatdiffResult:
+def featdiff(real: str | Path | None, synthetic: str | Path | None,
+             out: str | Path | None = None, **options: Any) -> FeatdiffResult:
     """Per-layer feature discrepancy (MSE, SSIM, maps) of pairs across backbones; views saved
-    under ``out`` when it is given (see :func:`~fakeseg.features.featdiff.featdiff`)."""
-    from fakeseg.features.featdiff import featdiff as run_featdiff
-    from fakeseg.features.featdiff import save_featdiff
+    under ``out`` when it is given (see :func:`~fakeseg.features.featdiff.featdiff`).
 
+    ``backbones`` may name run folders of ``fakeseg classify train`` beside registered
+    backbones: each classifier's trained trunk is tapped like the backbone over the same
+    network (:func:`~fakeseg.features.featdiff.tap_trunk`).
+    """
+    from fakeseg.features.featdiff import DEFAULT_BACKBONES, save_featdiff
+    from fakeseg.features.featdiff import featdiff as run_featdiff
+
+    names = options.pop("backbones", DEFAULT_BACKBONES)
+    if isinstance(names, str):
+        names = [b.strip() for b in names.split(",") if b.strip()]
+    taken: set[str] = set()
+    options["backbones"] = [classifier_backbone(n, options.get("layers"), taken)
+                            if isinstance(n, str | Path) and Path(n).exists() else n
+                            for n in names]
     result = run_featdiff(real, synthetic, **options)
     if out is not None:
         save_featdiff(result, out, progress=options.get("progress", True))
     return result
+
+
+def classifier_backbone(path: str | Path, layers: Mapping[str, Any] | None = None,
+                        taken: set[str] | None = None) -> TappedNetwork:
+    """A ``fakeseg classify train`` run as a featdiff backbone named
+    ``classifier:<run folder>`` (unique among ``taken``, which it extends). ``layers``:
+    featdiff's mapping, keyed by ``str(path)`` or ``"*"``."""
+    import re
+
+    from fakeseg.features.featdiff import TappedNetwork, backbone_record, tap_trunk
+    from fakeseg.models.classifier import load_classifier
+
+    model, meta, folder = load_classifier(path)
+    wanted = None if layers is None else layers.get(str(path), layers.get("*"))
+    extractor = tap_trunk(model.trunk, wanted, source=str(folder))
+    init = meta.get("weights_tag", "unknown")
+    extractor.weights_tag = f"trained classifier ({init} init)"
+    run = folder.parent if folder.name in ("best", "last") else folder
+    base = "classifier:" + re.sub(r"[^A-Za-z0-9_.-]+", "_", run.name)
+    taken = set() if taken is None else taken
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    record = {**backbone_record(extractor), "kind": "classifier", "checkpoint": str(folder),
+              "trunk": model.trunk.name, "trunk_init_weights": init,
+              "trained_config": meta.get("config")}
+    return TappedNetwork(name, extractor, record)
 
 
 def report(inputs: Sequence[str | Path], out: str | Path, **options: Any) -> Path:

@@ -83,7 +83,8 @@ def parse_layers(specs: list[str] | None) -> dict[str, list[str] | str] | None:
 
 
 def _featdiff(args: argparse.Namespace) -> int:
-    from fakeseg.features.featdiff import featdiff, save_featdiff
+    from fakeseg.api import featdiff
+    from fakeseg.features.featdiff import save_featdiff
 
     result = featdiff(args.real, args.synthetic, pairs=args.pairs, backbones=args.backbones,
                       weights=args.backbone_weights, layers=parse_layers(args.layers),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io as _io
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import torch
 from fakeseg.data.pairs import Pair
 from fakeseg.errors import FakesegError
 from fakeseg.features.backbones import FeatureExtractor
+from fakeseg.features.trunks import Trunk
 from fakeseg.progress import progress_bar, warn
 from fakeseg.viz import new_figure, overlay, save_figure
 
@@ -153,8 +153,9 @@ def fit_long_side(images: Sequence[np.ndarray], max_side: int | None
 
 # --------------------------------------------------------------------------- backbones
 
-#: Classifier trunks (``fakeseg classify train``) whose layers a registered backbone already
-#: taps: trunk → (that backbone, where its plan's modules sit inside the trunk's body).
+#: Trunks (``features/trunks.py``; what ``fakeseg classify train`` trains) whose layers a
+#: registered backbone already taps: trunk → (that backbone, where its plan's modules sit
+#: inside the trunk's body).
 CLASSIFIER_TAPS: dict[str, tuple[str, str]] = {
     "mobilenet_v2": ("ssdlite_mobilenet_v2", ""),  # torchvision MobileNetV2 ``features.*``
     "efficientnet_lite0": ("efficientnet_lite0", "trunk"),  # timm ``conv_stem``, ``blocks.*``
@@ -184,71 +185,59 @@ def _layers_for(key: str, available: Sequence[str],
     return wanted  # a list, or a comma-separated string that check_layers splits
 
 
-def is_classifier_run(name: str) -> bool:
-    """A ``--backbones`` entry that names an existing folder or file: a classifier checkpoint."""
-    return Path(name).exists()
+@dataclass
+class TappedNetwork:
+    """A network other than a registered backbone, already tapped like one: e.g. the trunk of
+    a classifier trained by ``fakeseg classify train`` (``fakeseg.featdiff`` and the CLI load
+    run folders into these)."""
+
+    name: str
+    extractor: FeatureExtractor
+    record: dict[str, Any]  # featdiff.json's backbone record (see :func:`backbone_record`)
 
 
-def classifier_extractor(path: str | Path,
-                         layers: Mapping[str, Sequence[str] | str] | None = None
-                         ) -> tuple[FeatureExtractor, dict[str, Any]]:
-    """The trunk of a classifier trained by ``fakeseg classify train``, tapped at the layers
-    the registered backbone over the same network defines; plus its checkpoint meta.
+def tap_trunk(trunk: Trunk, layers: Sequence[str] | str | None = None,
+              *, source: str = "") -> FeatureExtractor:
+    """A pooled-feature trunk tapped at the layers the registered backbone over the same
+    network defines (its SSDLite extra blocks are not part of a trunk).
 
-    The taps are that backbone's layers inside the trunk (its SSDLite extra blocks are not part
-    of a classifier). ``layers`` (featdiff's mapping, keyed by ``str(path)`` or ``"*"``)
-    picks among them; default: the backbone's default taps.
+    ``layers``: those taps, "all", or None for the backbone's default taps. ``source`` names
+    the trunk's origin (a checkpoint) in errors.
     """
     from fakeseg.features import get_spec
     from fakeseg.features.backbones import Stage
-    from fakeseg.models.classifier import load_classifier
 
-    model, meta, folder = load_classifier(path)
-    trunk = model.trunk
+    origin = f"{source}: " if source else ""
     if trunk.name not in CLASSIFIER_TAPS:
         raise FakesegError(
-            f"{folder}: a classifier on trunk '{trunk.name}', whose layers no registered "
-            f"backbone taps; featdiff can tap classifiers on {', '.join(CLASSIFIER_TAPS)}")
+            f"{origin}a network on trunk '{trunk.name}', whose layers no registered backbone "
+            f"taps; featdiff can tap trunks {', '.join(CLASSIFIER_TAPS)}")
     spec_name, prefix = CLASSIFIER_TAPS[trunk.name]
     spec = get_spec(spec_name)
     infos = [info for info in spec.layer_infos if info.pretrained]  # the trunk's own layers
-    taps = {info.name for info in infos}
-    plan = [Stage(tuple(f"{prefix}.{p}" if prefix else p for p in stage.paths), stage.tap,
-                  stage.post) for stage in spec.plan if stage.tap in taps]
-    chosen = spec.check_layers(_layers_for(str(path), [i.name for i in infos], layers))
+    taps = [info.name for info in infos]
+    wanted = _layers_for("*", taps, None if layers is None else {"*": layers})
+    chosen = spec.check_layers(wanted)
     outside = [t for t in chosen if t not in taps]
     if outside:
-        raise FakesegError(f"{folder}: layers {', '.join(outside)} are not in a classifier's "
-                           f"{trunk.name} trunk; choose from {', '.join(sorted(taps))}")
+        raise FakesegError(f"{origin}layers {', '.join(outside)} are not in a {trunk.name} "
+                           f"trunk; choose from {', '.join(taps)}")
+    plan = [Stage(tuple(f"{prefix}.{p}" if prefix else p for p in stage.paths), stage.tap,
+                  stage.post) for stage in spec.plan if stage.tap in taps]
     body: torch.nn.Module = trunk.body
-    if prefix:
+    if prefix:  # the backbone's plan addresses the same modules one level down
         body = torch.nn.Module()
         body.add_module(prefix, trunk.body)
-    extractor = FeatureExtractor(spec.name, body, plan, infos, chosen, mean=spec.mean,
-                                 std=spec.std, weights_tag=f"classifier ({trunk.weights_tag} "
-                                                           "init)", prune=False)
-    return extractor, {**meta, "checkpoint": str(folder), "trunk": trunk.name}
+    return FeatureExtractor(spec.name, body, plan, infos, chosen, mean=spec.mean, std=spec.std,
+                            weights_tag=trunk.weights_tag, prune=False)
 
 
-def _classifier_name(path: str, taken: Mapping[str, Any]) -> str:
-    """``classifier:<run folder name>``, made unique; file-name safe."""
-    folder = Path(path).resolve()
-    if folder.name in ("best", "last") or folder.suffix:
-        folder = folder.parent
-    base = "classifier:" + re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.name)
-    name, n = base, 2
-    while name in taken:
-        name, n = f"{base}_{n}", n + 1
-    return name
-
-
-def build_backbones(names: Sequence[str], weights: str,
+def build_backbones(names: Sequence[str | TappedNetwork], weights: str,
                     layers: Mapping[str, Sequence[str] | str] | None, device: torch.device
                     ) -> tuple[dict[str, FeatureExtractor], dict[str, dict[str, Any]]]:
     """Extractors by name, plus a record per backbone (weights tag, or why it was skipped).
 
-    A name that is an existing path is a classifier checkpoint (``fakeseg classify train``):
-    its trained trunk is tapped (:func:`classifier_extractor`) and ``weights`` does not apply.
+    A :class:`TappedNetwork` is taken as it is (``weights`` and ``layers`` do not apply).
     In ``auto`` mode a backbone without weights is skipped with a warning; if none is left,
     that is an error. Unknown names and layers always raise.
     """
@@ -257,15 +246,15 @@ def build_backbones(names: Sequence[str], weights: str,
     extractors: dict[str, FeatureExtractor] = {}
     records: dict[str, dict[str, Any]] = {}
     for raw_name in names:
-        if is_classifier_run(raw_name):
-            name = _classifier_name(raw_name, records)
-            extractor, meta = classifier_extractor(raw_name, layers)
-            extractors[name] = extractor.to(device)
-            records[name] = {**_record(extractor, random_init=()), "kind": "classifier",
-                             "checkpoint": meta["checkpoint"], "trunk": meta["trunk"],
-                             "trunk_init_weights": meta.get("weights_tag"),
-                             "trained_config": meta.get("config")}
+        if isinstance(raw_name, TappedNetwork):
+            if raw_name.name in records:
+                raise FakesegError(f"backbone name '{raw_name.name}' is given twice")
+            extractors[raw_name.name] = raw_name.extractor.to(device)
+            records[raw_name.name] = raw_name.record
             continue
+        if Path(raw_name).exists():
+            raise FakesegError(f"{raw_name}: a path, not a backbone name; classifier run "
+                               "folders are read by 'fakeseg featdiff' and fakeseg.featdiff")
         spec = get_spec(raw_name)
         chosen = spec.check_layers(_layers_for(spec.name, spec.available_layers, layers))
         try:
@@ -279,7 +268,7 @@ def build_backbones(names: Sequence[str], weights: str,
         extractors[spec.name] = extractor.to(device)
         if extractor.weights_tag == "random":
             warn(f"featdiff: {spec.name} uses {RANDOM_WARNING}")
-        records[spec.name] = _record(extractor, random_init=[
+        records[spec.name] = backbone_record(extractor, random_init=[
             t for t in extractor.layers if not spec.layer(t).pretrained])
     if not extractors:
         reasons = "; ".join(f"{n}: {r['reason']}" for n, r in records.items())
@@ -287,7 +276,9 @@ def build_backbones(names: Sequence[str], weights: str,
     return extractors, records
 
 
-def _record(extractor: FeatureExtractor, random_init: Sequence[str]) -> dict[str, Any]:
+def backbone_record(extractor: FeatureExtractor, random_init: Sequence[str] = ()
+                    ) -> dict[str, Any]:
+    """featdiff.json's record of a built extractor (``random_init``: its untrained taps)."""
     random = extractor.weights_tag == "random"
     return {"status": "ok", "kind": "backbone", "weights_tag": extractor.weights_tag,
             "random_weights": random, "warning": RANDOM_WARNING if random else None,
@@ -516,7 +507,7 @@ class FeatdiffResult:
 
 def featdiff(real: str | Path | None, synthetic: str | Path | None, *,
              pairs: str | Path | None = None,
-             backbones: Sequence[str] = DEFAULT_BACKBONES, weights: str = "auto",
+             backbones: Sequence[str | TappedNetwork] = DEFAULT_BACKBONES, weights: str = "auto",
              layers: Mapping[str, Sequence[str] | str] | None = None,
              allow_resize: bool = False, max_side: int | None = 768, device: str = "auto",
              progress: bool = True) -> FeatdiffResult:
@@ -524,10 +515,11 @@ def featdiff(real: str | Path | None, synthetic: str | Path | None, *,
     not saved: see :func:`save_featdiff`).
 
     Inputs: two image files, two folders (pairs match by file stem) or ``pairs=DATASET`` with
-    ``real/`` and ``synthetic/``. ``backbones``: registered names and/or classifier run folders
-    from ``fakeseg classify train`` (their trained trunk, tapped like the backbone over the
-    same network). ``layers`` maps a backbone name (or ``"*"``) to its taps or ``"all"``;
-    unnamed backbones use their default taps. A pair that cannot be read is skipped.
+    ``real/`` and ``synthetic/``. ``backbones``: registered names and/or
+    :class:`TappedNetwork` entries (``fakeseg.featdiff`` turns classifier run folders from
+    ``fakeseg classify train`` into these). ``layers`` maps a backbone name (or ``"*"``) to
+    its taps or ``"all"``; unnamed backbones use their default taps. A pair that cannot be
+    read is skipped.
     """
     from fakeseg.data.pairs import load_pair
     from fakeseg.device import resolve_device
@@ -562,7 +554,8 @@ def featdiff(real: str | Path | None, synthetic: str | Path | None, *,
         raise FakesegError(f"no pair could be processed (first problem: {first})")
     config = {"real": None if real is None else str(real),
               "synthetic": None if synthetic is None else str(synthetic),
-              "pairs": None if pairs is None else str(pairs), "backbones": list(backbones),
+              "pairs": None if pairs is None else str(pairs),
+              "backbones": [b.name if isinstance(b, TappedNetwork) else b for b in backbones],
               "weights": weights,
               "layers": {b: r["layers"] for b, r in records.items() if r["status"] == "ok"},
               "allow_resize": allow_resize, "max_side": max_side, "device": str(torch_device)}
@@ -624,11 +617,13 @@ __all__ = [
     "DEFAULT_BACKBONES",
     "FeatdiffResult",
     "SsimResult",
+    "TappedNetwork",
     "activation_mse",
     "activation_ssim",
-    "classifier_extractor",
+    "backbone_record",
     "featdiff",
     "resolve_pairs",
     "save_featdiff",
     "ssim_window",
+    "tap_trunk",
 ]

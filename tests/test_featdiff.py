@@ -153,6 +153,13 @@ def test_classifier_trunk_is_tapped_at_the_backbone_layers(tmp_path: Path) -> No
         inner = model.trunk.body.features[:4]((x - model.trunk.mean) / model.trunk.std)
         taps = extractor(x)
     torch.testing.assert_close(taps["block3"], inner)  # the trained trunk's own activations
+    lite, _, _ = load_classifier(_classifier_run(tmp_path / "cls_lite", "efficientnet_lite0"))
+    lite_taps = tap_trunk(lite.trunk)
+    assert lite_taps.layers == ("stage1", "stage2", "stage4")
+    with torch.no_grad():
+        body = lite.trunk.body
+        stem = body.bn1(body.conv_stem((x - lite.trunk.mean) / lite.trunk.std))
+        torch.testing.assert_close(lite_taps(x)["stage1"], body.blocks[1](body.blocks[0](stem)))
     tiny, _, _ = load_classifier(_classifier_run(tmp_path / "cls_tiny", "tiny_cnn"))
     with pytest.raises(FakesegError, match="no registered backbone taps"):
         tap_trunk(tiny.trunk)

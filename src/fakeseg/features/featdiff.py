@@ -154,8 +154,8 @@ def fit_long_side(images: Sequence[np.ndarray], max_side: int | None
 # --------------------------------------------------------------------------- backbones
 
 #: Trunks (``features/trunks.py``; what ``fakeseg classify train`` trains) whose layers a
-#: registered backbone already taps: trunk → (that backbone, where its plan's modules sit
-#: inside the trunk's body).
+#: registered backbone already taps: trunk → (that backbone, the name its plan gives the
+#: trunk's body: "" = the plan addresses the body's own modules).
 CLASSIFIER_TAPS: dict[str, tuple[str, str]] = {
     "mobilenet_v2": ("ssdlite_mobilenet_v2", ""),  # torchvision MobileNetV2 ``features.*``
     "efficientnet_lite0": ("efficientnet_lite0", "trunk"),  # timm ``conv_stem``, ``blocks.*``
@@ -205,7 +205,6 @@ def tap_trunk(trunk: Trunk, layers: Sequence[str] | str | None = None,
     the trunk's origin (a checkpoint) in errors.
     """
     from fakeseg.features import get_spec
-    from fakeseg.features.backbones import Stage
 
     origin = f"{source}: " if source else ""
     if trunk.name not in CLASSIFIER_TAPS:
@@ -222,8 +221,7 @@ def tap_trunk(trunk: Trunk, layers: Sequence[str] | str | None = None,
     if outside:
         raise FakesegError(f"{origin}layers {', '.join(outside)} are not in a {trunk.name} "
                            f"trunk; choose from {', '.join(taps)}")
-    plan = [Stage(tuple(f"{prefix}.{p}" if prefix else p for p in stage.paths), stage.tap,
-                  stage.post) for stage in spec.plan if stage.tap in taps]
+    plan = [stage for stage in spec.plan if stage.tap in taps]
     body: torch.nn.Module = trunk.body
     if prefix:  # the backbone's plan addresses the same modules one level down
         body = torch.nn.Module()

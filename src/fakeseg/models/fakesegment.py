@@ -19,7 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from fakeseg.errors import FakesegError
-from fakeseg.models.checkpoint import load_checkpoint, load_into, save_checkpoint
+from fakeseg.models.checkpoint import (
+    check_threshold,
+    load_checkpoint,
+    load_into,
+    save_checkpoint,
+    segmenter_config,
+)
 
 MIN_SIDE = 8
 #: Image-level decision from a heat map (the MediaEval seed's Task B rule): an image is called
@@ -160,17 +166,21 @@ class FakeSegment:
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> FakeSegment:
+        """Load a checkpoint; its config, layers, scales and threshold are validated (types
+        and ranges) and its weights must be finite, else a one-line CheckpointError."""
         state, meta, folder = load_checkpoint(path)
+        source = folder / "model.json"
         if meta.get("kind") != "segmenter":
             raise FakesegError(f"{folder}: a '{meta.get('kind')}' checkpoint, not a "
                                "segmentation model; use the matching command")
-        config = meta["config"]
-        config["layers"] = meta.get("layers", config.get("layers"))
+        config = segmenter_config(meta, source)
+        meta = {**meta, "config": config, "threshold": check_threshold(
+            meta.get("threshold", 0.5), source)}
         # the checkpoint carries the extractor's weights, so no weight file is needed here
         net = cls.build(config, weights="random")
         load_into(net, state, folder / "model.safetensors")
         if hasattr(net, "extractor"):
-            net.extractor.weights_tag = meta.get("weights_tag", "unknown")
+            net.extractor.weights_tag = str(meta.get("weights_tag", "unknown"))
         return cls(net, meta, resolve_device(device))
 
     def save(self, folder: str | Path) -> Path:

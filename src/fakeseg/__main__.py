@@ -1,0 +1,3 @@
+from fakeseg.cli import main
+
+raise SystemExit(main())

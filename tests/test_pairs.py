@@ -86,3 +86,13 @@ def test_labels_and_masks_are_loaded(tmp_path: Path) -> None:
     root = make_pairs(tmp_path / "d", n=2, labels=True)
     loaded = load_pair(index_pairs(root).pairs[0])
     assert loaded.label is not None and set(np.unique(loaded.label)) == {0, 1}
+
+
+def test_duplicate_stems_are_ambiguous(tiny_pairs: Path) -> None:
+    index = index_pairs(tiny_pairs)
+    index.require_unambiguous()  # a clean dataset passes
+    write_image(tiny_pairs / "synthetic" / "p2.png", np.zeros((64, 64, 3), np.float32))
+    index = index_pairs(tiny_pairs)
+    assert [p.path.name for p in index.problems if p.ambiguous] == ["p2.png"]
+    with pytest.raises(DataError, match=r"appears twice.*data check"):
+        index.require_unambiguous()

@@ -400,10 +400,10 @@ LOCK_FILE = ".fakeseg.lock"
 def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
     """Create the output folder, or say in one line why it cannot be used (before heavy work)."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FakesegError(f"{path}: {option} is an existing file, not a folder; "
-                           "pass a folder path")
-    try:
+    try:  # exists() itself fails on a name that is too long
+        if path.exists() and not path.is_dir():
+            raise FakesegError(f"{path}: {option} is an existing file, not a folder; "
+                               "pass a folder path")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__

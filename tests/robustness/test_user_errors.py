@@ -90,9 +90,12 @@ def test_bad_out_is_refused_before_any_model_is_built(pairs: Path, tmp_path: Pat
     assert a_file.read_text() == "keep me"
 
 
-def test_duplicate_stems_are_an_error_in_train(tmp_path: Path,
+def test_duplicate_stems_are_an_error_in_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from fakeseg.io import write_image
+    from fakeseg.models.fakesegment import FakeSegment
+
+    monkeypatch.setattr(FakeSegment, "build", None)  # refused before any model is built
 
     root = make_pairs(tmp_path / "pairs", n=4, size=(32, 32))
     write_image(root / "real" / "p1.jpg", np.zeros((32, 32, 3), np.float32))
@@ -129,3 +132,22 @@ def test_resume_refuses_a_mixed_checkpoint(tmp_path: Path,
     code, err = _train(capsys, root, run, "--resume", "--set", *tiny_sets())
     assert code == 2
     assert_one_line_error(err, "mixed checkpoint", "without --resume")
+
+
+def test_full_disk_while_training_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    import fakeseg.models.checkpoint as checkpoint
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "_write_synced", full)
+    root = make_pairs(tmp_path / "pairs", n=4, size=(32, 32))
+    run = tmp_path / "run"
+    code, err = _train(capsys, root, run, "--set", *tiny_sets(steps=2))
+    assert code == 2
+    assert_one_line_error(err, str(run), "No space left on device", "--out")
+    assert not (run / "last").exists()
+    assert not [p for p in run.iterdir() if p.name.startswith(".last")]

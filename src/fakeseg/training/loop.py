@@ -15,6 +15,7 @@ whole run holds the folder's lock, so a second ``train`` into it fails at once.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import random
@@ -31,6 +32,7 @@ from fakeseg.config import TrainConfig, from_dict, load_yaml, to_dict, versions
 from fakeseg.data.composites import CompositeItem, composite_set
 from fakeseg.data.pairs import (
     LoadedPair,
+    PairIndex,
     Split,
     index_pairs,
     load_pair,
@@ -58,6 +60,8 @@ from fakeseg.training.losses import discriminator_loss, generator_adversarial, p
 from fakeseg.training.sampler import CompositeSampler
 
 HISTORY_FILE = "history.json"
+#: a full disk, a quota or a read-only file system while the run writes: a user error
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
 def seed_everything(seed: int) -> None:
@@ -86,11 +90,11 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare_data(data: str | Path, run_dir: Path, config: TrainConfig,
+def prepare_data(data: str | Path | PairIndex, run_dir: Path, config: TrainConfig,
                  extractor: torch.nn.Module | None, *, device: torch.device,
                  progress: bool) -> PreparedData:
     """Split (or reuse the run's split), load pairs, compute/cached targets, fit scales."""
-    index = index_pairs(data)
+    index = data if isinstance(data, PairIndex) else index_pairs(data)
     index.require_unambiguous()
     split_path = run_dir / "split.json"
     if split_path.exists():
@@ -195,8 +199,15 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         for name in ("last", "best"):  # finish or undo a checkpoint switch a crash interrupted
             recover_checkpoint(run_dir / name)
         config = _effective_config(run_dir, config, resume)
-        return _train_locked(data, run_dir, config, resume=resume, progress=progress,
-                             stop_after=stop_after)
+        try:
+            return _train_locked(data, run_dir, config, resume=resume, progress=progress,
+                                 stop_after=stop_after)
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRNOS:
+                raise
+            raise FakesegError(f"{run_dir}: cannot write the run ({exc.strerror}); free disk "
+                               "space or choose another --out (--resume continues from the "
+                               "last checkpoint)") from exc
 
 
 def _restore(state: ResumeState, run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -224,6 +235,8 @@ def _restore(state: ResumeState, run_dir: Path) -> tuple[dict[str, Any], list[di
 
 def _train_locked(data: str | Path, run_dir: Path, config: TrainConfig, *, resume: bool,
                   progress: bool, stop_after: int | None) -> TrainResult:
+    index = index_pairs(data)  # layout errors before the slow model build
+    index.require_unambiguous()
     write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -235,7 +248,8 @@ def _train_locked(data: str | Path, run_dir: Path, config: TrainConfig, *, resum
         from fakeseg.features import build_backbone
 
         extractor = build_backbone(config.backbone, config.backbone_weights, config.layers)
-    prepared = prepare_data(data, run_dir, config, extractor, device=device, progress=progress)
+    prepared = prepare_data(index, run_dir, config, extractor, device=device,
+                            progress=progress)
     net.to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)

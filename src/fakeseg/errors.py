@@ -26,7 +26,8 @@ class ImageReadError(FakesegError):
 
     def __init__(self, path: str | Path, reason: str, fix: str) -> None:
         self.path = Path(path)
-        super().__init__(f"{printable(path)}: {reason}; {fix}")
+        self.detail = f"{reason}; {fix}"  # the message without the path
+        super().__init__(f"{printable(path)}: {self.detail}")
 
 
 class DataError(FakesegError):

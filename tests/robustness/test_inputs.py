@@ -125,7 +125,8 @@ def test_newline_in_a_file_name_stays_on_one_line(pairs: Path,
     code, err = _check(capsys, pairs)
     assert code == 1
     assert err.count("\n") == 2  # two bad files, two lines
-    assert_problem_line(err, "evil\\nfakeseg: problem: forged.png", "not a readable image")
+    line = assert_problem_line(err, "evil\\nfakeseg: problem: forged.png: not a readable image")
+    assert line.startswith(f"fakeseg: problem: {pairs}")
 
 
 @pytest.mark.parametrize("case", ["fifo", "loop", "dangling", "folder"])

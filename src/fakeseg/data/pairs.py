@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fakeseg.errors import DataError, FakesegError, printable
+from fakeseg.errors import DataError, FakesegError, ImageReadError, printable
 from fakeseg.io import (
     IMAGE_EXTENSIONS,
     read_image,
@@ -181,6 +181,8 @@ def check_dataset(root: str | Path, *, allow_resize: bool = False,
                 continue
             try:
                 shapes[role] = reader(path).shape[:2]
+            except ImageReadError as exc:
+                problems.append(Problem(path, exc.detail))
             except FakesegError as exc:
                 problems.append(Problem(path, str(exc).split(": ", 1)[-1]))
         if "synthetic" in shapes:

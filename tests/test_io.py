@@ -134,6 +134,10 @@ def test_16bit_colour_png_and_tiff_keep_full_precision(tmp_path: Path) -> None:
         tifffile.imwrite(tmp_path / f"{name}.tif", data, **options)
         image = read_image(tmp_path / f"{name}.tif")
         np.testing.assert_array_equal(np.round(image * 65535).astype(np.uint16), data)
+    extra = rng.integers(0, 65536, (9, 11, 4)).astype(np.uint16)  # RGB + an unnamed sample
+    tifffile.imwrite(tmp_path / "x.tif", extra, photometric="rgb", extrasamples=[0])
+    image = read_image(tmp_path / "x.tif")
+    np.testing.assert_array_equal(np.round(image * 65535).astype(np.uint16), extra[..., :3])
 
 
 def test_exif_orientations_match_pillow(tmp_path: Path) -> None:

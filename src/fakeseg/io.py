@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from fakeseg.errors import FakesegError, ImageReadError
+from fakeseg.errors import FakesegError, ImageReadError, printable
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
@@ -164,9 +164,17 @@ def _deep_colour(path: Path, image: Image.Image) -> np.ndarray | None:
         return None
     rawmode = str(rawmodes.pop())
     suffix = rawmode[-4:]
-    if rawmode != f"{image.mode}{suffix}" or suffix not in _SWAP_16:
+    if suffix not in _SWAP_16:
         return None
-    swapped = f"{image.mode}{_SWAP_16[suffix]}"
+    swapped = rawmode[:-4] + _SWAP_16[suffix]
+    try:  # does Pillow unpack the swapped layout (RGB;16B, RGBA;16L, RGBX;16N, ...)?
+        Image.frombytes(image.mode, (1, 1), bytes(16), "raw", swapped)
+    except ValueError:
+        from fakeseg.progress import warn
+
+        warn(f"fakeseg: warning: {printable(path)}: 16-bit colour stored as '{rawmode}' is "
+             "read at 8-bit precision; convert it to a 16-bit PNG for full precision")
+        return None
 
     def with_rawmode(args: Any) -> Any:
         return swapped if isinstance(args, str) else (swapped, *args[1:])

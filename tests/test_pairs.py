@@ -96,3 +96,11 @@ def test_duplicate_stems_are_ambiguous(tiny_pairs: Path) -> None:
     assert [p.path.name for p in index.problems if p.ambiguous] == ["p2.png"]
     with pytest.raises(DataError, match=r"appears twice.*data check"):
         index.require_unambiguous()
+
+
+def test_a_damaged_split_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "split.json"
+    for text in ('{"train": "p0", "val": [], "test": [], "seed": 0}', "[1, 2]", "{not json"):
+        path.write_text(text)
+        with pytest.raises(DataError, match="not a valid split file"):
+            load_split(path)

@@ -276,8 +276,10 @@ def load_split(path: str | Path) -> Split:
     path = Path(path)
     try:
         payload = json.loads(path.read_text())
-        return Split(list(payload["train"]), list(payload["val"]), list(payload["test"]),
-                     int(payload["seed"]))
+        parts = [payload[name] for name in ("train", "val", "test")]
+        if not all(isinstance(p, list) and all(isinstance(s, str) for s in p) for p in parts):
+            raise ValueError("train, val and test must be lists of pair names")
+        return Split(*parts, int(payload["seed"]))
     except FileNotFoundError as exc:
         raise DataError(f"{path}: split file not found; train a model first or pass --split")\
             from exc

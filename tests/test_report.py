@@ -12,8 +12,8 @@ import pytest
 
 from fakeseg.errors import FakesegError
 from fakeseg.io import write_image, write_json, write_npy, write_text
-from fakeseg.report import find_results, report, top_regions
-from fakeseg.report.templates import markdown_to_html
+from fakeseg.reporting import find_results, report, top_regions
+from fakeseg.reporting.templates import markdown_to_html
 
 VERSIONS = {"fakeseg": "0.1.0", "torch": "2.x"}
 SCORES = {"a": 0.2, "b": 0.9, "c": 0.5}

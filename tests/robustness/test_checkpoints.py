@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from fakeseg.config import TrainConfig, to_dict
 from fakeseg.io import write_image
 from fakeseg.models.checkpoint import load_resume_state, resolve_checkpoint, save_checkpoint
-from fakeseg.models.fakesegment import FakeSegment
+from fakeseg.models.registry import build_model
 from tests.conftest import make_pairs
 from tests.robustness.helpers import (
     TINY_RUN,
@@ -39,9 +39,9 @@ def good_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A valid (untrained) FakeSegment checkpoint, made without training."""
     folder = tmp_path_factory.mktemp("ckpt") / "run"
     config = to_dict(TrainConfig(**TINY_RUN).validate())
-    net = FakeSegment.build(config)
+    net = build_model(config)
     meta = {"kind": "segmenter", "model": "fakesegment", "config": config,
-            "layers": list(net.extractor.layers), "weights_tag": "random", "scales": {},
+            "layers": list(net.feature_extractor.layers), "weights_tag": "random", "scales": {},
             "threshold": 0.5, "step": 0}
     save_checkpoint(folder / "best", net.state_dict(), meta)
     return folder

@@ -73,12 +73,12 @@ def test_bad_config_files(pairs: Path, tmp_path: Path,
 def test_bad_out_is_refused_before_any_model_is_built(pairs: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from fakeseg.models.fakesegment import FakeSegment
+    import fakeseg.training.loop
 
     def no_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model was built before --out was checked")
 
-    monkeypatch.setattr(FakeSegment, "build", no_build)
+    monkeypatch.setattr(fakeseg.training.loop, "build_model", no_build)
     a_file = tmp_path / "file.txt"
     a_file.write_text("keep me")
     cases = {a_file: "existing file", a_file / "sub": "cannot create",
@@ -92,10 +92,10 @@ def test_bad_out_is_refused_before_any_model_is_built(pairs: Path, tmp_path: Pat
 
 def test_duplicate_stems_are_an_error_in_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import fakeseg.training.loop
     from fakeseg.io import write_image
-    from fakeseg.models.fakesegment import FakeSegment
 
-    monkeypatch.setattr(FakeSegment, "build", None)  # refused before any model is built
+    monkeypatch.setattr(fakeseg.training.loop, "build_model", None)  # refused before building
 
     root = make_pairs(tmp_path / "pairs", n=4, size=(32, 32))
     write_image(root / "real" / "p1.jpg", np.zeros((32, 32, 3), np.float32))
@@ -115,13 +115,13 @@ def test_resume_refuses_a_mixed_checkpoint(tmp_path: Path,
 
     from fakeseg.config import TrainConfig, to_dict
     from fakeseg.models.checkpoint import save_checkpoint
-    from fakeseg.models.fakesegment import FakeSegment
+    from fakeseg.models.registry import build_model
     from tests.robustness.helpers import TINY_RUN
 
     root = make_pairs(tmp_path / "pairs", n=4, size=(32, 32))
     run = tmp_path / "run"
     config = to_dict(TrainConfig(**TINY_RUN).validate())
-    net = FakeSegment.build(config)
+    net = build_model(config)
     optimizer = torch.optim.AdamW(net.trainable_parameters())
     state = {"optimizer": optimizer.state_dict(), "step": 2, "epoch": 1, "best": 0.5,
              "bad_epochs": 0, "numpy_rng": "{}", "torch_rng": torch.get_rng_state()}

@@ -34,12 +34,11 @@ import torch
 from torch import nn
 
 from fakeseg.errors import FakesegError
-from fakeseg.features.backbones import IMAGENET_MEAN, IMAGENET_STD
+from fakeseg.features.backbones import Normalize
 from fakeseg.features.registry import EFFICIENTNET_INSTALL, FDET_INSTALL
 from fakeseg.features.weights import (
     StateFormat,
     WeightSource,
-    did_you_mean,
     efficientnet_lite0_file,
     fdet_mobilenet_v2_file,
     hub_checkpoint_dir,
@@ -49,6 +48,7 @@ from fakeseg.features.weights import (
     resolve_weights,
     strip_prefix,
 )
+from fakeseg.registry import Registry
 
 # --------------------------------------------------------------------------- trunk builders
 
@@ -239,20 +239,20 @@ _SPECS = (
     ),
 )
 
-TRUNKS: dict[str, TrunkSpec] = {spec.name: spec for spec in _SPECS}
-CLASSIFIER_BACKBONES: tuple[str, ...] = tuple(s.name for s in _SPECS if s.classifier)
+TRUNKS: Registry[TrunkSpec] = Registry("feature space", normalize=lambda n: n.strip().lower())
+CLASSIFIER_TRUNKS: Registry[TrunkSpec] = Registry("classifier backbone",
+                                                  normalize=lambda n: n.strip().lower())
+for _spec in _SPECS:
+    TRUNKS.register(_spec.name, _spec)
+    if _spec.classifier:
+        CLASSIFIER_TRUNKS.register(_spec.name, _spec)
+CLASSIFIER_BACKBONES: tuple[str, ...] = tuple(CLASSIFIER_TRUNKS)
 DEFAULT_CLASSIFIER_BACKBONE = "mobilenet_v2"
 
 
 def get_trunk_spec(name: str, *, classifier: bool = False) -> TrunkSpec:
     """The spec for ``name`` (``classifier``: only classifier backbones); did-you-mean on typos."""
-    choices = CLASSIFIER_BACKBONES if classifier else tuple(TRUNKS)
-    key = str(name).strip().lower()
-    if key not in choices:
-        raise FakesegError(f"unknown {'classifier backbone' if classifier else 'feature space'} "
-                           f"'{name}'{did_you_mean(key, choices)}; available: "
-                           + ", ".join(choices))
-    return TRUNKS[key]
+    return (CLASSIFIER_TRUNKS if classifier else TRUNKS)[name]
 
 
 # --------------------------------------------------------------------------- modules
@@ -269,10 +269,7 @@ class Trunk(nn.Module):
         self.dims = dims
         self.weights_tag = weights_tag
         self.min_size = min_size
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
-                             persistent=False)
+        self.normalize = Normalize()
 
     @property
     def random(self) -> bool:
@@ -285,7 +282,7 @@ class Trunk(nn.Module):
         if min(x.shape[-2:]) < self.min_size:
             raise FakesegError(f"{self.name}: input {x.shape[-1]}x{x.shape[-2]} is too small; "
                                f"use at least {self.min_size}x{self.min_size} (raise --size)")
-        out = self.body((x - self.mean) / self.std)
+        out = self.body(self.normalize(x))
         return out.flatten(1)
 
 

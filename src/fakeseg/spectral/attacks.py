@@ -14,7 +14,6 @@ size), a smaller one raises. Fitting streams through the same machinery as the f
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from fakeseg.errors import FakesegError
 from fakeseg.io import read_image, write_image, write_json, write_npy
-from fakeseg.progress import progress_bar
+from fakeseg.progress import progress_bar, warn
 from fakeseg.spectral.fingerprint import (
     EPS,
     Fingerprint,
@@ -39,8 +38,6 @@ from fakeseg.spectral.fingerprint import (
     stream_log_spectra,
     stream_statistics,
 )
-
-log = logging.getLogger(__name__)
 
 Method = Literal["msa", "fpa"]
 #: Default FPA threshold. Wesselkamp et al. tuned t per GAN and dataset to 0.15–0.7 (their
@@ -95,7 +92,8 @@ def _fit(method: Method, real: Sequence[str | Path], synthetic: Sequence[str | P
     streams = [stream_statistics(paths, {key: statistic}, size=size, desc=desc,
                                  progress=progress)
                for paths, desc in ((real, "real"), (synthetic, "synthetic"))]
-    return _filter(method, *streams, t)
+    real_stream, synthetic_stream = streams
+    return _filter(method, real_stream, synthetic_stream, t)
 
 
 def fit_msa(real: Sequence[str | Path], synthetic: Sequence[str | Path], size: int = 256, *,
@@ -180,7 +178,8 @@ def defingerprint(
         )
     out = Path(out_dir)
     key, statistic = _FIT_STATISTIC[method]
-    common = {"size": size, "transform": "fft", "crop": "center", "progress": progress}
+    common: dict[str, Any] = {"size": size, "transform": "fft", "crop": "center",
+                              "progress": progress}
     real_stream = stream_log_spectra(real, desc="real", extra={key: statistic}, **common)
     synthetic_stream = stream_log_spectra(synthetic, desc="synthetic", extra={key: statistic},
                                           **common)
@@ -201,7 +200,7 @@ def defingerprint(
             attacked = _APPLY[method](image, F, k, source=path)
             original = crops(image, size, "center", path)[0]
         except FakesegError as exc:
-            log.warning("skipped %s", exc)
+            warn(f"fakeseg: skipped: {exc}")
             skipped.append({"path": str(path), "reason": str(exc)})
             continue
         target = write_image(out / "images" / f"{path.stem}.png", attacked)

@@ -40,6 +40,7 @@ from fakeseg.data.pairs import (
     make_split,
     save_split,
 )
+from fakeseg.device import resolve_device
 from fakeseg.errors import CheckpointError, FakesegError
 from fakeseg.evaluation.metrics import best_threshold, false_positive_fraction, segmentation_report
 from fakeseg.evaluation.protocol import is_mixed, probability_scorer
@@ -54,7 +55,7 @@ from fakeseg.models.checkpoint import (
     save_checkpoint,
 )
 from fakeseg.models.discriminator import PatchDiscriminator
-from fakeseg.models.fakesegment import FakeSegment, resolve_device
+from fakeseg.models.registry import build_model
 from fakeseg.progress import progress_bar, warn
 from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_bce
 from fakeseg.training.sampler import CompositeSampler
@@ -242,8 +243,8 @@ def _train_locked(data: str | Path, run_dir: Path, config: TrainConfig, *, resum
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    net = FakeSegment.build(to_dict(config))
-    extractor = getattr(net, "extractor", None)
+    net = build_model(to_dict(config))
+    extractor = net.feature_extractor
     if extractor is None and config.target_mode != "mask":
         from fakeseg.features import build_backbone
 
@@ -258,9 +259,8 @@ def _train_locked(data: str | Path, run_dir: Path, config: TrainConfig, *, resum
                                   weight_decay=config.weight_decay)
     d_optimizer = torch.optim.AdamW(disc.parameters(), lr=config.lr, betas=(0.5, 0.999)) \
         if disc is not None else None
-    own_adversary = hasattr(net, "discriminator_loss")  # e.g. MAG brings its own
     own_d_optimizer = torch.optim.AdamW(net.discriminator_parameters(), lr=config.lr,
-                                        betas=(0.5, 0.999)) if own_adversary else None
+                                        betas=(0.5, 0.999)) if net.has_own_adversary else None
     rng = np.random.default_rng(config.seed)
     step, epoch, history, best, bad_epochs = 0, 0, [], -1.0, 0
     if resume and (run_dir / "last").exists():
@@ -320,7 +320,7 @@ def _train_locked(data: str | Path, run_dir: Path, config: TrainConfig, *, resum
                 adv = generator_adversarial(disc, probability, image)
                 loss = bce + config.adv_weight * adv
                 terms["adv"] = float(adv.detach())
-            if hasattr(net, "auxiliary_loss"):
+            if net.has_auxiliary_loss:
                 aux, aux_terms = net.auxiliary_loss(image, label, logits)
                 loss = loss + aux
                 terms.update(aux_terms)

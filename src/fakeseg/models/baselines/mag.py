@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from fakeseg.models.baselines import Baseline
+from fakeseg.models.base import Segmenter
 from fakeseg.models.baselines.mantranet import srm_kernels
 from fakeseg.models.discriminator import PatchDiscriminator
 
@@ -87,8 +87,12 @@ def _bce(scores: torch.Tensor, target: float, weight: torch.Tensor | None = None
     return (losses * weight).sum() / weight.sum().clamp_min(1e-6)
 
 
-class MAG(Baseline):
+class MAG(Segmenter):
     """GA (``forward``) plus GR, D_A and D_R for training; H, W multiples of 2**depth."""
+
+    has_auxiliary_loss = True
+    has_own_adversary = True
+    high_pass: torch.Tensor
 
     def __init__(self, *, width: int = 16, depth: int = 3, disc_width: int = 16,
                  disc_depth: int = 3, adv_weight: float = 0.05, retouched_weight: float = 0.5,
@@ -136,7 +140,8 @@ class MAG(Baseline):
     @staticmethod
     def _coverage(mask: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Fraction of each discriminator patch the mask covers."""
-        return F.adaptive_avg_pool2d(mask, scores.shape[-2:])
+        height, width = scores.shape[-2:]
+        return F.adaptive_avg_pool2d(mask, (int(height), int(width)))
 
     def auxiliary_loss(self, image: torch.Tensor, label: torch.Tensor, logits: torch.Tensor
                        ) -> tuple[torch.Tensor, dict[str, float]]:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fakeseg.models.baselines import Baseline
+from fakeseg.models.base import Segmenter
 
 SRM_KERNELS = (
     (1 / 4, ((0, 0, 0, 0, 0), (0, -1, 2, -1, 0), (0, 2, -4, 2, 0), (0, -1, 2, -1, 0),
@@ -53,6 +53,8 @@ def srm_kernels() -> torch.Tensor:
 class SRMConv2d(nn.Module):
     """Fixed SRM filters applied to each input channel: (B, C, H, W) → (B, 3C, H, W)."""
 
+    weight: torch.Tensor
+
     def __init__(self, in_channels: int = 3) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -64,6 +66,8 @@ class SRMConv2d(nn.Module):
 
 class BayarConv2d(nn.Module):
     """Constrained conv (Bayar & Stamm): per kernel, centre −1 and the other taps sum to 1."""
+
+    centre: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5) -> None:
         super().__init__()
@@ -137,7 +141,7 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
             nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-class ManTraNet(Baseline):
+class ManTraNet(Segmenter):
     """image (B, 3, H, W) in [0, 1] → logits (B, 1, H, W); H, W multiples of ``stride``."""
 
     def __init__(self, *, width: int = 32, blocks: int = 3, plain_channels: int = 10,

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from fakeseg.errors import FakesegError
-from fakeseg.report import templates as T
+from fakeseg.reporting import templates as T
 from fakeseg.viz import REGION_COLORS, Region, top_regions
 
 log = logging.getLogger(__name__)

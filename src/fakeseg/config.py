@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import platform
 import re
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 
 from fakeseg.errors import FakesegError, printable
+from fakeseg.registry import did_you_mean
 
 T = TypeVar("T")
 
@@ -191,8 +191,7 @@ def _choice(choices: Callable[[], list[Any]], example: str) -> Rule:
     def check(value: Any) -> Any:
         known = choices()
         if isinstance(value, bool) or value not in known:
-            close = difflib.get_close_matches(str(value), [str(k) for k in known], n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(str(value), [str(k) for k in known])
             listed = ", ".join(map(str, known[:8])) + (
                 f", ... ({len(known)} names)" if len(known) > 8 else "")
             raise _Invalid(f"one of {listed}", hint)
@@ -245,9 +244,9 @@ def _mapping() -> Rule:
 
 
 def _models() -> list[str]:
-    from fakeseg.models.baselines import list_baselines
+    from fakeseg.models.registry import MODELS
 
-    return ["fakesegment", *list_baselines()]
+    return MODELS.names()
 
 
 def _backbones() -> list[str]:
@@ -358,8 +357,7 @@ def from_dict(cls: type[T], payload: Any, *, source: str = "config",
     unknown = sorted((key for key in payload if key not in names), key=str)
     if unknown:
         key = unknown[0]
-        close = difflib.get_close_matches(str(key), list(names), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = did_you_mean(str(key), names)
         more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
         raise FakesegError(f"{origins.get(key, source)}: unknown option '{key}'{hint}{more}; "
                            "see fakeseg.config.TrainConfig for the options")

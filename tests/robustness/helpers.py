@@ -18,8 +18,11 @@ TINY_RUN = dict(backbone_weights="random", crop_size=64, batch_size=2, steps=6,
 
 
 def tiny_sets(**changes: object) -> list[str]:
-    return [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
-            for k, v in {**TINY_RUN, **changes}.items()]
+    """``--set KEY=VALUE`` pairs for :data:`TINY_RUN` with ``changes``."""
+    args: list[str] = []
+    for key, value in {**TINY_RUN, **changes}.items():
+        args += ["--set", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    return args
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

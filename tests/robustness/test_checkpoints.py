@@ -150,7 +150,7 @@ def _without_times(history: list[dict]) -> list[dict]:
 def test_kill_at_every_point_of_a_checkpoint_then_resume_is_bit_exact(tmp_path: Path) -> None:
     pairs = make_pairs(tmp_path / "pairs")
     straight, broken = tmp_path / "straight", tmp_path / "broken"
-    train = ["train", str(pairs), "--set", *tiny_sets(), "--quiet"]
+    train = ["train", str(pairs), *tiny_sets(), "--quiet"]
     assert forked_cli([*train, "--out", str(straight)]) == 0
     # one process after another, each killed at another point; each resumes the last
     chain = ["last:after_weights#1",  # first epoch, no last/ yet
@@ -182,7 +182,7 @@ def test_second_train_into_one_folder_fails_at_once_naming_the_pid(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])}
     first = subprocess.Popen(
-        [sys.executable, "-m", "fakeseg", "train", str(pairs), "--out", str(run), "--set",
+        [sys.executable, "-m", "fakeseg", "train", str(pairs), "--out", str(run),
          *tiny_sets(steps=2), "--quiet"], env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
@@ -194,7 +194,7 @@ def test_second_train_into_one_folder_fails_at_once_naming_the_pid(
             time.sleep(0.05)
         os.kill(first.pid, signal.SIGSTOP)  # hold it mid-run while the second one tries
         try:
-            code, _, err = run_cli(capsys, "train", str(pairs), "--out", str(run), "--set",
+            code, _, err = run_cli(capsys, "train", str(pairs), "--out", str(run),
                                    *tiny_sets(steps=2, seed=7))
         finally:
             os.kill(first.pid, signal.SIGCONT)

@@ -84,7 +84,7 @@ def test_bad_out_is_refused_before_any_model_is_built(pairs: Path, tmp_path: Pat
     cases = {a_file: "existing file", a_file / "sub": "cannot create",
              tmp_path / ("x" * 300): "cannot create"}
     for out, fragment in cases.items():
-        code, err = _train(capsys, pairs, out, "--set", *tiny_sets())
+        code, err = _train(capsys, pairs, out, *tiny_sets())
         assert code == 2, out
         assert_one_line_error(err, fragment)
     assert a_file.read_text() == "keep me"
@@ -99,7 +99,7 @@ def test_duplicate_stems_are_an_error_in_train(tmp_path: Path, monkeypatch: pyte
 
     root = make_pairs(tmp_path / "pairs", n=4, size=(32, 32))
     write_image(root / "real" / "p1.jpg", np.zeros((32, 32, 3), np.float32))
-    code, err = _train(capsys, root, tmp_path / "run", "--set", *tiny_sets())
+    code, err = _train(capsys, root, tmp_path / "run", *tiny_sets())
     assert code == 2
     assert_one_line_error(err, "p1", "appears twice", "data check")
     assert not (tmp_path / "run" / "last").exists()
@@ -129,7 +129,7 @@ def test_resume_refuses_a_mixed_checkpoint(tmp_path: Path,
                                                      "step": 4}, state)
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     (run / "history.json").write_text(json.dumps([{"epoch": 1, "step": 2}]))
-    code, err = _train(capsys, root, run, "--resume", "--set", *tiny_sets())
+    code, err = _train(capsys, root, run, "--resume", *tiny_sets())
     assert code == 2
     assert_one_line_error(err, "mixed checkpoint", "without --resume")
 
@@ -146,7 +146,7 @@ def test_full_disk_while_training_is_one_line(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(checkpoint, "_write_synced", full)
     root = make_pairs(tmp_path / "pairs", n=4, size=(32, 32))
     run = tmp_path / "run"
-    code, err = _train(capsys, root, run, "--set", *tiny_sets(steps=2))
+    code, err = _train(capsys, root, run, *tiny_sets(steps=2))
     assert code == 2
     assert_one_line_error(err, str(run), "No space left on device", "--out")
     assert not (run / "last").exists()

@@ -122,3 +122,13 @@ def test_checkpoint_source_is_named(tmp_path: Path) -> None:
         from_dict(TrainConfig, {"steps": "ten"}, source=source)
     with pytest.raises(FakesegError, match="expected a mapping"):
         from_dict(TrainConfig, ["steps"], source=source)
+
+
+def test_registered_names_are_checked_where_the_registries_are_known() -> None:
+    from fakeseg.models.checkpoint import known_names
+
+    names = known_names()
+    assert "fakesegment" in names["model"] and "ssdlite_mobilenet_v2" in names["backbone"]
+    with pytest.raises(FakesegError, match=r"--set backbone=ssd: backbone must be one of"):
+        train_config(overrides=["backbone=ssd"], names=names)
+    assert "a backbone name" in _error(overrides=["backbone=[1]"])

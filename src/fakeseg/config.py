@@ -8,7 +8,7 @@ import platform
 import re
 import reprlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,16 +66,20 @@ class TrainConfig:
     amp: bool = True
     threads: int = 0  # 0: torch default
 
-    def validate(self, origins: Mapping[str, str] | None = None,
-                 source: str = "config") -> TrainConfig:
+    def validate(self, origins: Mapping[str, str] | None = None, source: str = "config",
+                 names: Mapping[str, Sequence[str]] | None = None) -> TrainConfig:
         """Check every field's type and range (normalising e.g. ``"1e-3"`` to 0.001).
 
         ``origins`` names where each value came from (``--set steps=abc``, ``cfg.yaml``,
-        ``RUN/best/model.json``); the one-line error starts with it.
+        ``RUN/best/model.json``); the one-line error starts with it. ``names`` lists the
+        known values of name fields whose registries live above this module (``model``,
+        ``backbone``: see :func:`fakeseg.models.checkpoint.known_names`).
         """
         origins = origins or {}
         for name, rule in FIELD_RULES.items():
             value = getattr(self, name)
+            if names and name in names:
+                rule = _choice(lambda known=names[name]: list(known), rule.example)
             try:
                 setattr(self, name, rule.check(value))
             except _Invalid as exc:
@@ -243,18 +247,6 @@ def _mapping() -> Rule:
     return Rule(check, "a mapping of name: value", "{}")
 
 
-def _models() -> list[str]:
-    from fakeseg.models.registry import MODELS
-
-    return MODELS.names()
-
-
-def _backbones() -> list[str]:
-    from fakeseg.features.registry import list_backbones
-
-    return list_backbones()
-
-
 def _encoders() -> list[str]:
     from segmentation_models_pytorch.encoders import get_encoder_names
 
@@ -264,9 +256,9 @@ def _encoders() -> list[str]:
 _UNIT = _real(0.0, 1.0, example="0.5")
 MASK_KINDS = ("rectangles", "blobs", "classwise")
 FIELD_RULES: dict[str, Rule] = {
-    "model": _choice(_models, "fakesegment"),
+    "model": _text(r"[A-Za-z0-9_.-]+", "a model name", "fakesegment"),
     "model_options": _mapping(),
-    "backbone": _choice(_backbones, "ssdlite_mobilenet_v2"),
+    "backbone": _text(r"[A-Za-z0-9_.-]+", "a backbone name", "ssdlite_mobilenet_v2"),
     "backbone_weights": _text(example="auto"),
     "layers": _optional(_listing(_text(example="layer"))),
     "layer_weights": _optional(_listing(_real(0.0, example="1.0"))),
@@ -346,24 +338,25 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type[T], payload: Any, *, source: str = "config",
-              origins: Mapping[str, str] | None = None) -> T:
+              origins: Mapping[str, str] | None = None,
+              names: Mapping[str, Sequence[str]] | None = None) -> T:
     """Build (and, for TrainConfig, validate) a config; errors name ``origins[key]`` or
     ``source``."""
     origins = origins or {}
     if not isinstance(payload, dict):
         raise FakesegError(f"{source}: expected a mapping of option: value, got "
                            f"{type(payload).__name__}")
-    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted((key for key in payload if key not in names), key=str)
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted((key for key in payload if key not in fields), key=str)
     if unknown:
         key = unknown[0]
-        hint = did_you_mean(str(key), names)
+        hint = did_you_mean(str(key), fields)
         more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
         raise FakesegError(f"{origins.get(key, source)}: unknown option '{key}'{hint}{more}; "
                            "see fakeseg.config.TrainConfig for the options")
     config = cls(**payload)
     if isinstance(config, TrainConfig):
-        config.validate(origins, source)
+        config.validate(origins, source, names)
     return config
 
 
@@ -429,9 +422,11 @@ def parse_overrides(items: list[str], origins: dict[str, str] | None = None) -> 
 
 
 def train_config(config_file: str | Path | None = None, overrides: list[str] | None = None,
-                 options: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Defaults ← the ``--config`` file ← ``--set`` overrides ← option flags, validated once;
-    an error names where the bad value came from."""
+                 options: Mapping[str, Any] | None = None,
+                 names: Mapping[str, Sequence[str]] | None = None) -> TrainConfig:
+    """Defaults ← the ``--config`` file ← ``--set`` overrides ← option flags, validated once
+    (``names``: see :meth:`TrainConfig.validate`); an error names where the bad value came
+    from."""
     values = to_dict(TrainConfig())
     origins: dict[str, str] = {}
     if config_file:
@@ -443,7 +438,7 @@ def train_config(config_file: str | Path | None = None, overrides: list[str] | N
         if value is not None:
             values[key] = value
             origins[key] = "--" + key.replace("_", "-")
-    return from_dict(TrainConfig, values, origins=origins)
+    return from_dict(TrainConfig, values, origins=origins, names=names)
 
 
 def versions() -> dict[str, str]:

@@ -14,7 +14,7 @@ from fakeseg.cli import main
 TINY_RUN = dict(backbone_weights="random", crop_size=64, batch_size=2, steps=6,
                 steps_per_epoch=2, encoder="resnet18", reduce_channels=8, amp=False,
                 device="cpu", val_fraction=0.25, test_fraction=0.25, p_reencode=0.0,
-                threads=1, early_stopping=0)
+                early_stopping=0)
 
 
 def tiny_sets(**changes: object) -> list[str]:

@@ -120,12 +120,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """``--config`` YAML, then ``--set`` overrides, then whichever option flags the command has."""
     from fakeseg.config import train_config
+    from fakeseg.models.checkpoint import known_names
 
     flags = {name: getattr(args, name, None)
              for name in ("backbone", "backbone_weights", "steps", "seed", "device")}
     if getattr(args, "resize", False):
         flags["allow_resize"] = True
-    return train_config(args.config, args.overrides, flags)
+    return train_config(args.config, args.overrides, flags, known_names())
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -10,6 +10,10 @@ moved in, and only then is the old one deleted. A crash at any moment leaves eit
 the new set, never a mix; :func:`recover_checkpoint` (run by the writer before each save, under
 the run's lock) finishes or undoes an interrupted switch, and a reader that finds only the
 moved-aside folder reads it.
+
+Crash tests stop a save at ``last.after_weights``, ``last.after_state``, ``last.after_meta``,
+``last.after_aside`` or ``last.after_switch`` (``best.…`` likewise) through
+:func:`fakeseg.faults.kill_point`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,28 +35,10 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from fakeseg.errors import CheckpointError, FakesegError, printable
+from fakeseg.faults import kill_point
 
 WEIGHTS_FILE, META_FILE, STATE_FILE = "model.safetensors", "model.json", "trainer_state.pt"
 FORMAT = "fakeseg-checkpoint/1"
-#: tests: ``FAKESEG_TEST_KILL_AT=last:after_state`` (or ``...#2`` for the second time there)
-#: SIGKILLs the process at that point of :func:`save_checkpoint`
-KILL_ENV = "FAKESEG_TEST_KILL_AT"
-_kill_counts: dict[str, int] = {}
-
-
-def kill_point(name: str) -> None:
-    """Test hook: die like ``kill -9`` here when :data:`KILL_ENV` names this point."""
-    wanted = os.environ.get(KILL_ENV)
-    if not wanted:
-        return
-    point, _, nth = wanted.partition("#")
-    if point != name:
-        return
-    _kill_counts[name] = _kill_counts.get(name, 0) + 1
-    if _kill_counts[name] >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _aside(folder: Path) -> Path:
     return folder.parent / f".{folder.name}.old"
 
@@ -107,24 +92,24 @@ def save_checkpoint(folder: str | Path, state_dict: dict[str, torch.Tensor],
         tmp.chmod(0o777 & ~_umask())
         tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
         _write_synced(tmp, WEIGHTS_FILE, save_safetensors(tensors))
-        kill_point(f"{tag}:after_weights")
+        kill_point(f"{tag}.after_weights")
         if trainer_state is not None:
             buffer = io.BytesIO()
             torch.save(trainer_state, buffer)
             _write_synced(tmp, STATE_FILE, buffer.getvalue())
-            kill_point(f"{tag}:after_state")
+            kill_point(f"{tag}.after_state")
         for name, payload in (extra_json or {}).items():
             _write_synced(tmp, name, _json_bytes(payload))
         _write_synced(tmp, META_FILE, _json_bytes({"format": FORMAT, **meta}))
         _fsync_dir(tmp)
-        kill_point(f"{tag}:after_meta")
+        kill_point(f"{tag}.after_meta")
         aside = _aside(folder)
         if folder.exists():
             os.rename(folder, aside)
-            kill_point(f"{tag}:after_aside")
+            kill_point(f"{tag}.after_aside")
         os.rename(tmp, folder)
         _fsync_dir(folder.parent)
-        kill_point(f"{tag}:after_switch")
+        kill_point(f"{tag}.after_switch")
         shutil.rmtree(aside, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -306,6 +291,14 @@ def check_threshold(value: Any, source: Path | str) -> float:
     return float(value)
 
 
+def known_names() -> dict[str, list[str]]:
+    """Registered model and backbone names, for :meth:`fakeseg.config.TrainConfig.validate`."""
+    from fakeseg.features.registry import list_backbones
+    from fakeseg.models.registry import MODELS
+
+    return {"model": MODELS.names(), "backbone": list_backbones()}
+
+
 def segmenter_config(meta: dict[str, Any], source: Path | str) -> dict[str, Any]:
     """The validated training config stored in a segmenter checkpoint's ``model.json``."""
     from fakeseg.config import TrainConfig, from_dict, to_dict
@@ -315,7 +308,8 @@ def segmenter_config(meta: dict[str, Any], source: Path | str) -> dict[str, Any]
         raise CheckpointError(f"{printable(source)}: no 'config' mapping (the file is damaged "
                               "or not from 'fakeseg train'); retrain or restore it")
     try:
-        config = to_dict(from_dict(TrainConfig, payload, source=printable(source)))
+        config = to_dict(from_dict(TrainConfig, payload, source=printable(source),
+                                   names=known_names()))
     except CheckpointError:
         raise
     except FakesegError as exc:

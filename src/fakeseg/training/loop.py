@@ -49,6 +49,7 @@ from fakeseg.io import check_output_dir, folder_lock, write_json, write_text
 from fakeseg.models.checkpoint import (
     META_FILE,
     ResumeState,
+    known_names,
     load_into,
     load_resume_state,
     recover_checkpoint,
@@ -173,19 +174,19 @@ def _effective_config(run_dir: Path, config: TrainConfig | None, resume: bool) -
         if not saved.exists():
             raise FakesegError(f"{run_dir}: nothing to resume (no config.yaml); "
                                "start without --resume")
-        stored = from_dict(TrainConfig, load_yaml(saved), source=str(saved))
+        stored = from_dict(TrainConfig, load_yaml(saved), source=str(saved), names=known_names())
         if config is not None and to_dict(config) != to_dict(stored):
             changed = sorted(k for k, v in to_dict(config).items() if to_dict(stored)[k] != v)
             allowed = {"steps", "device", "threads", "early_stopping"}
             if set(changed) - allowed:
                 raise FakesegError(f"{saved}: --resume with a different config "
                                    f"({', '.join(changed)}); resume as it was or use a new --out")
-            return config.validate()
-        return stored.validate()
+            return config.validate(names=known_names())
+        return stored
     if (run_dir / "last").exists():
         raise FakesegError(f"{run_dir}: already holds a run; pass --resume to continue it "
                            "or choose another --out")
-    return (config or TrainConfig()).validate()
+    return (config or TrainConfig()).validate(names=known_names())
 
 
 def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, *,

@@ -79,7 +79,7 @@ class TrainConfig:
         for name, rule in FIELD_RULES.items():
             value = getattr(self, name)
             if names and name in names:
-                rule = _choice(lambda known=names[name]: list(known), rule.example)
+                rule = _known(names[name], rule.example)
             try:
                 setattr(self, name, rule.check(value))
             except _Invalid as exc:
@@ -87,10 +87,10 @@ class TrainConfig:
                                    f"{exc.expected or rule.expected}, got {_show(value)}"
                                    f"{exc.hint}; "
                                    f"e.g. {name}={rule.example}") from None
-        for names, ok, expected in _CROSS_CHECKS:
+        for together, ok, expected in _CROSS_CHECKS:
             if not ok(self):
-                where = origins.get(names[-1], origins.get(names[0], source))
-                got = ", ".join(f"{n}={_show(getattr(self, n))}" for n in names)
+                where = origins.get(together[-1], origins.get(together[0], source))
+                got = ", ".join(f"{n}={_show(getattr(self, n))}" for n in together)
                 raise FakesegError(f"{where}: {expected} (got {got})")
         return self
 
@@ -202,6 +202,12 @@ def _choice(choices: Callable[[], list[Any]], example: str) -> Rule:
         return value
 
     return Rule(check, "a known name", example)
+
+
+def _known(names: Sequence[str], example: str) -> Rule:
+    """One of a fixed list of registered names."""
+    known = list(names)
+    return _choice(lambda: known, example)
 
 
 def _optional(rule: Rule) -> Rule:

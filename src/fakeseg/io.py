@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 from fakeseg.errors import FakesegError, ImageReadError, printable
 
@@ -77,7 +77,7 @@ def _access_error(path: Path, exc: OSError) -> ImageReadError:
 
 
 @contextlib.contextmanager
-def _open(path: Path) -> Iterator[Image.Image]:
+def _open(path: Path) -> Iterator[ImageFile.ImageFile]:
     """The image at ``path``, identified and size-checked but not yet decoded.
 
     Only the decoders of :data:`IMAGE_FORMATS` are tried. The pixel count comes from the
@@ -115,7 +115,7 @@ def _open(path: Path) -> Iterator[Image.Image]:
         yield image
 
 
-def _identify(path: Path, handle: BinaryIO) -> Image.Image:
+def _identify(path: Path, handle: BinaryIO) -> ImageFile.ImageFile:
     """Pillow's own identification loop (``Image.open``), restricted to our formats and
     without its global ``MAX_IMAGE_PIXELS`` check (:func:`_open` applies ours)."""
     Image.init()
@@ -149,7 +149,7 @@ def _orientation(image: Image.Image) -> int:
         return 1
 
 
-def _deep_colour(path: Path, image: Image.Image) -> np.ndarray | None:
+def _deep_colour(path: Path, image: ImageFile.ImageFile) -> np.ndarray | None:
     """16-bit RGB(A) as uint16 (H, W, C), or None for any other image.
 
     Pillow has no 16-bit colour mode: it keeps the high byte of each sample. Decoding the
@@ -251,8 +251,9 @@ def read_label_map(path: str | Path) -> np.ndarray:
     A grey+alpha (LA/PA) file keeps its first channel: the alpha is not a class.
     """
     path = Path(path)
-    with _open(path) as image:
-        _decode(path, image)
+    with _open(path) as opened:
+        _decode(path, opened)
+        image: Image.Image = opened
         if image.mode in ("RGB", "RGBA"):
             raise ImageReadError(
                 path, "label map is colour, expected one channel of integer class ids",
@@ -273,8 +274,9 @@ def read_mask(path: str | Path, *, invert: bool = False) -> np.ndarray:
     than that means the file is not a mask.
     """
     path = Path(path)
-    with _open(path) as image:
-        _decode(path, image)
+    with _open(path) as opened:
+        _decode(path, opened)
+        image: Image.Image = opened
         if image.mode not in ("I;16", "I;16B", "I;16L", "I", "F", "L", "1"):
             image = image.convert("L")
         array = np.asarray(image, dtype=np.float64)

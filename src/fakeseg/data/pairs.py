@@ -279,7 +279,7 @@ def load_split(path: str | Path) -> Split:
         parts = [payload[name] for name in ("train", "val", "test")]
         if not all(isinstance(p, list) and all(isinstance(s, str) for s in p) for p in parts):
             raise ValueError("train, val and test must be lists of pair names")
-        return Split(*parts, int(payload["seed"]))
+        return Split(parts[0], parts[1], parts[2], int(payload["seed"]))
     except FileNotFoundError as exc:
         raise DataError(f"{path}: split file not found; train a model first or pass --split")\
             from exc

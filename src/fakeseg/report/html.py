@@ -526,10 +526,8 @@ def _evaluation(folder: Path, emb: Embedder) -> Part:
         if not rows:
             continue
         section = _text(section)
-        classes = sorted({str(c) for r in rows for c in _dict(r.get("per_class"))})
-        extras = sorted({str(c) for r in rows for c in _dict(r.get("extra"))})
-        head = ["method", "thr", *(name for name, _ in _EVAL_COLUMNS),
-                *(f"Dice {c}" for c in classes), "s", *extras]
+        extras = list(dict.fromkeys(str(c) for r in rows for c in _dict(r.get("extra"))))
+        head = ["method", "thr", *(name for name, _ in _EVAL_COLUMNS), "s", *extras]
         cells: dict[str, dict[str, T.Num]] = {}
         body = []
         for r in rows:
@@ -537,11 +535,16 @@ def _evaluation(folder: Path, emb: Embedder) -> Part:
             nums = {"thr": T.num(r.get("threshold"))}
             nums.update({label: T.num(_get(r, keys)) for label, keys in _EVAL_COLUMNS})
             cells[name] = nums
-            body.append([name, *nums.values(),
-                         *(T.num(_get(r, ("per_class", c, "dice"))) for c in classes),
-                         T.num(r.get("seconds"), 1),
+            body.append([name, *nums.values(), T.num(r.get("seconds"), 1),
                          *(T.num(_get(r, ("extra", c)), 1) for c in extras)])
         parts.append(f"<h4>{T.esc(section)}</h4>" + T.table(head, body))
+        for key, what in (("per_class", "class"), ("per_kind", "composite kind")):
+            groups = list(dict.fromkeys(str(g) for r in rows for g in _dict(r.get(key))))
+            if groups:
+                parts.append(T.details(f"Dice (micro) per {what}", T.table(
+                    ["method", *groups], [[_text(r.get("name")), *(T.num(_get(r, (key, g, "dice")))
+                                                                   for g in groups)]
+                                          for r in rows])))
         sources = sorted({f"{_text(r.get('name'))}: {_text(r.get('threshold_source'))}"
                           for r in rows if r.get("threshold_source")})
         if sources:
@@ -558,10 +561,8 @@ def _evaluation(folder: Path, emb: Embedder) -> Part:
         gallery = folder / f"failures_{slug}.png"
         if gallery.is_file():
             anchor = emb.next_id("failures")
-            parts.append(f'<div id="{anchor}">' + T.colorbar(
-                "probability column: the model's probability of 'unreal'; pair-oracle column: "
-                "|F(R) − F(C)| scaled to its row's maximum (each panel also has its own bar)")
-                + emb.figure(gallery, folder, T.esc(f"worst test images: {section}")) + "</div>")
+            parts.append(f'<div id="{anchor}">' + emb.figure(
+                gallery, folder, T.esc(f"worst test images: {section}")) + "</div>")
             failures.append((anchor, section))
         if not glance:
             glance.append(_evaluation_glance(section, rows, cells))
@@ -584,11 +585,11 @@ def _evaluation_glance(section: str, rows: list[dict[str, Any]],
     others = [_text(r.get("name")) for r in rows if r is not model]
     best = max(others, key=lambda n: cells[n]["Dice (micro)"].value or 0.0, default=None)
     source = _text(model.get("threshold_source"), "given")
-    vs = "" if best is None else (f" (trivial best: {cells[best]['Dice (micro)']} for "
-                                  f"'{T.esc(best)}' at thr {cells[best]['thr']})")
-    return (f"Evaluation, {T.esc(section)}: '{T.esc(name)}' reaches Dice (micro) "
-            f"{own['Dice (micro)']} at pixel threshold {own['thr']} ({T.esc(source)}){vs}; "
-            f"pixel AUC {own['pixel AUC']} (no threshold).")
+    vs = "" if best is None else (f"; best trivial row: {cells[best]['Dice (micro)']} "
+                                  f"('{T.esc(best)}', thr {cells[best]['thr']})")
+    return (f"Evaluation ({T.esc(section)}): Dice (micro) of '{T.esc(name)}' "
+            f"{own['Dice (micro)']} at pixel threshold {own['thr']}, chosen by "
+            f"{T.esc(source)}{vs}; pixel AUC {own['pixel AUC']} (no threshold).")
 
 
 _IMAGE_COLUMNS = (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"),
@@ -782,8 +783,8 @@ def _classifier(folder: Path, emb: Embedder) -> Part:
 # --------------------------------------------------------------------------- what was audited
 
 
-def _demo_note(folder: Path) -> str | None:
-    """The demo dataset's disclaimer when ``folder`` holds a fakeseg demo.json, else None."""
+def _demo_facts(folder: Path) -> tuple[str, int] | None:
+    """(disclaimer, number of pairs) when ``folder`` holds a fakeseg demo.json, else None."""
     from fakeseg.data.demo import DEMO_JSON, DEMO_KIND, DISCLAIMER
 
     try:
@@ -792,7 +793,7 @@ def _demo_note(folder: Path) -> str | None:
         return None
     if not isinstance(payload, dict) or payload.get("kind") != DEMO_KIND:
         return None
-    return DISCLAIMER
+    return DISCLAIMER, len(_list(payload.get("pairs")))
 
 
 def _audit_html(audited: Sequence[Audited], datasets: Sequence[Path],
@@ -803,22 +804,25 @@ def _audit_html(audited: Sequence[Audited], datasets: Sequence[Path],
     for folder in datasets:  # a demo dataset among the inputs that no result names
         if not any(_same_folder(d, folder, inputs) for d in by_data if d):
             by_data.setdefault(str(folder), []).append("dataset folder found among the inputs")
-    lines = []
+    lines = [T.esc(w) for w in by_data.pop("", [])]
     for data, whats in by_data.items():
-        if not data:
-            lines.append("; ".join(T.esc(w) for w in whats))
-            continue
         folder = _resolve_data(data, inputs)
-        demo = _demo_note(folder) if folder is not None else None
-        kind = (f' <span class="flag">simulated demo data</span> {T.esc(demo)}' if demo else
-                " (not found from here)" if folder is None else "")
-        lines.append(f"data folder <code>{T.esc(_display_path(Path(data), out))}</code>{kind}: "
-                     + "; ".join(T.esc(w) for w in whats))
+        demo = _demo_facts(folder) if folder is not None else None
+        line = f"data folder <code>{T.esc(_display_path(Path(data), out))}</code>"
+        if demo is not None:
+            line += (f' <span class="flag">simulated demo data</span>: {demo[1]} pairs '
+                     f"({2 * demo[1]} images, demo.json). "
+                     f'<span class="note">{T.esc(demo[0])}</span>')
+        elif folder is None:
+            line += ' <span class="note">(not found from here)</span>'
+        lines.append(line + "<ul>" + "".join(f"<li>{T.esc(w)}</li>" for w in whats) + "</ul>")
     return "".join(f"<li>{line}</li>" for line in lines)
 
 
 def _resolve_data(data: str, inputs: Sequence[Path]) -> Path | None:
     """A data folder named in a result file, as recorded or relative to an input folder."""
+    if "\x00" in data:
+        return None
     path = Path(data)
     candidates = [path] if path.is_absolute() else [path, *(i / path for i in inputs)]
     return next((c for c in candidates if c.is_dir()), None)
@@ -884,7 +888,8 @@ def report(inputs: Sequence[str | Path], out: str | Path, *, title: str = "fakes
             sub_id = f"{kind}-{i}"
             try:
                 part = builders[kind](folder)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, AttributeError,
+                    RecursionError) as exc:  # one unreadable result never stops the report
                 report_warning(f"could not read {folder} ({kind}): {exc}")
                 part = Part(T.warn_box(f"could not read this result: {type(exc).__name__}: "
                                        f"{exc}"))
@@ -936,6 +941,6 @@ def _display_path(path: Path, out: Path) -> str:
     """A folder as the reader should see it: relative to the report when that is shorter."""
     try:
         rel = os.path.relpath(path.resolve(), out.resolve().parent)
-    except ValueError:
+    except (OSError, ValueError):  # another drive, or a name no file system accepts
         return str(path)
     return rel if len(rel) < len(str(path)) else str(path)

@@ -80,8 +80,8 @@ figure.zoom:target .close { display: inline-block; position: sticky; top: 0; lef
 .figs figure { margin: 0; }
 .cbar { font-size: 12px; color: var(--muted); margin: 4px 0 10px; max-width: 420px; }
 .cbar .ramp { position: relative; height: 12px; border: 1px solid var(--line); }
-.cbar .ramp i { position: absolute; top: -3px; bottom: -3px; width: 2px; margin-left: -1px;
-                background: #19c3ff; }
+.cbar .ramp i { position: absolute; top: -4px; bottom: -4px; width: 3px; margin-left: -1px;
+                background: #fff; border: 1px solid #000; }
 .cbar .ticks { display: flex; justify-content: space-between; }
 details { margin: 8px 0 14px; }
 summary { cursor: pointer; color: var(--accent); font-size: 13.5px; }

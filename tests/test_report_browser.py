@@ -117,9 +117,16 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return report([root], root.parent / "report.html")
 
 
+@pytest.fixture(scope="module")
+def measured(page: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, Any]]:
+    """One browser run per width, shared by the tests below."""
+    tmp = tmp_path_factory.mktemp("chromium")
+    return {width: measure(page, width, tmp) for width in (1400, 390)}
+
+
 @pytest.mark.parametrize("width", [1400, 390])
-def test_nothing_overflows_the_viewport(page: Path, width: int, tmp_path: Path) -> None:
-    result = measure(page, width, tmp_path)
+def test_nothing_overflows_the_viewport(measured: dict[int, dict[str, Any]], width: int) -> None:
+    result = measured[width]
     assert result["innerWidth"] == width
     assert result["scrollWidth"] <= width, result["overflowing"]
     full = result["full"]  # "full size": the embedded image at its own resolution, on top
@@ -128,11 +135,11 @@ def test_nothing_overflows_the_viewport(page: Path, width: int, tmp_path: Path) 
     assert full["scrollWidth"] <= width  # the full-size view scrolls inside itself
 
 
-def test_gallery_labels_are_readable_at_1400(page: Path, tmp_path: Path) -> None:
+def test_gallery_labels_are_readable_at_1400(page: Path,
+                                             measured: dict[int, dict[str, Any]]) -> None:
     from fakeseg.evaluation.failures import LABEL_PT
 
-    result = measure(page, 1400, tmp_path)
-    gallery = result["gallery"]
+    gallery = measured[1400]["gallery"]
     dpi = next(iter(Image.open(next((page.parent / "results" / "eval").glob(
         "failures_*.png"))).info.get("dpi", (110, 110))))
     label_px = LABEL_PT * dpi / 72 * gallery["shown"] / gallery["natural"]

@@ -535,16 +535,21 @@ def _evaluation(folder: Path, emb: Embedder) -> Part:
             nums = {"thr": T.num(r.get("threshold"))}
             nums.update({label: T.num(_get(r, keys)) for label, keys in _EVAL_COLUMNS})
             cells[name] = nums
-            body.append([name, *nums.values(), T.num(r.get("seconds"), 1),
-                         *(T.num(_get(r, ("extra", c)), 1) for c in extras)])
+            body.append([name, *nums.values(), _rounded(r.get("seconds")),
+                         *(_rounded(_get(r, ("extra", c))) for c in extras)])
         parts.append(f"<h4>{T.esc(section)}</h4>" + T.table(head, body))
         for key, what in (("per_class", "class"), ("per_kind", "composite kind")):
             groups = list(dict.fromkeys(str(g) for r in rows for g in _dict(r.get(key))))
             if groups:
+                table = []
+                for r in rows:
+                    dice = [T.num(_get(r, (key, g, "dice"))) for g in groups]
+                    valid = [d.value for d in dice if d.value is not None]
+                    mean = T.num(float(np.mean(valid)) if len(valid) == len(dice) else None)
+                    table.append([_text(r.get("name")), *dice, mean])
                 parts.append(T.details(f"Dice (micro) per {what}", T.table(
-                    ["method", *groups], [[_text(r.get("name")), *(T.num(_get(r, (key, g, "dice")))
-                                                                   for g in groups)]
-                                          for r in rows])))
+                    ["method", *groups, f"mean over {what}es" if what == "class" else "mean"],
+                    table)))
         sources = sorted({f"{_text(r.get('name'))}: {_text(r.get('threshold_source'))}"
                           for r in rows if r.get("threshold_source")})
         if sources:
@@ -587,9 +592,16 @@ def _evaluation_glance(section: str, rows: list[dict[str, Any]],
     source = _text(model.get("threshold_source"), "given")
     vs = "" if best is None else (f"; best trivial row: {cells[best]['Dice (micro)']} "
                                   f"('{T.esc(best)}', thr {cells[best]['thr']})")
+    source = source if source == "given" else f"chosen on {source}"
     return (f"Evaluation ({T.esc(section)}): Dice (micro) of '{T.esc(name)}' "
-            f"{own['Dice (micro)']} at pixel threshold {own['thr']}, chosen by "
-            f"{T.esc(source)}{vs}; pixel AUC {own['pixel AUC']} (no threshold).")
+            f"{own['Dice (micro)']} at pixel threshold {own['thr']} ({T.esc(source)}){vs}; "
+            f"pixel AUC {own['pixel AUC']} (no threshold).")
+
+
+def _rounded(value: Any, digits: int = 1) -> T.Num:
+    """Seconds, parameter counts: rounded, never in scientific form."""
+    checked = T.num(value, digits)
+    return checked if checked.value is None else T.num(round(checked.value, digits), digits)
 
 
 _IMAGE_COLUMNS = (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"),

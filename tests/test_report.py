@@ -316,7 +316,8 @@ def test_script_in_result_files_is_escaped(results: Path, tmp_path: Path) -> Non
     lines = [json.dumps(r) for r in rows] + [json.dumps(SCRIPT), "not json " + SCRIPT]
     write_text(pr / "results.jsonl", "\n".join(lines) + "\n")
     write_json(pr / "predict.json", {"threshold": SCRIPT, "score_meaning": SCRIPT,
-                                     "model": {"weights_tag": SCRIPT}, "versions": {"x": SCRIPT}})
+                                     "model": {"weights_tag": SCRIPT}, "versions": {"x": SCRIPT},
+                                     "failures": [SCRIPT]})
     metrics = json.loads((results / "eval" / "metrics.json").read_text())
     metrics["title"] = SCRIPT
     metrics["results"][EVAL_SECTION][0].update(name=SCRIPT, threshold=SCRIPT)
@@ -387,3 +388,15 @@ def test_relative_paths_of_new_predict_output(tmp_path: Path) -> None:
     assert SECRET_SIZE not in sizes
     assert (120, 90) in sizes  # the overlay, enlarged to the card width, with its boxes
     assert "30" in parse(out).cells  # regions from the relative heat map
+
+
+def test_result_files_linked_from_outside_are_not_read(results: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("backbone: TOP-SECRET-TOKEN\n")
+    config = results / "train" / "config.yaml"
+    config.unlink()
+    config.symlink_to(secret)
+    out = report([results / "train"], tmp_path / "r.html")
+    html = out.read_text()
+    assert "TOP-SECRET-TOKEN" not in html
+    assert "outside the result folder" in html

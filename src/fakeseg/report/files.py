@@ -80,8 +80,16 @@ def locate(value: Any, folder: Path) -> Located:
     return Located(None, "file not found")
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+def read_text(path: Path, folder: Path) -> str:
+    """The text of a result file of ``folder``; a symlink pointing out of it is refused, so a
+    shared report never shows another file's content."""
+    if not inside(path, folder):
+        raise ValueError(f"{path.name} points outside the result folder; not read")
+    return path.read_text(encoding="utf-8")
+
+
+def read_json(path: Path, folder: Path) -> Any:
+    return json.loads(read_text(path, folder))
 
 
 def data_uri(image: Image.Image, fmt: str = "png") -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from fakeseg.report.files import (
     locate,
     plot_uri,
     read_json,
+    read_text,
     report_warning,
 )
 from fakeseg.viz import REGION_COLORS, Region, top_regions
@@ -93,8 +95,8 @@ class Found:
 
 def _is_classifier_metrics(path: Path) -> bool:
     try:
-        payload = read_json(path)
-    except (OSError, ValueError):
+        payload = read_json(path, path.parent)
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(payload, dict) and "scorer" in payload and "results" not in payload
 
@@ -143,11 +145,12 @@ def find_results(inputs: Sequence[str | Path]) -> list[Found]:
 # --------------------------------------------------------------------------- small readers
 
 
-def _read_dict(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; ``{}`` when the file is absent."""
+def _read_dict(folder: Path, *names: str) -> dict[str, Any]:
+    """The JSON object in ``folder/names…``; ``{}`` when the file is absent."""
+    path = folder.joinpath(*names)
     if not path.is_file():
         return {}
-    payload = read_json(path)
+    payload = read_json(path, folder)
     if not isinstance(payload, dict):
         raise ValueError(f"{path.name} does not hold a JSON object")
     return payload
@@ -168,9 +171,8 @@ def _text(value: Any, default: str = "?") -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)[:200]
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+def _read_csv(path: Path, folder: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(read_text(path, folder), newline="")))
 
 
 def _slug(section: str) -> str:
@@ -201,10 +203,10 @@ class Part:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (anchor, label)
 
 
-def _rows_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+def _rows_jsonl(path: Path, folder: Path) -> tuple[list[dict[str, Any]], int]:
     """The JSON objects of a .jsonl file and how many lines were not one."""
     rows, bad = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text(path, folder).splitlines():
         if not line.strip():
             continue
         try:
@@ -219,8 +221,8 @@ def _rows_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 
 def _predictions(folder: Path, emb: Embedder, max_images: int) -> Part:
-    rows, bad = _rows_jsonl(folder / "results.jsonl")
-    meta = _read_dict(folder / "predict.json")
+    rows, bad = _rows_jsonl(folder / "results.jsonl", folder)
+    meta = _read_dict(folder, "predict.json")
     model = _dict(meta.get("model"))
     tag = model.get("weights_tag")
     model_threshold = T.num(meta.get("threshold"))
@@ -232,6 +234,10 @@ def _predictions(folder: Path, emb: Embedder, max_images: int) -> Part:
              f". {T.esc(_text(meta.get('score_meaning'), ''))}</p>"]
     if bad:
         parts.append(T.warn_box(f"{bad} line(s) of results.jsonl are not JSON objects: skipped"))
+    failures = [_text(f) for f in _list(meta.get("failures"))]
+    if failures:
+        parts.append(T.details(f"{len(failures)} input(s) could not be predicted", "<ul>" + "".join(
+            f"<li>{T.esc(f)}</li>" for f in failures) + "</ul>", open_=True))
     invalid = sum(any(n.invalid for n in r["_nums"].values()) for r in rows)
     if invalid:
         report_warning(f"{folder / 'results.jsonl'}: {invalid} row(s) hold non-numbers where "
@@ -266,7 +272,8 @@ def _predictions(folder: Path, emb: Embedder, max_images: int) -> Part:
                       f"{T.esc(_text(rows[0].get('name')))}</b> with score {top['score']} "
                       "(the share of its pixels whose probability reaches the model's pixel "
                       f"threshold {top['threshold']}, chosen on validation pairs).")
-    audited = [Audited(None, f"{len(rows)} image(s) run through the model ({folder.name}/)")]
+    audited = [Audited(None, f"{len(rows)} image(s) run through the model ({folder.name}/)"
+                       + (f", {len(failures)} more could not be read" if failures else ""))]
     return Part("".join(parts), glance, [f"predictions in {folder}"] if tag == "random" else [],
                 audited)
 
@@ -368,7 +375,7 @@ def _figures(paths: Sequence[Path], folder: Path, emb: Embedder,
 
 
 def _featdiff(folder: Path, emb: Embedder) -> Part:
-    payload = _read_dict(folder / "featdiff.json")
+    payload = _read_dict(folder, "featdiff.json")
     tags = {str(k): _text(v) for k, v in _dict(payload.get("weights_tags")).items()}
     random = [b for b, t in tags.items() if t == "random"]
     parts = []
@@ -435,7 +442,7 @@ def _num_or_text(column: str, text: str) -> Any:
 
 
 def _fingerprints(folder: Path, emb: Embedder) -> Part:
-    fp = _read_dict(folder / "fingerprint.json")
+    fp = _read_dict(folder, "fingerprint.json")
     peaks = [p for p in map(_dict, _list(fp.get("peaks")))]
     significant = sum(p.get("significant") is True for p in peaks)
     energy, null = T.num(fp.get("energy")), T.num(fp.get("energy_null"))
@@ -456,7 +463,7 @@ def _fingerprints(folder: Path, emb: Embedder) -> Part:
                   key=lambda p: (first.index(p.name) if p.name in first else len(first), p.name))
     parts.append(_figures(pngs, folder, emb, lambda p: T.esc(p.stem.replace("_", " "))))
     if (folder / "peaks.csv").is_file():
-        rows = _read_csv(folder / "peaks.csv")
+        rows = _read_csv(folder / "peaks.csv", folder)
         head = list(rows[0]) if rows else []
         if head:
             parts.append(T.details(
@@ -477,7 +484,7 @@ def _fingerprints(folder: Path, emb: Embedder) -> Part:
 
 
 def _attacks(folder: Path, emb: Embedder) -> Part:
-    attack = _read_dict(folder / "attack.json")
+    attack = _read_dict(folder, "attack.json")
     energy = _dict(attack.get("fingerprint"))
     before, after = _dict(energy.get("before")), _dict(energy.get("after"))
     method = _text(attack.get("method")).upper()
@@ -513,7 +520,7 @@ def _get(row: dict[str, Any], keys: Sequence[str]) -> Any:
 
 
 def _evaluation(folder: Path, emb: Embedder) -> Part:
-    metrics = _read_dict(folder / "metrics.json")
+    metrics = _read_dict(folder, "metrics.json")
     results = _dict(metrics.get("results"))
     parts = [f"<p><b>{T.esc(_text(metrics.get('title'), 'evaluation'))}</b> "
              f"(mode: {T.esc(_text(metrics.get('mode')))})</p>"]
@@ -624,7 +631,7 @@ def _image_table(reports: dict[str, Any], first: str) -> tuple[str, dict[str, di
 
 
 def _detection(folder: Path, emb: Embedder) -> Part:
-    metrics = _read_dict(folder / "metrics.json")
+    metrics = _read_dict(folder, "metrics.json")
     threshold = T.num(metrics.get("threshold"))
     score = _text(metrics.get("score"), "score")
     parts = [f"<p>Scorer: {T.esc(_text(metrics.get('scorer_description')))}. An image is called"
@@ -682,13 +689,14 @@ def _history_plot(history: list[dict[str, Any]], losses: Sequence[str], vals: Se
 
 def _history(folder: Path) -> list[dict[str, Any]]:
     path = folder / "history.json"
-    return [h for h in map(_dict, _list(read_json(path) if path.is_file() else [])) if h]
+    return [h for h in map(_dict, _list(read_json(path, folder) if path.is_file() else []))
+            if h]
 
 
 def _checkpoint_meta(folder: Path) -> tuple[Path | None, dict[str, Any]]:
     path = next((p for p in (folder / "best" / "model.json", folder / "last" / "model.json")
                  if p.is_file()), None)
-    return path, (_read_dict(path) if path else {})
+    return path, (_read_dict(folder, *path.relative_to(folder).parts) if path else {})
 
 
 def _checkpoint_line(tag: Any, meta_path: Path | None) -> str:
@@ -727,7 +735,7 @@ def _training(folder: Path, emb: Embedder) -> Part:
                               f"{len(history)} epochs from history.json"
                               + ("; dashed: the checkpoint shown above" if marker else ""),
                               fig_id=emb.next_id(), alt="training curves"))
-    config_text = ((folder / "config.yaml").read_text(encoding="utf-8")
+    config_text = (read_text(folder / "config.yaml", folder)
                    if (folder / "config.yaml").is_file() else None)
     parts.append(T.provenance(config, _dict(meta.get("versions")), config_text=config_text))
     glance = []
@@ -747,7 +755,7 @@ def _training(folder: Path, emb: Embedder) -> Part:
 
 def _classifier(folder: Path, emb: Embedder) -> Part:
     meta_path, meta = _checkpoint_meta(folder)
-    config = _dict(meta.get("config")) or _read_dict(folder / "config.json")
+    config = _dict(meta.get("config")) or _read_dict(folder, "config.json")
     tag = meta.get("weights_tag", config.get("weights_tag"))
     threshold = T.num(meta.get("threshold"))
     val = _dict(meta.get("val"))
@@ -782,8 +790,7 @@ def _classifier(folder: Path, emb: Embedder) -> Part:
                       f"): validation balanced accuracy {row['balanced acc.']}, ROC AUC "
                       f"{row['ROC AUC']} at P(synthetic) ≥ {threshold} (best epoch "
                       f"{numbers['best epoch']}).")
-    split_path = folder / "split.json"
-    split = _read_dict(split_path) if split_path.is_file() else {}
+    split = _read_dict(folder, "split.json")
     n_train, n_val = len(_list(split.get("train"))), len(_list(split.get("val")))
     audited = [Audited(_text(config.get("data"), None),
                        f"{n_train + n_val} labelled image(s) (train {n_train} / val {n_val}) "
@@ -800,8 +807,8 @@ def _demo_facts(folder: Path) -> tuple[str, int] | None:
     from fakeseg.data.demo import DEMO_JSON, DEMO_KIND, DISCLAIMER
 
     try:
-        payload = read_json(folder / DEMO_JSON)
-    except (OSError, ValueError):
+        payload = read_json(folder / DEMO_JSON, folder)
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(payload, dict) or payload.get("kind") != DEMO_KIND:
         return None

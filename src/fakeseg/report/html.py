@@ -642,7 +642,7 @@ def _detection(folder: Path, emb: Embedder) -> Part:
                      "validation: these numbers are not a held-out estimate.</p>")
     reports = {"all": metrics.get("overall")}
     reports.update(_dict(metrics.get("per_source")))
-    html, cells = _image_table(reports, "images")
+    html, cells = _image_table(reports, "subset")
     parts.append(html)
     parts.append(T.provenance(metrics.get("config"), _dict(metrics.get("versions"))))
     n = T.num(metrics.get("n"))

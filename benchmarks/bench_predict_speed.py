@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from fakeseg.config import TrainConfig, to_dict, versions
+from fakeseg.inference.localizer import Localizer
+from fakeseg.inference.predict import predict
 from fakeseg.io import write_image, write_json
-from fakeseg.models.fakesegment import FakeSegment
-from fakeseg.predict import predict
+from fakeseg.models.registry import build_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -50,8 +51,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = TrainConfig(work_stride=args.work_stride)
-    net = FakeSegment.build(to_dict(config))
-    model = FakeSegment(net, {"config": to_dict(config), "threshold": 0.5}, "cpu")
+    net = build_model(to_dict(config))
+    model = Localizer(net, {"config": to_dict(config), "threshold": 0.5}, "cpu")
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.random((args.n, 3, args.size, args.size), dtype=np.float32))
     batches = list(images.split(args.batch))

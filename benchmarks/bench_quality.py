@@ -19,7 +19,7 @@ import dataclasses
 from pathlib import Path
 
 from fakeseg.config import TrainConfig
-from fakeseg.evaluation.benchmark import DEFAULT_METHODS, benchmark, method_config
+from fakeseg.workflows.benchmark import DEFAULT_METHODS, benchmark, method_config
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data" / "epe_vistas"

@@ -33,8 +33,8 @@ from fakeseg.evaluation.protocol import (
     oracle_scorer,
     protocol_sets,
 )
+from fakeseg.inference.localizer import Localizer
 from fakeseg.io import write_json
-from fakeseg.models.fakesegment import FakeSegment
 
 
 def share(part: int, whole: int) -> float | None:
@@ -52,7 +52,7 @@ def main() -> None:
     data = Path(metrics["data"])
     run = args.results / "runs" / args.entry
     split = load_split(run / "split.json")
-    model = FakeSegment.load(run, device="cpu")
+    model = Localizer.load(run, device="cpu")
     row = next(r for r in metrics["results"]["composites, with shortcut controls"]
                if r["name"] == args.entry)
     threshold = float(row["threshold"])

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from fakeseg.errors import FakesegError
-from fakeseg.models.baselines import BASELINES, build_baseline, list_baselines
+from fakeseg.models.base import Segmenter
 from fakeseg.models.baselines.catnet import LUMA, BlockDCT, one_hot_magnitudes
 from fakeseg.models.baselines.mantranet import BayarConv2d, SRMConv2d, zscore_pool
+from fakeseg.models.registry import MODELS, baseline_names, build_model
 
 TINY: dict[str, dict[str, object]] = {
     "unet_rgb": {"encoder_depth": 3, "decoder_channels": (32, 16, 8)},
@@ -36,7 +37,7 @@ def one_thread() -> Iterator[None]:
 
 def tiny(name: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return build_baseline(name, **TINY[name])
+    return build_model({"model": name, "model_options": TINY[name]})
 
 
 def composite(size: int = 32, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,10 +61,10 @@ def dice(logits: torch.Tensor, mask: torch.Tensor) -> float:
     return float(2 * (pred & target).sum() / (pred.sum() + target.sum() + 1e-9))
 
 
-def total_loss(model: nn.Module, image: torch.Tensor, label: torch.Tensor,
+def total_loss(model: Segmenter, image: torch.Tensor, label: torch.Tensor,
                logits: torch.Tensor) -> torch.Tensor:
     loss = F.binary_cross_entropy_with_logits(logits, label)
-    if hasattr(model, "auxiliary_loss"):
+    if model.has_auxiliary_loss:
         loss = loss + model.auxiliary_loss(image, label, logits)[0]
     return loss
 
@@ -79,7 +80,8 @@ def test_output_shapes(name: str) -> None:
 
 def test_mantranet_stride_and_half_precision() -> None:
     torch.manual_seed(0)
-    model = build_baseline("mantranet", **{**TINY["mantranet"], "stride": 2}).eval()
+    model = build_model({"model": "mantranet",
+                         "model_options": {**TINY["mantranet"], "stride": 2}}).eval()
     assert model.multiple == 2
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model.forward_any_size(torch.rand(1, 3, 17, 33))
@@ -174,7 +176,7 @@ def test_overfits_one_pair(name: str) -> None:
     steps, lr = OVERFIT[name]
     optimizer = torch.optim.Adam(model.trainable_parameters(), lr=lr)
     d_optimizer = torch.optim.Adam(model.discriminator_parameters(), lr=lr) \
-        if hasattr(model, "discriminator_parameters") else None
+        if model.has_own_adversary else None
     image, label = composite()
     for _ in range(steps):
         logits = model(image)
@@ -191,17 +193,18 @@ def test_overfits_one_pair(name: str) -> None:
 
 
 def test_registry_lists_and_builds() -> None:
-    assert list_baselines() == sorted(BASELINES)
-    assert {"unet_rgb", "mantranet", "mag", "catnet", "featdiff_oracle"} <= set(list_baselines())
+    assert baseline_names() == sorted(set(MODELS) - {"fakesegment"})
+    assert {"unet_rgb", "mantranet", "mag", "catnet", "featdiff_oracle"} <= set(baseline_names())
     for name in NETWORKS:
-        spec = BASELINES[name]
+        spec = MODELS[name]
         assert spec.trainable and not spec.needs_pair and spec.description
         model = tiny(name)
-        assert isinstance(model, nn.Module) and model.multiple >= 1
-    oracle = BASELINES["featdiff_oracle"]
+        assert isinstance(model, Segmenter) and model.multiple >= 1
+        assert model.has_own_adversary == model.has_auxiliary_loss == (name == "mag")
+    oracle = MODELS["featdiff_oracle"]
     assert not oracle.trainable and oracle.needs_pair
     with pytest.raises(FakesegError, match="evaluator"):
-        build_baseline("featdiff_oracle")
+        build_model({"model": "featdiff_oracle"})
 
 
 @pytest.mark.parametrize(("typo", "check"), [
@@ -210,8 +213,8 @@ def test_registry_lists_and_builds() -> None:
     ("zzz", lambda m: "choose from" in m),
 ])
 def test_registry_did_you_mean(typo: str, check: Callable[[str], bool]) -> None:
-    with pytest.raises(FakesegError, match=f"unknown baseline '{typo}'") as info:
-        build_baseline(typo)
+    with pytest.raises(FakesegError, match=f"unknown model '{typo}'") as info:
+        build_model({"model": typo})
     assert check(str(info.value))
 
 

@@ -23,6 +23,7 @@ from fakeseg.classify import (
     source_of,
     split_items,
 )
+from fakeseg.cli import main
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.features.trunks import CLASSIFIER_BACKBONES, TRUNKS, build_trunk
 from fakeseg.io import write_image
@@ -110,6 +111,15 @@ def test_train_eval_predict_learns_the_checkerboard(trained: tuple[Path, Path, d
     rows = list(csv.reader((tmp_path / "pred" / "predictions.csv").open()))
     assert rows[0] == ["image", "probability_synthetic"] and len(rows) == 11 == out["n"] + 1
     assert all(0.0 <= float(r[1]) <= 1.0 for r in rows[1:])
+    first = sorted((held_out / "fake").iterdir())[0]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a_bad.png").write_bytes(b"not an image")
+    (broken / first.name).write_bytes(first.read_bytes())
+    assert main(["classify", "predict", str(run), str(broken), "--out", str(tmp_path / "p2"),
+                 "-q"]) == 1  # the unreadable file is named and skipped; the rest is scored
+    rows = list(csv.reader((tmp_path / "p2" / "predictions.csv").open()))
+    assert len(rows) == 2 and rows[1][0].endswith(first.name)
 
 
 def test_split_is_seeded_stratified_and_saved(trained: tuple[Path, Path, dict]) -> None:
@@ -211,17 +221,18 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_heatmap_scorer_uses_fakesegment_coverage(tmp_path: Path) -> None:
-    from fakeseg.models.fakesegment import FakeSegment
+    from fakeseg.inference.localizer import Localizer
+    from fakeseg.models.registry import build_model
 
     config = {"model": "unet_rgb",
               "model_options": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}}
     torch.manual_seed(0)
-    FakeSegment(FakeSegment.build(config), {"kind": "segmenter", "config": config,
-                                            "threshold": 0.5}).save(tmp_path / "seg")
+    Localizer(build_model(config), {"kind": "segmenter", "config": config,
+                                    "threshold": 0.5}).save(tmp_path / "seg")
     data = make_set(tmp_path / "d", 3, seed=0)
     items = load_labeled(data)
     scores = heatmap_scores(tmp_path / "seg", [i.path for i in items], progress=False)
-    expected = FakeSegment.load(tmp_path / "seg", device="cpu").predict(items[0].path).score
+    expected = Localizer.load(tmp_path / "seg", device="cpu").predict(items[0].path).score
     assert scores.shape == (6,) and scores[0] == pytest.approx(expected)
     result = classify_eval(tmp_path / "seg", data, tmp_path / "eval", scorer="heatmap",
                            device="cpu", progress=False)

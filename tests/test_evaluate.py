@@ -12,7 +12,6 @@ from fakeseg.config import TrainConfig
 from fakeseg.data.composites import CompositeItem
 from fakeseg.data.pairs import index_pairs, load_pair
 from fakeseg.errors import DataError, FakesegError
-from fakeseg.evaluation.benchmark import benchmark
 from fakeseg.evaluation.evaluate import evaluate
 from fakeseg.evaluation.failures import FALSE_ALARM, HIT, MISS, error_map, worst_items
 from fakeseg.evaluation.protocol import (
@@ -26,6 +25,7 @@ from fakeseg.evaluation.protocol import (
 )
 from fakeseg.io import write_image
 from fakeseg.training.loop import train
+from fakeseg.workflows.benchmark import benchmark
 from tests.conftest import make_pairs
 from tests.test_fakesegment import TINY
 

@@ -14,7 +14,8 @@ from fakeseg.config import TrainConfig
 from fakeseg.errors import CheckpointError, FakesegError
 from fakeseg.features import build_backbone
 from fakeseg.features.target import discrepancy_maps, fit_scales, fuse
-from fakeseg.models.fakesegment import FakeSegment, FakeSegmentNet
+from fakeseg.inference.localizer import Localizer
+from fakeseg.models.fakesegment import FakeSegment
 from fakeseg.training.loop import train
 from fakeseg.training.losses import pixel_bce
 
@@ -23,9 +24,9 @@ TINY = dict(backbone_weights="random", crop_size=64, batch_size=4, steps=4, step
             test_fraction=0.25, p_reencode=0.0)
 
 
-def tiny_net() -> FakeSegmentNet:
+def tiny_net() -> FakeSegment:
     torch.manual_seed(0)
-    return FakeSegmentNet(build_backbone("ssdlite_mobilenet_v2", "random"), reduce_channels=8)
+    return FakeSegment(build_backbone("ssdlite_mobilenet_v2", "random"), reduce_channels=8)
 
 
 def test_target_is_exactly_zero_where_real_equals_synthetic() -> None:
@@ -107,7 +108,7 @@ def test_resume_is_bit_exact(tiny_pairs: Path, tmp_path: Path) -> None:
 def test_heatmap_target_mode_trains_and_predicts(tiny_pairs: Path, tmp_path: Path) -> None:
     config = TrainConfig(**{**TINY, "steps": 2}, target_mode="heatmap")
     result = train(tiny_pairs, tmp_path / "run", config, progress=False)
-    model = FakeSegment.load(result.run_dir)
+    model = Localizer.load(result.run_dir)
     assert set(model.meta["scales"]) == set(model.meta["layers"])
     heat = model.predict(np.random.default_rng(0).random((17, 33, 3)).astype(np.float32))
     assert heat.probability.shape == (17, 33) and 0 <= heat.score <= 1
@@ -118,7 +119,7 @@ def test_heatmap_target_mode_trains_and_predicts(tiny_pairs: Path, tmp_path: Pat
 
 def test_tiled_prediction_matches_shape(tiny_pairs: Path, tmp_path: Path) -> None:
     train(tiny_pairs, tmp_path / "run", TrainConfig(**{**TINY, "steps": 2}), progress=False)
-    model = FakeSegment.load(tmp_path / "run")
+    model = Localizer.load(tmp_path / "run")
     image = torch.rand(1, 3, 150, 200)
     tiled = model.predict_tensor(image, tile=96, overlap=32)
     assert tiled.shape == (1, 1, 150, 200) and torch.isfinite(tiled).all()
@@ -126,26 +127,26 @@ def test_tiled_prediction_matches_shape(tiny_pairs: Path, tmp_path: Path) -> Non
 
 def test_bad_checkpoints_give_clear_errors(tiny_pairs: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no such checkpoint"):
-        FakeSegment.load(tmp_path / "nothing")
+        Localizer.load(tmp_path / "nothing")
     run = tmp_path / "run"
     train(tiny_pairs, run, TrainConfig(**{**TINY, "steps": 2}), progress=False)
     weights = run / "best" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
-        FakeSegment.load(run / "best")
+        Localizer.load(run / "best")
     (run / "best" / "model.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="corrupt metadata"):
-        FakeSegment.load(run / "best")
+        Localizer.load(run / "best")
     (run / "last" / "model.json").write_text('{"format": "something-else"}')
     with pytest.raises(CheckpointError, match="unknown checkpoint format"):
-        FakeSegment.load(run / "last")
+        Localizer.load(run / "last")
 
 
 def test_cli_train_then_predict(tiny_pairs: Path, tmp_path: Path,
                                 capsys: pytest.CaptureFixture) -> None:
     run, out = tmp_path / "run", tmp_path / "pred"
-    sets = [f"{k}={v}" for k, v in {**TINY, "steps": 2}.items()]
-    assert main(["train", str(tiny_pairs), "--out", str(run), "--set", *sets]) == 0
+    sets = [arg for k, v in {**TINY, "steps": 2}.items() for arg in ("--set", f"{k}={v}")]
+    assert main(["train", str(tiny_pairs), "--out", str(run), *sets]) == 0
     (tiny_pairs / "synthetic" / "broken.png").write_bytes(b"")
     capsys.readouterr()
     code = main(["predict", str(run), str(tiny_pairs / "synthetic"), "--out", str(out)])

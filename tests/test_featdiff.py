@@ -12,7 +12,8 @@ import torch
 from skimage.metrics import structural_similarity
 
 from fakeseg.errors import FakesegError
-from fakeseg.featdiff import (
+from fakeseg.features import weights as weights_mod
+from fakeseg.features.featdiff import (
     activation_mse,
     activation_ssim,
     build_backbones,
@@ -20,7 +21,6 @@ from fakeseg.featdiff import (
     resolve_pairs,
     ssim_window,
 )
-from fakeseg.features import weights as weights_mod
 from fakeseg.io import write_image
 
 BACKBONE = "ssdlite_mobilenet_v2"

@@ -10,14 +10,14 @@ import pytest
 import scipy.linalg
 
 from fakeseg.errors import FakesegError
-from fakeseg.io import write_image
-from fakeseg.spectral.frechet import (
+from fakeseg.features.frechet import (
     RunningMoments,
     feature_space_name,
     frechet_distance,
     frechet_from_moments,
     sqrtm_product,
 )
+from fakeseg.io import write_image
 
 
 def _spd(rng: np.random.Generator, d: int) -> np.ndarray:

@@ -17,8 +17,8 @@ from PIL import Image
 from fakeseg.data.demo import DEMO_JSON, DEMO_KIND
 from fakeseg.errors import FakesegError
 from fakeseg.io import write_image, write_json, write_npy, write_text
-from fakeseg.report import find_results, report, top_regions
-from fakeseg.report.templates import num
+from fakeseg.reporting import find_results, report, top_regions
+from fakeseg.reporting.templates import num
 
 VERSIONS = {"fakeseg": "0.1.0", "torch": "2.x"}
 SCORES = {"a": 0.2, "b": 0.9, "c": 0.5}
@@ -400,3 +400,22 @@ def test_result_files_linked_from_outside_are_not_read(results: Path, tmp_path: 
     html = out.read_text()
     assert "TOP-SECRET-TOKEN" not in html
     assert "outside the result folder" in html
+
+
+def test_predicts_annotated_overlay_is_shown_as_drawn(tmp_path: Path) -> None:
+    """predict's overlays carry their own boxes and colour bar: the report adds neither."""
+    from fakeseg.viz import annotated_overlay
+
+    pr = tmp_path / "pred"
+    heat = two_blobs()
+    drawn = annotated_overlay(picture(), heat, 0.5)
+    write_image(pr / "x_overlay.png", drawn)
+    write_npy(pr / "x_heat.npy", heat)
+    write_text(pr / "results.jsonl", json.dumps({
+        "image": "x.png", "name": "x", "score": 0.035, "max": 0.9, "topk_mean": 0.8,
+        "threshold": 0.5, "heat_npy": "x_heat.npy", "overlay": "x_overlay.png"}) + "\n")
+    out = report([pr], tmp_path / "r.html", display_px=64)
+    html = out.read_text()
+    assert 'class="cbar"' not in html
+    assert (drawn.shape[1], drawn.shape[0]) in embedded_sizes(html)
+    assert "30" in parse(out).cells  # the regions table still comes from the heat map

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from fakeseg.io import write_image, write_npy
-from fakeseg.report import report
+from fakeseg.reporting import report
 from tests.test_report import EVAL_SECTION, make_results, two_blobs
 
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")

@@ -1,8 +1,14 @@
-"""fakeseg: show where and why synthetic images look unreal."""
+"""fakeseg: show where and why synthetic images look unreal.
+
+The main verbs are available here and imported on first use, so ``import fakeseg`` stays
+fast: ``fakeseg.load``, ``train``, ``predict``, ``evaluate``, ``fingerprint``, ``featdiff``,
+``report`` (see :mod:`fakeseg.api`).
+"""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("fakeseg")
@@ -11,4 +17,20 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from fakeseg.errors import FakesegError
 
-__all__ = ["FakesegError", "__version__"]
+_VERBS = frozenset({"load", "train", "predict", "evaluate", "fingerprint", "featdiff", "report"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VERBS:
+        from fakeseg import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'fakeseg' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_VERBS])
+
+
+__all__ = ["FakesegError", "__version__", "evaluate", "featdiff", "fingerprint", "load",
+           "predict", "report", "train"]

@@ -43,10 +43,13 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from fakeseg.config import versions
 from fakeseg.data.sources import check_source_pattern, source_of
+from fakeseg.device import resolve_device
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.evaluate import fmt
 from fakeseg.evaluation.metrics import grouped_image_report, image_report
+from fakeseg.inference.localizer import DECISION_COVERAGE
 from fakeseg.io import (
+    check_output_dir,
     expand_inputs,
     list_images,
     read_image,
@@ -68,8 +71,7 @@ from fakeseg.models.classifier import (
     build_classifier,
     load_classifier,
 )
-from fakeseg.models.fakesegment import DECISION_COVERAGE, resolve_device
-from fakeseg.progress import progress_bar
+from fakeseg.progress import progress_bar, warn
 from fakeseg.training.loop import learning_rate, seed_everything
 
 log = logging.getLogger(__name__)
@@ -597,11 +599,11 @@ def heatmap_scores(fakesegment_run: str | Path | Any, images: Sequence[str | Pat
                    device: str = "auto", progress: bool = True) -> np.ndarray:
     """Model-free image scores: the share of pixels a FakeSegment heat map flags
     (``HeatMap.score``), the MediaEval team's Task B decision rule. ``fakesegment_run`` is a
-    run / checkpoint folder or a loaded :class:`~fakeseg.models.fakesegment.FakeSegment`."""
-    from fakeseg.models.fakesegment import FakeSegment
+    run / checkpoint folder or a loaded :class:`~fakeseg.inference.localizer.Localizer`."""
+    from fakeseg.inference.localizer import Localizer
 
-    model = (fakesegment_run if isinstance(fakesegment_run, FakeSegment)
-             else FakeSegment.load(fakesegment_run, device=device))
+    model = (fakesegment_run if isinstance(fakesegment_run, Localizer)
+             else Localizer.load(fakesegment_run, device=device))
     return np.array([model.predict(Path(p)).score
                      for p in progress_bar(images, desc="heat maps", unit="img",
                                           enabled=progress)], dtype=np.float64)
@@ -675,9 +677,9 @@ def classify_eval(
                      f"{folder}, epoch {meta.get('epoch')}")
         score_name = "probability_synthetic"
     else:
-        from fakeseg.models.fakesegment import FakeSegment
+        from fakeseg.inference.localizer import Localizer
 
-        segmenter = FakeSegment.load(run, device=device)
+        segmenter = Localizer.load(run, device=device)
         scores = heatmap_scores(segmenter, paths, progress=progress)
         thr = DECISION_COVERAGE if threshold is None else float(threshold)
         meta = segmenter.meta
@@ -724,11 +726,22 @@ def classify_predict(run: str | Path, images: Sequence[str | Path] | str | Path,
                      out: str | Path, *, batch_size: int = 16, device: str = "auto",
                      progress: bool = True) -> dict[str, Any]:
     """Write ``OUT/predictions.csv`` (image, probability_synthetic) for files/folders/globs."""
-    paths = _image_paths(images)
+    out = check_output_dir(out)
     model, meta, folder = load_classifier(run)
+    cache = ImageCache(CACHE_BYTES)
+    paths, failures = [], []
+    for path in _image_paths(images):  # one unreadable file is named and skipped, not fatal
+        try:
+            cache.get(path)
+        except FakesegError as exc:
+            failures.append(str(exc))
+            warn(f"fakeseg: skipped: {exc}")
+            continue
+        paths.append(path)
     probs = predict_probabilities(model, paths, size=int(meta["size"]),
                                   fit=str(meta.get("fit", "crop")), batch_size=batch_size,
-                                  device=resolve_device(device), progress=progress)
+                                  device=resolve_device(device), cache=cache,
+                                  progress=progress)
     names = meta.get("class_names", ["real", "synthetic"])
     column = "probability_synthetic" if names[1] in ("synthetic", "fake") else \
         f"probability_{names[1]}"
@@ -740,7 +753,8 @@ def classify_predict(run: str | Path, images: Sequence[str | Path] | str | Path,
     target = write_text(Path(out) / "predictions.csv", buffer.getvalue())
     threshold = float(meta.get("threshold", 0.5))
     return {"csv": str(target), "n": len(paths), "model": str(folder),
-            "n_flagged": int((probs >= threshold).sum()), "threshold": threshold}
+            "n_flagged": int((probs >= threshold).sum()), "threshold": threshold,
+            "failures": failures}
 
 
 # --------------------------------------------------------------------------- experiment

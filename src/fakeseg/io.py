@@ -337,3 +337,71 @@ def remove_stale_temps(folder: str | Path) -> int:
                 path.unlink()
                 removed += 1
     return removed
+
+
+#: what the Python API accepts as one image
+ImageInput = Any  # str | Path | PIL.Image.Image | np.ndarray | torch.Tensor
+
+
+def to_rgb_float(image: ImageInput, *, name: str = "image") -> np.ndarray:
+    """Any accepted image form → float32 (H, W, 3) in [0, 1], exactly as :func:`read_image` gives.
+
+    Accepts a path, a PIL image, a NumPy array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) of
+    uint8 (÷ 255), uint16 (÷ 65535), bool or float in [0, 1], or a torch tensor (C, H, W) or
+    (1, C, H, W) of the same dtypes. Grayscale is repeated, alpha dropped. A float outside
+    [0, 1] or a non-finite value is refused with one line: nothing is guessed.
+    """
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return _pil_to_rgb_float(image, name)
+    if type(image).__module__.startswith("torch"):
+        tensor = image.detach().cpu()
+        if tensor.ndim == 4 and tensor.shape[0] == 1:
+            tensor = tensor[0]
+        if tensor.ndim == 3 and tensor.shape[0] in (1, 3, 4):
+            tensor = tensor.permute(1, 2, 0)
+        elif tensor.ndim != 2:
+            raise FakesegError(f"{name}: a tensor of shape {tuple(image.shape)}; pass (C, H, W) "
+                               "or (1, C, H, W) with C = 1, 3 or 4")
+        return _array_to_rgb_float(tensor.numpy(), name)
+    if isinstance(image, np.ndarray):
+        return _array_to_rgb_float(image, name)
+    raise FakesegError(f"{name}: cannot read a {type(image).__name__}; pass a path, a PIL "
+                       "image, a NumPy array (H, W, 3) or a torch tensor (3, H, W)")
+
+
+def _pil_to_rgb_float(image: Image.Image, name: str) -> np.ndarray:
+    """As the reader does for a file: EXIF orientation, then the same mode conversion."""
+    with contextlib.suppress(Exception):
+        image = ImageOps.exif_transpose(image)
+    return _array_to_rgb_float(_to_float_array(image, Path(name)), name)
+
+
+def _array_to_rgb_float(array: np.ndarray, name: str) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] in (1, 3, 4):
+        array = array[:, :, :3] if array.shape[2] != 1 else array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise FakesegError(f"{name}: an array of shape {array.shape}; NumPy images are "
+                           "(H, W), (H, W, 3) or (H, W, 4) (transpose a (3, H, W) array)")
+    if array.dtype == np.uint8:
+        result = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        result = array.astype(np.float32) / 65535.0
+    elif array.dtype == np.bool_:
+        result = array.astype(np.float32)
+    elif np.issubdtype(array.dtype, np.floating):
+        result = array.astype(np.float32)
+        if not np.isfinite(result).all():
+            raise FakesegError(f"{name}: contains NaN or infinite values; fix the image first")
+        low, high = float(result.min(initial=0.0)), float(result.max(initial=0.0))
+        if low < 0.0 or high > 1.0:
+            hint = " (it looks like 0–255: divide by 255)" if high <= 255.0 and low >= 0 else ""
+            raise FakesegError(f"{name}: float values span [{low:g}, {high:g}], expected [0, 1]"
+                               f"{hint}")
+    else:
+        raise FakesegError(f"{name}: pixel type {array.dtype} is ambiguous; pass uint8, uint16 "
+                           "or float in [0, 1]")
+    if result.ndim == 2:
+        result = np.repeat(result[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(result)

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from fakeseg.io import atomic_path
+from fakeseg.io import atomic_path, to_uint8
 
 #: box colours of the flagged regions, in rank order (overlays and the report)
 REGION_COLORS = ((0, 229, 255), (124, 252, 0), (255, 79, 216))
@@ -77,3 +77,43 @@ def top_regions(heat: np.ndarray, threshold: float, k: int = 3) -> list[Region]:
         regions.append(Region(int(areas[i]), float(areas[i] / heat.size), float(means[i]),
                               (cols.start, rows.start, cols.stop, rows.stop)))
     return regions
+
+
+def annotated_overlay(image: np.ndarray, heat: np.ndarray, threshold: float, *,
+                      cmap: str = "inferno", max_boxes: int = 3) -> np.ndarray:
+    """The heat-map overlay at the image's own resolution, with boxes round the ``max_boxes``
+    largest flagged regions and, on the right, a colour bar marked with the threshold.
+
+    Returns uint8 (H, W + bar, 3).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    height, width = heat.shape
+    base = Image.fromarray(to_uint8(overlay(image, heat, cmap=cmap)))
+    draw = ImageDraw.Draw(base)
+    line = max(1, round(min(height, width) / 200))
+    for rank, region in enumerate(top_regions(heat, threshold, k=max_boxes)):
+        x0, y0, x1, y1 = region.bbox
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=REGION_COLORS[rank % 3], width=line)
+    font_px = max(10, min(48, round(height / 28)))
+    font = ImageFont.load_default(size=font_px)
+    bar_w = max(12, font_px)
+    label_w = round(font_px * 3.2)
+    pad = max(4, font_px // 2)
+    canvas = Image.new("RGB", (width + pad + bar_w + label_w, height), (255, 255, 255))
+    canvas.paste(base, (0, 0))
+    top, bottom = pad + font_px // 2, height - pad - font_px // 2
+    span = max(bottom - top, 2)
+    ramp = np.linspace(1.0, 0.0, span, dtype=np.float32)[:, None].repeat(bar_w, axis=1)
+    canvas.paste(Image.fromarray(to_uint8(colorize(ramp, cmap))), (width + pad, top))
+    draw = ImageDraw.Draw(canvas)
+    text_x = width + pad + bar_w + 3
+    for value in (0.0, 0.5, 1.0):
+        y = top + round((1.0 - value) * (span - 1))
+        draw.text((text_x, y), f"{value:g}", fill=(0, 0, 0), font=font, anchor="lm")
+    y = top + round((1.0 - min(max(threshold, 0.0), 1.0)) * (span - 1))
+    draw.line((width + pad - 2, y, width + pad + bar_w + 1, y), fill=(0, 200, 255),
+              width=max(2, line))
+    if abs(threshold - 0.5) > 0.08 and threshold > 0.08 and threshold < 0.92:
+        draw.text((text_x, y), f"t={threshold:.2f}", fill=(0, 120, 200), font=font, anchor="lm")
+    return np.asarray(canvas)

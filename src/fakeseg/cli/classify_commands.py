@@ -11,32 +11,42 @@ from typing import Any
 
 
 def _training_options(parser: argparse.ArgumentParser, *, size: int, epochs: int) -> None:
-    parser.add_argument("--backbone", default="mobilenet_v2",
+    from fakeseg.cli import add_device_option
+
+    parser.add_argument("--backbone", default="mobilenet_v2", metavar="NAME",
                         help="mobilenet_v2 | efficientnet_lite0 (package-shipped weights) | "
                              "efficientnet_b0 | densenet121 (torchvision cache or file) | "
                              "tiny_cnn (random only)")
-    parser.add_argument("--backbone-weights", default="auto",
+    parser.add_argument("--backbone-weights", default="auto", metavar="WEIGHTS",
                         help="auto | imagenet | random | PATH")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--size", type=int, default=size, help=f"input side (default {size})")
+    parser.add_argument("--epochs", type=int, default=epochs, metavar="N",
+                        help="passes over the training images")
+    parser.add_argument("--batch-size", type=int, default=16, metavar="N",
+                        help="images per optimiser step")
+    parser.add_argument("--lr", type=float, default=1e-4, metavar="LR",
+                        help="AdamW learning rate")
+    parser.add_argument("--size", type=int, default=size, metavar="PX",
+                        help="input side in pixels")
     parser.add_argument("--fit", choices=("crop", "resize"), default="crop",
                         help="crop (random in training, central otherwise; keeps the "
                              "high-frequency traces) or resize the whole image")
-    parser.add_argument("--augment", default=None,
+    parser.add_argument("--augment", default=None, metavar="LIST",
                         help="comma list of flip, rotate, jitter, blur, jpeg, or none "
-                             "(default flip,rotate,jitter)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+                             "(default: flip,rotate,jitter)")
+    add_device_option(parser)
 
 
-_PATTERN_HELP = ("regex on file stems whose first group names the generator (default "
-                 "'^\\d+_(.+)_(?:real|fake)$' for N_GENERATOR_real.jpg; '' for none)")
+_PATTERN_HELP = ("regex on file stems whose first group names the generator, '' for none "
+                 "(default: '^\\d+_(.+)_(?:real|fake)$', for N_GENERATOR_real.jpg)")
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    classify = subparsers.add_parser("classify", parents=[common],
-                                     help="image-level real-vs-synthetic detection")
+    from fakeseg.cli import add_device_option, example
+
+    classify = subparsers.add_parser(
+        "classify", parents=[common], help="image-level real-vs-synthetic detection",
+        description="Train, evaluate and apply a classifier that scores whole images.",
+        epilog=example("fakeseg classify train data/labelled --out runs/clf --epochs 5"))
     actions = classify.add_subparsers(dest="classify_command", metavar="ACTION",
                                       parser_class=type(classify))
     actions.required = True
@@ -46,14 +56,20 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         description="Fine-tunes an ImageNet trunk with one logit on DATA (real/ + synthetic/ "
                     "or fake/, or a CSV of path,label[,source]) with class-balanced sampling; "
                     "the best validation balanced accuracy goes to RUN/best.",
+        epilog=example("fakeseg classify train data/labelled --out runs/clf --epochs 5 "
+                       "--augment flip,jpeg"),
     )
-    train.add_argument("data", help="folder with real/ and synthetic/ (or fake/), or a CSV")
-    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("data", metavar="DATA",
+                       help="folder with real/ and synthetic/ (or fake/), or a CSV")
+    train.add_argument("--out", required=True, metavar="RUN", help="run folder")
     _training_options(train, size=224, epochs=5)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--val-fraction", type=float, default=0.2)
-    train.add_argument("--source-pattern", default=None, help=_PATTERN_HELP)
-    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.add_argument("--seed", type=int, default=0, metavar="N",
+                       help="seed of the split, sampling and init")
+    train.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+                       help="share of the images held out for validation")
+    train.add_argument("--source-pattern", default=None, metavar="REGEX", help=_PATTERN_HELP)
+    train.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="torch CPU threads (default: torch's choice)")
     train.add_argument("--resume", action="store_true", help="continue RUN from RUN/last")
     train.set_defaults(handler=_train)
 
@@ -63,35 +79,47 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                     "overall and per source; writes metrics.json, metrics.md and "
                     "predictions.csv. With --scorer heatmap the score is the flagged-pixel "
                     "fraction of a FakeSegment heat map (give its run as RUN or --model).",
+        epilog=example("fakeseg classify eval runs/clf data/test --out runs/clf/eval"),
     )
     evaluate.add_argument("run", metavar="RUN",
                           help="the scorer's run folder (a classifier run, or a FakeSegment "
                                "run with --scorer heatmap); leave it out when --model gives it")
     evaluate.add_argument("data", nargs="?", metavar="DATA",
                           help="labelled data: real/ + synthetic/ (or fake/), or a CSV")
-    evaluate.add_argument("--out", required=True, help="output folder")
-    evaluate.add_argument("--scorer", choices=("model", "heatmap"), default="model")
-    evaluate.add_argument("--model", help="the run folder (instead of the first positional)")
-    evaluate.add_argument("--threshold", type=float, default=None,
-                          help="decision threshold (default 0.5; heatmap: 0.05 of pixels)")
-    evaluate.add_argument("--source-pattern", default=None, help=_PATTERN_HELP)
-    evaluate.add_argument("--batch-size", type=int, default=16)
-    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    evaluate.add_argument("--scorer", choices=("model", "heatmap"), default="model",
+                          help="the classifier's probability, or a FakeSegment heat map's "
+                               "flagged-pixel fraction")
+    evaluate.add_argument("--model", metavar="RUN",
+                          help="the run folder, instead of the first positional (default: none)")
+    evaluate.add_argument("--threshold", type=float, default=None, metavar="T",
+                          help="decision threshold (default: 0.5; heatmap: 0.05 of pixels)")
+    evaluate.add_argument("--source-pattern", default=None, metavar="REGEX", help=_PATTERN_HELP)
+    evaluate.add_argument("--batch-size", type=int, default=16, metavar="N",
+                          help="images per forward pass")
+    add_device_option(evaluate)
     evaluate.set_defaults(handler=_eval)
 
     predict = actions.add_parser(
         "predict", parents=[common], help="probability synthetic per image",
         description="Writes OUT/predictions.csv with image, probability_synthetic.",
+        epilog=example("fakeseg classify predict runs/clf renders/ --out runs/clf/predict"),
     )
-    predict.add_argument("run", help="classifier run folder")
-    predict.add_argument("images", nargs="+", help="image files, folders or globs")
-    predict.add_argument("--out", required=True, help="output folder")
-    predict.add_argument("--batch-size", type=int, default=16)
-    predict.add_argument("--device", default="auto")
+    predict.add_argument("run", metavar="RUN", help="classifier run folder")
+    predict.add_argument("images", nargs="+", metavar="IMAGE",
+                         help="image files, folders or globs")
+    predict.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    predict.add_argument("--batch-size", type=int, default=16, metavar="N",
+                         help="images per forward pass")
+    add_device_option(predict)
     predict.set_defaults(handler=_predict)
 
-    experiment = subparsers.add_parser("experiment", parents=[common],
-                                       help="experiments from the seed papers")
+    experiment = subparsers.add_parser(
+        "experiment", parents=[common], help="experiments from the seed papers",
+        description="Reproduces experiments of the papers fakeseg builds on.",
+        epilog=example("fakeseg experiment composition --a-real cats/real --a-synthetic "
+                       "cats/synthetic --b-real dogs/real --b-synthetic dogs/synthetic "
+                       "--out runs/composition"))
     kinds = experiment.add_subparsers(dest="experiment_command", metavar="EXPERIMENT",
                                       parser_class=type(experiment))
     kinds.required = True
@@ -102,17 +130,22 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                     "real/real, synthetic/real and synthetic/synthetic images, tested on "
                     "held-out real images of both classes over several seeds; writes "
                     "results.md (mean (std) per-class and balanced accuracy) and results.json.",
+        epilog=example("fakeseg experiment composition --a-real cats/real --a-synthetic "
+                       "cats/synthetic --b-real dogs/real --b-synthetic dogs/synthetic "
+                       "--names cat,dog --out runs/composition --seeds 5"),
     )
-    comp.add_argument("--a-real", required=True, help="real images of class A")
-    comp.add_argument("--a-synthetic", required=True, help="synthetic images of class A")
-    comp.add_argument("--b-real", required=True, help="real images of class B")
-    comp.add_argument("--b-synthetic", required=True, help="synthetic images of class B")
-    comp.add_argument("--out", required=True, help="output folder")
-    comp.add_argument("--seeds", type=int, default=3, help="runs per composition (default 3)")
-    comp.add_argument("--names", default="A,B", help="the two class names (default A,B)")
+    comp.add_argument("--a-real", required=True, metavar="DIR", help="real images of class A")
+    comp.add_argument("--a-synthetic", required=True, metavar="DIR",
+                      help="synthetic images of class A")
+    comp.add_argument("--b-real", required=True, metavar="DIR", help="real images of class B")
+    comp.add_argument("--b-synthetic", required=True, metavar="DIR",
+                      help="synthetic images of class B")
+    comp.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    comp.add_argument("--seeds", type=int, default=3, metavar="N", help="runs per composition")
+    comp.add_argument("--names", default="A,B", metavar="A,B", help="the two class names")
     comp.add_argument("--compositions", default="real/real,synthetic/real,synthetic/synthetic",
-                      help="comma list of X/Y (training source of A / of B)")
-    comp.add_argument("--test-fraction", type=float, default=0.3,
+                      metavar="LIST", help="comma list of X/Y (training source of A / of B)")
+    comp.add_argument("--test-fraction", type=float, default=0.3, metavar="F",
                       help="share of each class's real images held out for testing")
     _training_options(comp, size=128, epochs=3)
     comp.set_defaults(handler=_composition)
@@ -196,6 +229,9 @@ def _predict(args: argparse.Namespace) -> int:
                               device=args.device, progress=True)
     print(f"{result['n']} predictions in {result['csv']} ({result['n_flagged']} at or above "
           f"{result['threshold']:g})")
+    if result["failures"]:
+        print(f"fakeseg: {len(result['failures'])} image(s) skipped, see above", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,28 +7,40 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from fakeseg.cli import add_device_option, example
+
     evaluate = subparsers.add_parser(
         "evaluate", parents=[common], help="score a model on composites or on masked images",
-        description="Paired mode: fakeseg evaluate MODEL PAIRS_DIR --out DIR builds seeded "
-                    "composites of held-out pairs (saved under DIR/composites). Mask mode: "
-                    "fakeseg evaluate MODEL --images DIR --masks DIR --out DIR.",
+        description="Paired mode: fakeseg evaluate MODEL DATA --out DIR builds seeded "
+                    "composites of held-out pairs (saved under DIR/composites).\n"
+                    "Mask mode: fakeseg evaluate MODEL --images DIR --masks DIR --out DIR.\n"
+                    "Writes metrics.json, metrics.md and failures_*.png galleries.",
+        epilog=example("fakeseg evaluate runs/a data/pairs --out runs/a/evaluate"),
     )
-    evaluate.add_argument("model", help="run folder or checkpoint folder")
-    evaluate.add_argument("data", nargs="?", help="paired dataset folder (paired mode)")
-    evaluate.add_argument("--out", required=True)
-    evaluate.add_argument("--images", help="image folder (mask mode)")
-    evaluate.add_argument("--masks", help="binary ground-truth masks, same stems (mask mode)")
+    evaluate.add_argument("model", metavar="MODEL", help="run folder or checkpoint folder")
+    evaluate.add_argument("data", nargs="?", metavar="DATA",
+                          help="paired dataset folder (paired mode)")
+    evaluate.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    evaluate.add_argument("--images", metavar="DIR",
+                          help="image folder, for mask mode (default: none, paired mode)")
+    evaluate.add_argument("--masks", metavar="DIR",
+                          help="binary ground-truth masks with the images' stems, for mask "
+                               "mode (default: none)")
     evaluate.add_argument("--resize-masks", action="store_true",
                           help="resample masks whose size differs from the image")
     evaluate.add_argument("--invert-masks", action="store_true",
                           help="masks mark real (not manipulated) pixels")
-    evaluate.add_argument("--threshold", type=float, help="fixed threshold instead of the "
-                                                          "validation-chosen one")
-    evaluate.add_argument("--sources-csv", help="CSV of path,source for per-source tables")
-    evaluate.add_argument("--source-pattern", help="regex whose first group names the source "
-                                                   "in a file name, e.g. '_([a-z]+)_fake'")
-    evaluate.add_argument("--seed", type=int, default=2024, help="composite seed")
-    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--threshold", type=float, metavar="P",
+                          help="fixed pixel threshold in [0, 1] (default: chosen on the "
+                               "validation pairs, else the checkpoint's)")
+    evaluate.add_argument("--sources-csv", metavar="FILE.csv",
+                          help="CSV of path,source for per-source tables (default: none)")
+    evaluate.add_argument("--source-pattern", metavar="REGEX",
+                          help="regex whose first group names the source in a file name, "
+                               "e.g. '_([a-z]+)_fake' (default: no per-source tables)")
+    evaluate.add_argument("--seed", type=int, default=2024, metavar="N",
+                          help="seed of the composites")
+    add_device_option(evaluate)
     evaluate.set_defaults(handler=_evaluate)
     register_benchmark(subparsers, common)
 
@@ -49,26 +61,34 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def register_benchmark(subparsers: argparse._SubParsersAction,
                        common: argparse.ArgumentParser) -> None:
+    from fakeseg.cli import example
+    from fakeseg.cli.model_commands import add_config_options, config_default
+
     bench = subparsers.add_parser(
         "benchmark", parents=[common], help="train FakeSegment and the baselines, compare",
         description="Trains every method with the same trainer, split, composites and step "
                     "budget, then prints a Table-1-style comparison (Dice/IoU per class and "
-                    "average, F1, AUC, wall time, parameters) with the trivial floors.",
+                    "average, F1, AUC, wall time, parameters) with the trivial floors. "
+                    "An interrupted benchmark resumes each run from its last epoch.",
+        epilog=example("fakeseg benchmark data/pairs --out runs/bench --methods "
+                       "fakesegment,unet_rgb --steps 1500"),
     )
-    bench.add_argument("data", help="paired dataset folder")
-    bench.add_argument("--out", required=True)
-    bench.add_argument("--methods", help="comma-separated: fakesegment and baseline names "
-                       "(default: fakesegment and every trainable baseline)")
-    bench.add_argument("--config", help="YAML of TrainConfig options shared by all methods")
-    bench.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
-    bench.add_argument("--steps", type=int, help="step budget for every method")
+    bench.add_argument("data", metavar="DATA", help="paired dataset folder")
+    bench.add_argument("--out", required=True, metavar="DIR",
+                       help="output folder (runs/, composites/, metrics.*)")
+    bench.add_argument("--methods", metavar="M1,M2",
+                       help="comma-separated: fakesegment and baseline names (default: "
+                            "fakesegment and every trainable baseline)")
+    add_config_options(bench)
+    bench.add_argument("--steps", type=int, metavar="N",
+                       help="step budget for every method " + config_default("steps"))
     bench.add_argument("--no-oracle", action="store_true", help="skip the pair-oracle row")
     bench.set_defaults(handler=_benchmark)
 
 
 def _benchmark(args: argparse.Namespace) -> int:
     from fakeseg.cli.model_commands import train_config_from_args
-    from fakeseg.evaluation.benchmark import DEFAULT_METHODS, benchmark
+    from fakeseg.workflows.benchmark import DEFAULT_METHODS, benchmark
 
     base = train_config_from_args(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods \

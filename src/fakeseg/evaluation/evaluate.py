@@ -158,9 +158,9 @@ def write_results(out: Path, sections: dict[str, list[MethodScores]], meta: dict
 
 
 def _load_model(model: Any, device: str) -> Any:
-    from fakeseg.models.fakesegment import FakeSegment
+    from fakeseg.inference.localizer import Localizer
 
-    return model if hasattr(model, "predict_tensor") else FakeSegment.load(model, device=device)
+    return model if isinstance(model, Localizer) else Localizer.load(model, device=device)
 
 
 def evaluate(model: Any, data: str | Path | None = None, *, out: str | Path,
@@ -184,7 +184,7 @@ def evaluate(model: Any, data: str | Path | None = None, *, out: str | Path,
         sections, meta = _mask_mode(segmenter, Path(images), Path(masks), out, threshold,
                                     resize_masks, invert_masks, sources_csv, source_pattern,
                                     progress)
-    meta["model"] = str(model) if not hasattr(model, "predict_tensor") else "in-memory"
+    meta["model"] = str(model) if isinstance(model, str | Path) else "in-memory"
     files = write_results(out, sections, meta)
     return {"files": {k: str(v) for k, v in files.items()},
             "results": {s: [r.row() for r in rs] for s, rs in sections.items()}}
@@ -223,7 +223,7 @@ def _paired(segmenter: Any, data: Path, out: Path, protocol: ProtocolConfig,
                                threshold=threshold, class_names=class_names(data))]
         failure_gallery(results[0], scorer, parts["test"],
                         out / f"failures_{section_slug(SECTION_TITLES[name])}.png",
-                        oracle_extractor=getattr(segmenter.net, "extractor", None))
+                        oracle_extractor=segmenter.net.feature_extractor)
         results += trivial_rows(parts["test"], class_names(data))
         sections[SECTION_TITLES[name]] = results
     meta = {"title": f"fakeseg evaluation of {data}", "mode": "paired", "data": str(data),

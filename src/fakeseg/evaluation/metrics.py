@@ -49,7 +49,6 @@ Other documented values
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -67,7 +66,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from fakeseg.errors import FakesegError
+from fakeseg.registry import Registry
 
 __all__ = [
     "DEFAULT_NUM_THRESHOLDS",
@@ -521,19 +520,12 @@ def grouped_image_report(
 # --------------------------------------------------------------------------- registry
 
 #: Pixel metrics by name; all share ``(pred, target, *, threshold, empty_value) -> float``.
-METRICS: dict[str, Callable[..., float]] = {
-    "dice": dice,
-    "iou": iou,
-    "precision": precision,
-    "recall": recall,
-}
+METRICS: Registry[Callable[..., float]] = Registry("metric")
+for _name, _metric in (("dice", dice), ("iou", iou), ("precision", precision),
+                       ("recall", recall)):
+    METRICS.register(_name, _metric)
 
 
 def get_metric(name: str) -> Callable[..., float]:
     """Look a pixel metric up by name; unknown names raise :class:`FakesegError`."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(METRICS), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"choose from {', '.join(METRICS)}"
-        raise FakesegError(f"unknown metric '{name}'; {hint}") from None
+    return METRICS[name]

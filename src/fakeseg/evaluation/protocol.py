@@ -24,8 +24,8 @@ from fakeseg.data.composites import CompositeItem, composite_set
 from fakeseg.data.pairs import LoadedPair
 from fakeseg.errors import FakesegError
 from fakeseg.evaluation import metrics as M
+from fakeseg.inference.localizer import DECISION_COVERAGE
 from fakeseg.io import write_image, write_json
-from fakeseg.models.fakesegment import DECISION_COVERAGE
 
 Scorer = Callable[[CompositeItem], np.ndarray]
 

@@ -18,13 +18,13 @@ from fakeseg.features.weights import (
     WeightsInfo,
     WeightSource,
     best_fit,
-    did_you_mean,
     efficientnet_lite0_file,
     fdet_mobilenet_v2_file,
     load_matching,
     read_state_dict,
     resolve_weights,
 )
+from fakeseg.registry import Registry, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,9 @@ _SPECS = (
     ),
 )
 
-BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in _SPECS}
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", normalize=lambda n: n.strip().lower())
+for _spec in _SPECS:
+    BACKBONES.register(_spec.name, _spec)
 
 
 def list_backbones() -> list[str]:
@@ -173,11 +175,7 @@ def list_backbones() -> list[str]:
 
 def get_spec(name: str) -> BackboneSpec:
     """The spec for ``name``; unknown names raise with a did-you-mean."""
-    spec = BACKBONES.get(str(name).strip().lower())
-    if spec is None:
-        raise FakesegError(f"unknown backbone '{name}'{did_you_mean(str(name), BACKBONES)}; "
-                           f"available: {', '.join(list_backbones())}")
-    return spec
+    return BACKBONES[name]
 
 
 @contextlib.contextmanager

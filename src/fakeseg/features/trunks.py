@@ -39,7 +39,6 @@ from fakeseg.features.registry import EFFICIENTNET_INSTALL, FDET_INSTALL
 from fakeseg.features.weights import (
     StateFormat,
     WeightSource,
-    did_you_mean,
     efficientnet_lite0_file,
     fdet_mobilenet_v2_file,
     hub_checkpoint_dir,
@@ -49,6 +48,7 @@ from fakeseg.features.weights import (
     resolve_weights,
     strip_prefix,
 )
+from fakeseg.registry import Registry
 
 # --------------------------------------------------------------------------- trunk builders
 
@@ -239,20 +239,20 @@ _SPECS = (
     ),
 )
 
-TRUNKS: dict[str, TrunkSpec] = {spec.name: spec for spec in _SPECS}
-CLASSIFIER_BACKBONES: tuple[str, ...] = tuple(s.name for s in _SPECS if s.classifier)
+TRUNKS: Registry[TrunkSpec] = Registry("feature space", normalize=lambda n: n.strip().lower())
+CLASSIFIER_TRUNKS: Registry[TrunkSpec] = Registry("classifier backbone",
+                                                  normalize=lambda n: n.strip().lower())
+for _spec in _SPECS:
+    TRUNKS.register(_spec.name, _spec)
+    if _spec.classifier:
+        CLASSIFIER_TRUNKS.register(_spec.name, _spec)
+CLASSIFIER_BACKBONES: tuple[str, ...] = tuple(CLASSIFIER_TRUNKS)
 DEFAULT_CLASSIFIER_BACKBONE = "mobilenet_v2"
 
 
 def get_trunk_spec(name: str, *, classifier: bool = False) -> TrunkSpec:
     """The spec for ``name`` (``classifier``: only classifier backbones); did-you-mean on typos."""
-    choices = CLASSIFIER_BACKBONES if classifier else tuple(TRUNKS)
-    key = str(name).strip().lower()
-    if key not in choices:
-        raise FakesegError(f"unknown {'classifier backbone' if classifier else 'feature space'} "
-                           f"'{name}'{did_you_mean(key, choices)}; available: "
-                           + ", ".join(choices))
-    return TRUNKS[key]
+    return (CLASSIFIER_TRUNKS if classifier else TRUNKS)[name]
 
 
 # --------------------------------------------------------------------------- modules

@@ -15,7 +15,6 @@ safetensors). Set ``FAKESEG_OFFLINE=1`` to never try a download.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import logging
@@ -25,7 +24,7 @@ import re
 import socket
 import sys
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -33,6 +32,7 @@ from urllib.parse import urlparse
 import torch
 
 from fakeseg.errors import CheckpointError, FakesegError
+from fakeseg.registry import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,6 @@ def offline() -> bool:
 def hub_checkpoint_dir() -> Path:
     """torch hub's checkpoint cache (honours ``TORCH_HOME`` and ``torch.hub.set_dir``)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # --------------------------------------------------------------------------- sources

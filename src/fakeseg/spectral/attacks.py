@@ -14,7 +14,6 @@ size), a smaller one raises. Fitting streams through the same machinery as the f
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from fakeseg.errors import FakesegError
 from fakeseg.io import read_image, write_image, write_json, write_npy
-from fakeseg.progress import progress_bar
+from fakeseg.progress import progress_bar, warn
 from fakeseg.spectral.fingerprint import (
     EPS,
     Fingerprint,
@@ -39,8 +38,6 @@ from fakeseg.spectral.fingerprint import (
     stream_log_spectra,
     stream_statistics,
 )
-
-log = logging.getLogger(__name__)
 
 Method = Literal["msa", "fpa"]
 #: Default FPA threshold. Wesselkamp et al. tuned t per GAN and dataset to 0.15–0.7 (their
@@ -201,7 +198,7 @@ def defingerprint(
             attacked = _APPLY[method](image, F, k, source=path)
             original = crops(image, size, "center", path)[0]
         except FakesegError as exc:
-            log.warning("skipped %s", exc)
+            warn(f"fakeseg: skipped: {exc}")
             skipped.append({"path": str(path), "reason": str(exc)})
             continue
         target = write_image(out / "images" / f"{path.stem}.png", attacked)

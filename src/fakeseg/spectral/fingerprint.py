@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,10 +34,8 @@ from scipy import ndimage, stats
 
 from fakeseg.errors import FakesegError, ImageReadError
 from fakeseg.io import read_image, write_json, write_npy, write_text
-from fakeseg.progress import progress_bar
+from fakeseg.progress import progress_bar, warn
 from fakeseg.viz import new_figure, save_figure
-
-log = logging.getLogger(__name__)
 
 Transform = Literal["fft", "dct"]
 CropMode = Literal["center", "tiles"]
@@ -321,7 +318,7 @@ def stream_statistics(
         if isinstance(result, Exception):
             if not isinstance(result, ImageReadError):
                 raise result
-            log.warning("skipped %s", result)
+            warn(f"fakeseg: skipped: {result}")
             skipped.append(SkippedImage(Path(path), str(result)))
             continue
         for values in result:

@@ -35,6 +35,7 @@ from fakeseg.data.pairs import (
     make_split,
     save_split,
 )
+from fakeseg.device import resolve_device
 from fakeseg.errors import FakesegError
 from fakeseg.evaluation.metrics import best_threshold, false_positive_fraction, segmentation_report
 from fakeseg.evaluation.protocol import is_mixed, probability_scorer
@@ -47,7 +48,7 @@ from fakeseg.models.checkpoint import (
     save_checkpoint,
 )
 from fakeseg.models.discriminator import PatchDiscriminator
-from fakeseg.models.fakesegment import FakeSegment, resolve_device
+from fakeseg.models.registry import build_model
 from fakeseg.progress import progress_bar
 from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_bce
 from fakeseg.training.sampler import CompositeSampler
@@ -190,8 +191,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    net = FakeSegment.build(to_dict(config))
-    extractor = getattr(net, "extractor", None)
+    net = build_model(to_dict(config))
+    extractor = net.feature_extractor
     if extractor is None and config.target_mode != "mask":
         from fakeseg.features import build_backbone
 
@@ -205,9 +206,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                                   weight_decay=config.weight_decay)
     d_optimizer = torch.optim.AdamW(disc.parameters(), lr=config.lr, betas=(0.5, 0.999)) \
         if disc is not None else None
-    own_adversary = hasattr(net, "discriminator_loss")  # e.g. MAG brings its own
     own_d_optimizer = torch.optim.AdamW(net.discriminator_parameters(), lr=config.lr,
-                                        betas=(0.5, 0.999)) if own_adversary else None
+                                        betas=(0.5, 0.999)) if net.has_own_adversary else None
     rng = np.random.default_rng(config.seed)
     step, epoch, history, best, bad_epochs = 0, 0, [], -1.0, 0
     if resume:
@@ -260,7 +260,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                 adv = generator_adversarial(disc, probability, image)
                 loss = bce + config.adv_weight * adv
                 terms["adv"] = float(adv.detach())
-            if hasattr(net, "auxiliary_loss"):
+            if net.has_auxiliary_loss:
                 aux, aux_terms = net.auxiliary_loss(image, label, logits)
                 loss = loss + aux
                 terms.update(aux_terms)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fakeseg.features.backbones import IMAGENET_MEAN, IMAGENET_STD
-from fakeseg.models.baselines import Baseline
+from fakeseg.models.base import Segmenter
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -97,7 +97,7 @@ class UpBlock(nn.Module):
         return self.conv(torch.cat([x, skip], 1))
 
 
-class CATNet(Baseline):
+class CATNet(Segmenter):
     """image (B, 3, H, W) in [0, 1] → logits (B, 1, H, W); H, W multiples of 16."""
 
     multiple = 16

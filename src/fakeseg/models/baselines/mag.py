@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from fakeseg.models.baselines import Baseline
+from fakeseg.models.base import Segmenter
 from fakeseg.models.baselines.mantranet import srm_kernels
 from fakeseg.models.discriminator import PatchDiscriminator
 
@@ -87,8 +87,11 @@ def _bce(scores: torch.Tensor, target: float, weight: torch.Tensor | None = None
     return (losses * weight).sum() / weight.sum().clamp_min(1e-6)
 
 
-class MAG(Baseline):
+class MAG(Segmenter):
     """GA (``forward``) plus GR, D_A and D_R for training; H, W multiples of 2**depth."""
+
+    has_auxiliary_loss = True
+    has_own_adversary = True
 
     def __init__(self, *, width: int = 16, depth: int = 3, disc_width: int = 16,
                  disc_depth: int = 3, adv_weight: float = 0.05, retouched_weight: float = 0.5,

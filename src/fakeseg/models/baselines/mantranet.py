@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fakeseg.models.baselines import Baseline
+from fakeseg.models.base import Segmenter
 
 SRM_KERNELS = (
     (1 / 4, ((0, 0, 0, 0, 0), (0, -1, 2, -1, 0), (0, 2, -4, 2, 0), (0, -1, 2, -1, 0),
@@ -137,7 +137,7 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
             nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-class ManTraNet(Baseline):
+class ManTraNet(Segmenter):
     """image (B, 3, H, W) in [0, 1] → logits (B, 1, H, W); H, W multiples of ``stride``."""
 
     def __init__(self, *, width: int = 32, blocks: int = 3, plain_channels: int = 10,

@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from fakeseg.features.backbones import IMAGENET_MEAN, IMAGENET_STD
-from fakeseg.models.baselines import Baseline
+from fakeseg.models.base import Segmenter
 
 DEFAULT_DECODER = (256, 128, 64, 32, 16)
 
 
-class UNetRGB(Baseline):
+class UNetRGB(Segmenter):
     """image (B, 3, H, W) in [0, 1] → logits (B, 1, H, W); H, W multiples of 2**encoder_depth."""
 
     def __init__(self, *, encoder_name: str = "resnet18", encoder_weights: str | None = None,

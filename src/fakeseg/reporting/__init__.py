@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from fakeseg.report.html import Found, Region, find_results, report, top_regions
+from fakeseg.reporting.html import Found, Region, find_results, report, top_regions
 
 __all__ = ["Found", "Region", "find_results", "report", "top_regions"]

@@ -35,17 +35,16 @@ from fakeseg.evaluation.protocol import (
     save_items,
     score_items,
 )
+from fakeseg.progress import progress_bar, say
 
 DEFAULT_METHODS = ("fakesegment", "unet_rgb", "mantranet", "mag", "catnet")
 
 
 def check_trainable(model: str) -> None:
-    """A one-line error unless ``model`` is FakeSegment or a trainable baseline."""
-    if model == "fakesegment":
-        return
-    from fakeseg.models.baselines import baseline_spec
+    """A one-line error unless ``model`` is a trainable registered model."""
+    from fakeseg.models.registry import MODELS
 
-    if not baseline_spec(model).trainable:
+    if not MODELS[model].trainable:
         raise FakesegError(f"'{model}' is not trained: every benchmark table already carries "
                            "it as a reference row; leave it out of the methods")
 
@@ -79,7 +78,7 @@ def benchmark(data: str | Path, out: str | Path, *,
               protocol: ProtocolConfig | None = None, oracle: bool = True,
               progress: bool = True) -> dict[str, Any]:
     """Train and evaluate each (name, config) entry; default: FakeSegment + every baseline."""
-    from fakeseg.models.fakesegment import FakeSegment
+    from fakeseg.inference.localizer import Localizer
     from fakeseg.training.loop import train
 
     out, data = Path(out), Path(data)
@@ -91,21 +90,22 @@ def benchmark(data: str | Path, out: str | Path, *,
         check_trainable(config.model)
     protocol = protocol or ProtocolConfig(seed=base.seed + 2024)
     trained: list[tuple[str, Any, float, int]] = []
-    for name, config in entries:
+    for number, (name, config) in enumerate(entries, 1):
         run_dir = out / "runs" / name
+        count = f"{number}/{len(entries)}"
         state, seconds = run_state(run_dir, config)
         if state == "finished":
             if progress:
-                print(f"[benchmark] reusing finished run {run_dir}", flush=True)
+                say(f"[benchmark] {count}: reusing finished run {run_dir}")
         else:
             if state == "none" and run_dir.exists():
                 shutil.rmtree(run_dir)  # a run of this entry with another config
             if progress:
                 verb = "resuming" if state == "partial" else "training"
-                print(f"[benchmark] {verb} {name} ({config.steps} steps)", flush=True)
+                say(f"[benchmark] {count}: {verb} {name} ({config.steps} steps)")
             result = train(data, run_dir, config, resume=state == "partial", progress=progress)
             seconds = float(result.history[-1]["elapsed_s"]) if result.history else 0.0
-        model = FakeSegment.load(run_dir, device=config.device)
+        model = Localizer.load(run_dir, device=config.device)
         trained.append((name, model, seconds, int(model.meta["n_parameters"])))
     split = load_split(out / "runs" / entries[0][0] / "split.json")
     for name, _ in entries[1:]:
@@ -114,15 +114,19 @@ def benchmark(data: str | Path, out: str | Path, *,
                                "seed and fractions")
     index = index_pairs(data)
     allow_resize = any(c.allow_resize for _, c in entries)
-    val = [load_pair(p, allow_resize=allow_resize) for p in index.subset(split.val)]
-    test = [load_pair(p, allow_resize=allow_resize) for p in index.subset(split.test)]
-    sets = protocol_sets(val, test, protocol)
+    loaded = {p.stem: load_pair(p, allow_resize=allow_resize) for p in progress_bar(
+        index.subset(split.val + split.test), desc="loading pairs", enabled=progress)}
+    sets = protocol_sets([loaded[s] for s in split.val], [loaded[s] for s in split.test],
+                         protocol)
     oracle_extractor = None
     if oracle:
-        fs = next((m for _, m, _, _ in trained if hasattr(m.net, "extractor")), None)
-        oracle_extractor = fs.net.extractor if fs is not None else None
+        fs = next((m for _, m, _, _ in trained if m.net.feature_extractor is not None), None)
+        oracle_extractor = fs.net.feature_extractor if fs is not None else None
     names = class_names(data)
     sections: dict[str, list[MethodScores]] = {}
+    # one step per (composite set, scored method): the models' and the oracle's rows
+    scoring = progress_bar(total=len(sets) * (len(trained) + (oracle_extractor is not None)),
+                           desc="scoring", unit="method", enabled=progress)
     for set_name, parts in sets.items():
         save_items(parts["test"], out / "composites" / set_name)
         rows = []
@@ -131,6 +135,7 @@ def benchmark(data: str | Path, out: str | Path, *,
                               class_names=names)
             row.extra.update(params=n_params, train_s=round(seconds, 1))
             rows.append(row)
+            scoring.update()
         oracle_maps: LayerMapCache = {}  # each composite's maps computed once, used throughout
         first_model = trained[0][1]  # the headline method: its failure cases
         failure_gallery(rows[0], model_scorer(first_model), parts["test"],
@@ -143,8 +148,10 @@ def benchmark(data: str | Path, out: str | Path, *,
                               parts["val"], parts["test"], class_names=names)
             row.extra.update(params=0, train_s=0.0)
             rows.append(row)
+            scoring.update()
         rows += trivial_rows(parts["test"], names)
         sections[SECTION_TITLES[set_name]] = rows
+    scoring.close()
     meta = {
         "title": f"fakeseg benchmark on {data}", "mode": "benchmark", "data": str(data),
         "split": split.to_json(), "protocol": dataclasses.asdict(protocol),

@@ -38,8 +38,8 @@ def demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int =
          progress: bool = True) -> DemoResult:
     from fakeseg.data.demo import build_demo_dataset
     from fakeseg.evaluation.evaluate import evaluate
-    from fakeseg.predict import predict
-    from fakeseg.report import report
+    from fakeseg.inference.predict import predict
+    from fakeseg.reporting import report
     from fakeseg.training.loop import train
 
     out = Path(out)

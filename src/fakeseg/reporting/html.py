@@ -7,7 +7,7 @@ a classifier run's ``config.json`` + ``history.json``, a demo dataset's ``demo.j
 renders one section per kind found. Numbers come only from the JSON the commands write, never
 from their Markdown; each is validated (:func:`templates.num`) and formatted once, so the "At a
 glance" box prints exactly the strings of the tables below. Images are embedded as data URIs
-(only files inside the result folder being shown, see :mod:`fakeseg.report.files`); the page
+(only files inside the result folder being shown, see :mod:`fakeseg.reporting.files`); the page
 needs no network: no external URL, font or script.
 """
 
@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from fakeseg.errors import FakesegError
-from fakeseg.report import templates as T
-from fakeseg.report.files import (
+from fakeseg.reporting import templates as T
+from fakeseg.reporting.files import (
     Embedder,
     locate,
     plot_uri,
@@ -308,17 +308,16 @@ def _prediction_card(rank: int, row: dict[str, Any], folder: Path, emb: Embedder
     else:
         try:
             image = emb.load(overlay.path).convert("RGB")
-            width = image.width
+            width, height = image.size
             if width < emb.display_px:  # small maps: enlarge so the boxes stay thin and crisp
                 image = image.resize((emb.display_px, round(image.height * emb.display_px
                                                             / width)), Image.Resampling.BICUBIC)
         except Exception as exc:  # any unreadable picture becomes one placeholder
             report_warning(f"could not read {overlay.path}: {exc}")
-            image, width = None, 0
-        # an overlay shaped like its heat map is a bare blend: the report draws the boxes; a
-        # differently shaped one carries predict's own colour bar and boxes
-        own_bar = image is not None and heat is not None and abs(
-            image.height / image.width - heat.shape[0] / heat.shape[1]) > 0.02
+            image, width, height = None, 0, 0
+        # an overlay of its heat map's size is a bare blend (older predict): the report draws
+        # the boxes and a colour bar; a wider one carries predict's own bar and boxes
+        own_bar = image is not None and (heat is None or (height, width) != heat.shape)
         if image is None:
             picture = T.warn_box("overlay: not a readable PNG/JPEG")
         else:

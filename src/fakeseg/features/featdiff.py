@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io as _io
-import logging
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +22,8 @@ import torch
 from fakeseg.data.pairs import Pair
 from fakeseg.errors import FakesegError
 from fakeseg.features.backbones import FeatureExtractor
-from fakeseg.progress import progress_bar
+from fakeseg.progress import progress_bar, warn
 from fakeseg.viz import new_figure, overlay, save_figure
-
-log = logging.getLogger(__name__)
 
 DEFAULT_BACKBONES: tuple[str, ...] = ("ssdlite_mobilenet_v2", "efficientnet_lite0")
 SSIM_MAX_WIN = 7
@@ -200,13 +197,13 @@ def build_backbones(names: Sequence[str], weights: str,
         except FakesegError as exc:
             if weights != "auto":
                 raise
-            log.warning("featdiff: skipping %s: %s", spec.name, exc)
+            warn(f"featdiff: skipping {spec.name}: {exc}")
             records[spec.name] = {"status": "skipped", "reason": str(exc)}
             continue
         extractors[spec.name] = extractor.to(device)
         random = extractor.weights_tag == "random"
         if random:
-            log.warning("featdiff: %s uses %s", spec.name, RANDOM_WARNING)
+            warn(f"featdiff: {spec.name} uses {RANDOM_WARNING}")
         records[spec.name] = {
             "status": "ok", "weights_tag": extractor.weights_tag, "random_weights": random,
             "warning": RANDOM_WARNING if random else None, "layers": list(extractor.layers),
@@ -412,8 +409,8 @@ def featdiff(real: str | Path | None, synthetic: str | Path | None, out: str | P
     """
     from fakeseg.config import versions
     from fakeseg.data.pairs import load_pair
+    from fakeseg.device import resolve_device
     from fakeseg.io import write_json, write_text
-    from fakeseg.models.fakesegment import resolve_device
 
     if isinstance(backbones, str):
         backbones = [b.strip() for b in backbones.split(",") if b.strip()]
@@ -436,7 +433,7 @@ def featdiff(real: str | Path | None, synthetic: str | Path | None, out: str | P
             cells = pair_cells(extractors, real_im, synthetic_im, out / "pairs" / pair.stem,
                                torch_device)
         except FakesegError as exc:
-            log.warning("featdiff: skipped pair %s: %s", pair.stem, exc)
+            warn(f"featdiff: skipped pair {pair.stem}: {exc}")
             skipped.append({"stem": pair.stem, "reason": str(exc)})
             continue
         grid = draw_grid(pair.stem, real_im, synthetic_im, cells, list(extractors), tags,

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from PIL import Image
 
 from fakeseg.progress import warn
-from fakeseg.report import templates as T
+from fakeseg.reporting import templates as T
 
 #: the formats fakeseg writes its pictures in; anything else is not opened
 EMBED_FORMATS = ("PNG", "JPEG")

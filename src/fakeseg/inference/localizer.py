@@ -1,0 +1,198 @@
+"""The user-facing model: load a trained run, predict heat maps for images of any size.
+
+``Localizer.load(run).predict(image)`` gives a :class:`HeatMap`; ``fakeseg.load(run)`` is the
+same. Any registered segmenter works (FakeSegment or a baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fakeseg.device import resolve_device
+from fakeseg.errors import FakesegError
+from fakeseg.io import ImageInput
+from fakeseg.models.base import Segmenter
+from fakeseg.models.checkpoint import load_checkpoint, load_into, save_checkpoint
+from fakeseg.models.registry import build_model
+
+MIN_SIDE = 8
+#: Image-level decision from a heat map (the MediaEval seed's Task B rule): an image is called
+#: synthetic when at least this share of its pixels is flagged. A documented guess, not fitted.
+DECISION_COVERAGE = 0.05
+
+
+def tile_windows(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of overlapping windows that cover ``length``."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = [*range(0, length - tile, step), length - tile]
+    return sorted(set(starts))
+
+
+@dataclass(repr=False)
+class HeatMap:
+    """A per-pixel probability of being unreal, plus image-level summaries.
+
+    ``score`` is the fraction of pixels whose probability is ≥ ``threshold`` (the share of the
+    image that looks unreal); ``max`` is the highest pixel probability and ``topk_mean`` the mean
+    of the top 1 % of pixels.
+    """
+
+    probability: np.ndarray  # float32 (H, W) in [0, 1]
+    threshold: float
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.probability >= self.threshold
+
+    @property
+    def score(self) -> float:
+        return float(self.mask.mean())
+
+    @property
+    def max(self) -> float:
+        return float(self.probability.max())
+
+    @property
+    def topk_mean(self) -> float:
+        flat = self.probability.ravel()
+        k = max(1, round(0.01 * flat.size))
+        return float(np.partition(flat, flat.size - k)[flat.size - k:].mean())
+
+    def __repr__(self) -> str:
+        height, width = self.probability.shape
+        return (f"HeatMap({width}x{height}, score={self.score:.3f}, max={self.max:.3f}, "
+                f"threshold={self.threshold:.3f})")
+
+    def summary(self) -> dict[str, float]:
+        return {"score": self.score, "max": self.max, "topk_mean": self.topk_mean,
+                "threshold": self.threshold}
+
+
+class Localizer:
+    """A trained localisation model: ``Localizer.load(run).predict(image) -> HeatMap``.
+
+    Wraps any registered segmenter (FakeSegment or a baseline) with its checkpoint's
+    threshold; predicts any image size (padding, and tiling above ``tile`` pixels).
+    """
+
+    def __init__(self, net: Segmenter, meta: dict[str, Any],
+                 device: torch.device | str = "cpu") -> None:
+        self.net = net.eval().to(device)
+        self.meta = meta
+        self.device = torch.device(device)
+        self.threshold = float(meta.get("threshold", 0.5))
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "auto") -> Localizer:
+        """Load a trained model.
+
+        ``path`` is a run folder from ``fakeseg train`` (its ``best/`` checkpoint is used), a
+        checkpoint folder (``best/``, ``last/``) or its ``model.safetensors``. ``device`` is
+        ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``. The network is rebuilt from
+        the checkpoint's recorded config, so no backbone weight file is needed. Every failure
+        (missing, corrupt, another kind of checkpoint) is a one-line error.
+        """
+        state, meta, folder = load_checkpoint(path)
+        if meta.get("kind") != "segmenter":
+            raise FakesegError(f"{folder}: a '{meta.get('kind')}' checkpoint, not a "
+                               "segmentation model; use the matching command")
+        config = meta["config"]
+        config["layers"] = meta.get("layers", config.get("layers"))
+        # the checkpoint carries the extractor's weights, so no weight file is needed here
+        net = build_model(config, weights="random")
+        load_into(net, state, folder / "model.safetensors")
+        if net.feature_extractor is not None:
+            net.feature_extractor.weights_tag = meta.get("weights_tag", "unknown")
+        return cls(net, meta, resolve_device(device))
+
+    def save(self, folder: str | Path) -> Path:
+        return save_checkpoint(folder, self.net.state_dict(), self.meta)
+
+    @torch.no_grad()
+    def predict_tensor(self, image: torch.Tensor, *, tile: int = 1024,
+                       overlap: int = 128) -> torch.Tensor:
+        """(B, 3, H, W) → probabilities (B, 1, H, W); images larger than ``tile`` are tiled."""
+        height, width = image.shape[-2:]
+        if min(height, width) < MIN_SIDE:
+            raise FakesegError(f"image is {width}x{height}; the model needs at least "
+                               f"{MIN_SIDE}x{MIN_SIDE} pixels")
+        if not torch.isfinite(image).all():
+            raise FakesegError("the image contains NaN or infinite values; fix the image first")
+        image = image.to(self.device)
+        if max(height, width) <= tile:
+            return _checked(torch.sigmoid(self.net.forward_any_size(image)).float().cpu())
+        total = torch.zeros((image.shape[0], 1, height, width))
+        count = torch.zeros((1, 1, height, width))
+        ramp = _tile_weight(min(tile, height), min(tile, width), overlap)
+        for top in tile_windows(height, tile, overlap):
+            for left in tile_windows(width, tile, overlap):
+                window = image[..., top:top + tile, left:left + tile]
+                probs = torch.sigmoid(self.net.forward_any_size(window)).float().cpu()
+                h, w = probs.shape[-2:]
+                total[..., top:top + h, left:left + w] += probs * ramp[..., :h, :w]
+                count[..., top:top + h, left:left + w] += ramp[..., :h, :w]
+        return _checked(total / count.clamp_min(1e-6))
+
+    def predict(self, image: ImageInput) -> HeatMap:
+        """One image → :class:`HeatMap`.
+
+        ``image`` may be a path, a PIL image, a NumPy array (H, W[, C]) of uint8, uint16 or
+        float in [0, 1], or a torch tensor (C, H, W) / (1, C, H, W); every form is converted
+        exactly as the file reader converts a file, so all give the same map.
+        """
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[ImageInput], *, batch_size: int = 4
+                      ) -> list[HeatMap]:
+        """Several images (any forms :meth:`predict` accepts, any sizes) → one HeatMap each.
+
+        Consecutive images of the same size run through the network together, ``batch_size``
+        at a time.
+        """
+        from fakeseg.io import to_rgb_float
+
+        arrays = [to_rgb_float(image, name=_describe(image, i)) for i, image in enumerate(images)]
+        heats: list[HeatMap] = []
+        start = 0
+        while start < len(arrays):
+            end = start + 1
+            while (end < len(arrays) and end - start < batch_size
+                   and arrays[end].shape == arrays[start].shape):
+                end += 1
+            batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays[start:end]])
+            probs = self.predict_tensor(batch)
+            heats.extend(HeatMap(p[0].numpy(), self.threshold) for p in probs)
+            start = end
+        return heats
+
+
+def _describe(image: object, index: int) -> str:
+    return str(image) if isinstance(image, (str, Path)) else f"image {index}"
+
+
+def _checked(probabilities: torch.Tensor) -> torch.Tensor:
+    """Non-finite output is an error, never a score."""
+    if not torch.isfinite(probabilities).all():
+        raise FakesegError("the model produced NaN or infinite probabilities; its checkpoint is "
+                           "corrupt or was trained into divergence: retrain or restore it")
+    return probabilities
+
+
+def _tile_weight(height: int, width: int, overlap: int) -> torch.Tensor:
+    """Blending weights that fall off linearly over ``overlap`` pixels at tile borders."""
+    def ramp(n: int) -> torch.Tensor:
+        pos = torch.arange(n, dtype=torch.float32)
+        edge = torch.minimum(pos + 1, n - pos)
+        return (edge / max(overlap, 1)).clamp(max=1.0)
+
+    return (ramp(height)[:, None] * ramp(width)[None, :])[None, None]
+
+

@@ -1,0 +1,1 @@
+"""Workflows: the multi-step jobs that train, evaluate and report together (benchmark, demo)."""

@@ -234,6 +234,8 @@ def _predictions(folder: Path, emb: Embedder, max_images: int) -> Part:
              f". {T.esc(_text(meta.get('score_meaning'), ''))}</p>"]
     if bad:
         parts.append(T.warn_box(f"{bad} line(s) of results.jsonl are not JSON objects: skipped"))
+    if meta.get("complete") is False:
+        parts.append(T.warn_box("predict did not finish this folder: the ranking is partial"))
     failures = [_text(f) for f in _list(meta.get("failures"))]
     if failures:
         parts.append(T.details(f"{len(failures)} input(s) could not be predicted", "<ul>" + "".join(
@@ -272,10 +274,27 @@ def _predictions(folder: Path, emb: Embedder, max_images: int) -> Part:
                       f"{T.esc(_text(rows[0].get('name')))}</b> with score {top['score']} "
                       "(the share of its pixels whose probability reaches the model's pixel "
                       f"threshold {top['threshold']}, chosen on validation pairs).")
-    audited = [Audited(None, f"{len(rows)} image(s) run through the model ({folder.name}/)"
+    audited = [Audited(_input_folder(rows, folder),
+                       f"{len(rows)} image(s) run through the model ({folder.name}/)"
                        + (f", {len(failures)} more could not be read" if failures else ""))]
     return Part("".join(parts), glance, [f"predictions in {folder}"] if tag == "random" else [],
                 audited)
+
+
+def _input_folder(rows: Sequence[dict[str, Any]], folder: Path) -> str | None:
+    """The folder the predicted images came from (their common parent; the dataset root when
+    that is a demo dataset's image folder), as text: the images themselves are never read."""
+    parents = set()
+    for row in rows:
+        value = row.get("image")
+        if isinstance(value, str) and value and "\x00" not in value:
+            parents.add(os.path.dirname(os.path.abspath(folder / value)))
+    if not parents:
+        return None
+    common = Path(os.path.commonpath(sorted(parents)))
+    if not (common / "demo.json").is_file() and (common.parent / "demo.json").is_file():
+        return str(common.parent)  # real/ or synthetic/ of a dataset
+    return str(common)
 
 
 def _load_heat(row: dict[str, Any], folder: Path) -> tuple[np.ndarray | None, str]:

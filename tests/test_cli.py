@@ -118,10 +118,10 @@ def test_every_option_has_a_meaning_and_a_default(monkeypatch: pytest.MonkeyPatc
 
 def test_defaults_in_help_texts_are_the_library_defaults() -> None:
     from fakeseg.classify import DEFAULT_AUGMENT, DEFAULT_SOURCE_PATTERN
+    from fakeseg.features.frechet import DEFAULT_SIZE, DEFAULT_SIZES
     from fakeseg.io import DEFAULT_MAX_PIXELS
-    from fakeseg.pipeline import DEMO_STEPS
     from fakeseg.spectral.attacks import DEFAULT_T
-    from fakeseg.spectral.frechet import DEFAULT_SIZE, DEFAULT_SIZES
+    from fakeseg.workflows.demo import DEMO_STEPS
 
     helps = {name: " ".join(p.format_help().split()) for name, p in all_parsers()}
     assert f"(default: {DEFAULT_MAX_PIXELS})" in helps["fakeseg"]

@@ -171,6 +171,11 @@ def _text(value: Any, default: str = "?") -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)[:200]
 
 
+def _maybe_text(value: Any) -> str | None:
+    """Like :func:`_text`, but None stays None (not recorded)."""
+    return None if value is None else _text(value)
+
+
 def _read_csv(path: Path, folder: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(read_text(path, folder), newline="")))
 
@@ -230,7 +235,7 @@ def _predictions(folder: Path, emb: Embedder, max_images: int) -> Part:
         row["_nums"] = {k: T.num(row.get(k)) for k in ("score", "max", "topk_mean", "threshold")}
     rows.sort(key=lambda r: (r["_nums"]["score"].value is None,
                              -(r["_nums"]["score"].value or 0.0)))
-    parts = [f"<p>{len(rows)} images; model backbone weights: {T.weights_tag(_text(tag, None))}"
+    parts = [f"<p>{len(rows)} images; model backbone weights: {T.weights_tag(_maybe_text(tag))}"
              f". {T.esc(_text(meta.get('score_meaning'), ''))}</p>"]
     if bad:
         parts.append(T.warn_box(f"{bad} line(s) of results.jsonl are not JSON objects: skipped"))
@@ -406,7 +411,7 @@ def _featdiff(folder: Path, emb: Embedder) -> Part:
         if record.get("status") == "skipped":
             items.append(f"{T.esc(name)}: skipped ({T.esc(_text(record.get('reason')))})")
         else:
-            tag = T.weights_tag(_text(record.get("weights_tag"), None))
+            tag = T.weights_tag(_maybe_text(record.get("weights_tag")))
             items.append(f"{T.esc(name)}: weights {tag}")
     if items:
         parts.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
@@ -446,7 +451,7 @@ def _featdiff(folder: Path, emb: Embedder) -> Part:
     config = _dict(payload.get("config"))
     data = config.get("pairs") or config.get("synthetic")
     return Part("".join(parts), glance, [f"featdiff {b}" for b in random],
-                [Audited(_text(data, None), f"{n_pairs} pair(s) compared layer by layer")])
+                [Audited(_maybe_text(data), f"{n_pairs} pair(s) compared layer by layer")])
 
 
 def _num_or_text(column: str, text: str) -> Any:
@@ -602,7 +607,7 @@ def _evaluation(folder: Path, emb: Embedder) -> Part:
     n_test = len(_list(metrics.get("test_pairs")))
     what = (f"evaluation on {n_test} test pair(s)" if n_test else
             f"evaluation ({_text(metrics.get('mode'))} mode)")
-    return Part("".join(parts), [g for g in glance if g], audited=[Audited(_text(data, None),
+    return Part("".join(parts), [g for g in glance if g], audited=[Audited(_maybe_text(data),
                                                                            what)],
                 failures=failures)
 
@@ -670,7 +675,7 @@ def _detection(folder: Path, emb: Embedder) -> Part:
               f"{overall['balanced acc.']}, ROC AUC {overall['ROC AUC']} (no threshold)"
               + (f"; {seen} image(s) were seen in training" if seen.value else "") + "."]
     return Part("".join(parts), glance, audited=[Audited(
-        _text(metrics.get("data"), None), f"{n} labelled image(s) scored by a classifier")])
+        _maybe_text(metrics.get("data")), f"{n} labelled image(s) scored by a classifier")])
 
 
 def _history_plot(history: list[dict[str, Any]], losses: Sequence[str], vals: Sequence[str],
@@ -718,7 +723,7 @@ def _checkpoint_meta(folder: Path) -> tuple[Path | None, dict[str, Any]]:
 
 
 def _checkpoint_line(tag: Any, meta_path: Path | None) -> str:
-    return (f"<p>Backbone weights: {T.weights_tag(_text(tag, None))}"
+    return (f"<p>Backbone weights: {T.weights_tag(_maybe_text(tag))}"
             + (f" · checkpoint <code>{T.esc(meta_path.parent.name)}</code>" if meta_path
                else ' · <span class="warn">no checkpoint metadata found</span>') + "</p>")
 
@@ -760,11 +765,11 @@ def _training(folder: Path, emb: Embedder) -> Part:
     if f1.value is not None:
         backbone = T.esc(_text(config.get("backbone")))
         glance.append(f"Heat-map model {T.esc(model_name)} on {backbone}"
-                      f" ({T.weights_tag(_text(tag, None))}): validation F1 {f1} at pixel "
+                      f" ({T.weights_tag(_maybe_text(tag))}): validation F1 {f1} at pixel "
                       f"threshold {threshold} (the threshold predict uses).")
     split = _dict(meta.get("split"))
     counts = {k: len(_list(split.get(k))) for k in ("train", "val", "test")}
-    audited = [Audited(_text(meta.get("data"), None),
+    audited = [Audited(_maybe_text(meta.get("data")),
                        f"{sum(counts.values())} pair(s) split train {counts['train']} / val "
                        f"{counts['val']} / test {counts['test']} (training run {folder.name})")]
     return Part("".join(parts), glance, [f"training run {folder}"] if tag == "random" else [],
@@ -804,13 +809,13 @@ def _classifier(folder: Path, emb: Embedder) -> Part:
     glance = []
     if val:
         row = cells["validation"]
-        glance.append(f"Classifier {T.esc(numbers['backbone'])} ({T.weights_tag(_text(tag, None))}"
+        glance.append(f"Classifier {T.esc(numbers['backbone'])} ({T.weights_tag(_maybe_text(tag))}"
                       f"): validation balanced accuracy {row['balanced acc.']}, ROC AUC "
                       f"{row['ROC AUC']} at P(synthetic) ≥ {threshold} (best epoch "
                       f"{numbers['best epoch']}).")
     split = _read_dict(folder, "split.json")
     n_train, n_val = len(_list(split.get("train"))), len(_list(split.get("val")))
-    audited = [Audited(_text(config.get("data"), None),
+    audited = [Audited(_maybe_text(config.get("data")),
                        f"{n_train + n_val} labelled image(s) (train {n_train} / val {n_val}) "
                        f"for classifier run {folder.name}")]
     return Part("".join(parts), glance, [f"classifier run {folder}"] if tag == "random" else [],
@@ -838,9 +843,9 @@ def _audit_html(audited: Sequence[Audited], datasets: Sequence[Path],
     by_data: dict[str, list[str]] = {}
     for item in audited:
         by_data.setdefault(item.data or "", []).append(item.what)
-    for folder in datasets:  # a demo dataset among the inputs that no result names
-        if not any(_same_folder(d, folder, inputs) for d in by_data if d):
-            by_data.setdefault(str(folder), []).append("dataset folder found among the inputs")
+    for dataset in datasets:  # a demo dataset among the inputs that no result names
+        if not any(_same_folder(d, dataset, inputs) for d in by_data if d):
+            by_data.setdefault(str(dataset), []).append("dataset folder found among the inputs")
     lines = [T.esc(w) for w in by_data.pop("", [])]
     for data, whats in by_data.items():
         folder = _resolve_data(data, inputs)

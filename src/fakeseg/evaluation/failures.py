@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 
 from fakeseg.data.composites import CompositeItem
 from fakeseg.evaluation.protocol import (
@@ -27,6 +29,9 @@ from fakeseg.evaluation.protocol import (
 from fakeseg.viz import colorize, new_figure, overlay, save_figure
 
 HIT, FALSE_ALARM, MISS = (0.2, 0.8, 0.2), (0.9, 0.15, 0.15), (0.2, 0.4, 1.0)
+#: font size (points) of the row labels and column titles: at the default 110 dpi and the report's
+#: display width (≤ 1.2 × downscale) this stays ≥ 11 px on screen
+LABEL_PT = 10
 
 
 def error_map(prob: np.ndarray, mask: np.ndarray, threshold: float) -> np.ndarray:
@@ -72,8 +77,11 @@ def failure_gallery(scores: MethodScores, scorer: Scorer, test: Sequence[Composi
         oracle = oracle_scorer(oracle_extractor, scales, cache=oracle_cache)
     titles = ["image", "ground truth (synthetic)", "probability",
               f"errors at thr {scores.threshold:.2f}"] + (["pair oracle"] if oracle else [])
-    fig = new_figure(2.4 * len(titles), 2.0 * max(len(rows), 1) + 0.6)
-    axes = np.atleast_2d(fig.subplots(max(len(rows), 1), len(titles), squeeze=False))
+    fig = new_figure(2.4 * len(titles), 2.0 * max(len(rows), 1) + 1.3)
+    n_rows = max(len(rows), 1)  # plus a thin row of colour bars under the columns
+    grid = fig.subplots(n_rows + 1, len(titles), squeeze=False,
+                        gridspec_kw={"height_ratios": [1.0] * n_rows + [0.06]})
+    axes, bar_axes = grid[:n_rows], grid[n_rows]
     for r, (item, prob, caption) in enumerate(rows):
         oracle_map = oracle(item) if oracle else None
         panels = [item.image, overlay(item.image, item.mask.astype(np.float32), cmap="viridis",
@@ -87,8 +95,17 @@ def failure_gallery(scores: MethodScores, scorer: Scorer, test: Sequence[Composi
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(titles[c], fontsize=8)
-        axes[r, 0].set_ylabel(caption, fontsize=7)
+                ax.set_title(titles[c], fontsize=LABEL_PT)
+        axes[r, 0].set_ylabel(caption, fontsize=LABEL_PT)
+    bars = {2: "probability of 'unreal'", 4: "|F(R) − F(C)| / row max"}
+    for column, ax in enumerate(bar_axes):  # colour scales of the probability and oracle columns
+        if column in bars and rows and (column != 4 or oracle):
+            bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap="inferno"), cax=ax,
+                               orientation="horizontal")
+            bar.set_label(bars[column], fontsize=LABEL_PT - 1)
+            bar.ax.tick_params(labelsize=LABEL_PT - 2)
+        else:
+            ax.axis("off")
     fig.suptitle(f"{scores.name}: worst test images (green hit, red false alarm, blue miss)",
-                 fontsize=9)
+                 fontsize=LABEL_PT + 1)
     return save_figure(fig, path)

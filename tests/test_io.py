@@ -13,7 +13,9 @@ from fakeseg.io import (
     expand_inputs,
     list_images,
     read_image,
+    read_label_map,
     read_mask,
+    read_size,
     set_max_pixels,
     write_image,
     write_json,
@@ -114,3 +116,111 @@ def test_listing_and_globs(tmp_path: Path) -> None:
     assert len(expand_inputs([str(tmp_path / "*.png"), str(tmp_path / "0.png")])) == 3
     with pytest.raises(FakesegError, match="matches no image"):
         expand_inputs([str(tmp_path / "*.tif")])
+
+
+def test_16bit_colour_png_and_tiff_keep_full_precision(tmp_path: Path) -> None:
+    import tifffile
+
+    from tests.robustness.make import write_png16
+
+    rng = np.random.default_rng(0)
+    for channels in (3, 4):
+        data = rng.integers(0, 65536, (9, 11, channels)).astype(np.uint16)
+        image = read_image(write_png16(tmp_path / f"c{channels}.png", data))
+        np.testing.assert_array_equal(np.round(image * 65535).astype(np.uint16), data[..., :3])
+    data = rng.integers(0, 65536, (9, 11, 3)).astype(np.uint16)
+    for name, options in {"le": {"byteorder": "<"}, "be": {"byteorder": ">"},
+                          "zip": {"compression": "zlib"}}.items():
+        tifffile.imwrite(tmp_path / f"{name}.tif", data, **options)
+        image = read_image(tmp_path / f"{name}.tif")
+        np.testing.assert_array_equal(np.round(image * 65535).astype(np.uint16), data)
+    extra = rng.integers(0, 65536, (9, 11, 4)).astype(np.uint16)  # RGB + an unnamed sample
+    tifffile.imwrite(tmp_path / "x.tif", extra, photometric="rgb", extrasamples=[0])
+    image = read_image(tmp_path / "x.tif")
+    np.testing.assert_array_equal(np.round(image * 65535).astype(np.uint16), extra[..., :3])
+
+
+def test_exif_orientations_match_pillow(tmp_path: Path) -> None:
+    from PIL import ImageOps
+
+    data = (np.arange(6 * 4 * 3) * 3 % 256).astype(np.uint8).reshape(6, 4, 3)
+    for orientation in range(1, 9):
+        image = Image.fromarray(data)
+        exif = image.getexif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"o{orientation}.png"
+        image.save(path, exif=exif)
+        expected = np.asarray(ImageOps.exif_transpose(Image.open(path)))
+        np.testing.assert_array_equal(np.round(read_image(path) * 255), expected)
+        assert read_size(path) == (expected.shape[1], expected.shape[0])
+
+
+def test_only_allowed_decoders_and_header_bomb_check(tmp_path: Path) -> None:
+    from tests.robustness.make import write_eps, write_png_header_only
+
+    with pytest.raises(ImageReadError, match="not a readable image"):
+        read_image(write_eps(tmp_path / "ghost.png"))
+    limit = Image.MAX_IMAGE_PIXELS
+    bomb = write_png_header_only(tmp_path / "bomb.png", 20_000, 10_000)  # 200 Mpx
+    with pytest.raises(ImageReadError, match="decompression-bomb"):
+        read_image(bomb)
+    try:
+        set_max_pixels(300_000_000)  # above Pillow's own hard limit: ours decides
+        assert read_size(bomb) == (20_000, 10_000)
+        with pytest.raises(ImageReadError, match="corrupt"):
+            read_image(bomb)
+    finally:
+        set_max_pixels(None)
+    assert limit == Image.MAX_IMAGE_PIXELS  # never touched
+
+
+def test_non_finite_float_images_are_refused(tmp_path: Path) -> None:
+    from tests.robustness.make import write_float_tiff
+
+    good = np.full((6, 6), 0.25, np.float32)
+    np.testing.assert_allclose(read_image(write_float_tiff(tmp_path / "ok.tif", good)), 0.25)
+    for value in (np.nan, np.inf, -np.inf):
+        bad = good.copy()
+        bad[2, 3] = value
+        with pytest.raises(ImageReadError, match="NaN or infinite") as info:
+            read_image(write_float_tiff(tmp_path / "bad.tif", bad))
+        assert "bad.tif" in str(info.value)
+
+
+def test_label_maps_with_alpha_and_access_errors(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import fakeseg.io
+
+    labels = np.zeros((5, 7, 2), np.uint8)
+    labels[:, 3:, 0], labels[..., 1] = 2, 255
+    Image.fromarray(labels, "LA").save(tmp_path / "la.png")
+    assert read_label_map(tmp_path / "la.png").tolist() == (labels[..., 0]).tolist()
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(good)
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(fakeseg.io, "open", denied, raising=False)
+    with pytest.raises(ImageReadError, match=r"good\.png: permission denied"):
+        read_image(good)
+    monkeypatch.undo()
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    os.mkfifo(tmp_path / "fifo.png")
+    for name, reason in (("loop.png", "symbolic link loop"),
+                         ("dangling.png", "broken symbolic link"),
+                         ("fifo.png", "not a regular file")):
+        with pytest.raises(ImageReadError, match=reason):
+            read_image(tmp_path / name)
+
+
+def test_control_characters_in_names_never_split_a_message(tmp_path: Path) -> None:
+    path = tmp_path / "evil\nfakeseg: error: forged.png"
+    path.write_bytes(b"junk")
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    message = str(info.value)
+    assert "\n" not in message and "evil\\nfakeseg" in message

@@ -86,3 +86,21 @@ def test_labels_and_masks_are_loaded(tmp_path: Path) -> None:
     root = make_pairs(tmp_path / "d", n=2, labels=True)
     loaded = load_pair(index_pairs(root).pairs[0])
     assert loaded.label is not None and set(np.unique(loaded.label)) == {0, 1}
+
+
+def test_duplicate_stems_are_ambiguous(tiny_pairs: Path) -> None:
+    index = index_pairs(tiny_pairs)
+    index.require_unambiguous()  # a clean dataset passes
+    write_image(tiny_pairs / "synthetic" / "p2.png", np.zeros((64, 64, 3), np.float32))
+    index = index_pairs(tiny_pairs)
+    assert [p.path.name for p in index.problems if p.ambiguous] == ["p2.png"]
+    with pytest.raises(DataError, match=r"appears twice.*data check"):
+        index.require_unambiguous()
+
+
+def test_a_damaged_split_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "split.json"
+    for text in ('{"train": "p0", "val": [], "test": [], "seed": 0}', "[1, 2]", "{not json"):
+        path.write_text(text)
+        with pytest.raises(DataError, match="not a valid split file"):
+            load_split(path)

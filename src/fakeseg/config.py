@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import platform
+import re
+import reprlib
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from fakeseg.errors import FakesegError
+from fakeseg.errors import FakesegError, printable
+from fakeseg.registry import did_you_mean
 
 T = TypeVar("T")
 
@@ -61,71 +66,385 @@ class TrainConfig:
     amp: bool = True
     threads: int = 0  # 0: torch default
 
-    def validate(self) -> TrainConfig:
-        if self.target_mode not in ("heatmap", "mask", "hybrid"):
-            raise FakesegError(f"target_mode '{self.target_mode}' is unknown; "
-                               "use heatmap, mask or hybrid")
-        for kind in self.mask_kinds:
-            if kind not in ("rectangles", "blobs", "classwise"):
-                raise FakesegError(f"mask kind '{kind}' is unknown; "
-                                   "use rectangles, blobs or classwise")
-        if self.crop_size < 32 or self.crop_size % 32:
-            raise FakesegError(f"crop_size {self.crop_size} must be a multiple of 32 (≥ 32)")
-        if self.work_stride not in (1, 2, 4, 8):
-            raise FakesegError(f"work_stride {self.work_stride} must be 1, 2, 4 or 8")
-        if self.steps < 1 or self.batch_size < 1 or self.steps_per_epoch < 1:
-            raise FakesegError("steps, batch_size and steps_per_epoch must be ≥ 1")
-        lo, hi = self.coverage
-        if not 0 < lo <= hi < 1:
-            raise FakesegError(f"coverage {self.coverage} must satisfy 0 < low ≤ high < 1")
+    def validate(self, origins: Mapping[str, str] | None = None, source: str = "config",
+                 names: Mapping[str, Sequence[str]] | None = None) -> TrainConfig:
+        """Check every field's type and range (normalising e.g. ``"1e-3"`` to 0.001).
+
+        ``origins`` names where each value came from (``--set steps=abc``, ``cfg.yaml``,
+        ``RUN/best/model.json``); the one-line error starts with it. ``names`` lists the
+        known values of name fields whose registries live above this module (``model``,
+        ``backbone``: see :func:`fakeseg.models.checkpoint.known_names`).
+        """
+        origins = origins or {}
+        for name, rule in FIELD_RULES.items():
+            value = getattr(self, name)
+            if names and name in names:
+                rule = _known(names[name], rule.example)
+            try:
+                setattr(self, name, rule.check(value))
+            except _Invalid as exc:
+                raise FakesegError(f"{origins.get(name, source)}: {name} must be "
+                                   f"{exc.expected or rule.expected}, got {_show(value)}"
+                                   f"{exc.hint}; "
+                                   f"e.g. {name}={rule.example}") from None
+        for together, ok, expected in _CROSS_CHECKS:
+            if not ok(self):
+                where = origins.get(together[-1], origins.get(together[0], source))
+                got = ", ".join(f"{n}={_show(getattr(self, n))}" for n in together)
+                raise FakesegError(f"{where}: {expected} (got {got})")
         return self
+
+
+# ------------------------------------------------------------------- the one validator
+
+
+class _Invalid(ValueError):
+    """A value that breaks its rule; ``expected`` overrides the rule's description."""
+
+    def __init__(self, expected: str = "", hint: str = "") -> None:
+        super().__init__(expected)
+        self.expected, self.hint = expected, hint
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one config field is checked: ``check`` returns the normalised value or raises."""
+
+    check: Callable[[Any], Any]
+    expected: str
+    example: str
+
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxother = 2, 40, 40
+
+
+def _show(value: Any) -> str:
+    """A short repr (bounded even for a YAML alias bomb)."""
+    return _SHORT_REPR.repr(value)
+
+
+def _number(value: Any) -> float:
+    """int/float (not bool) or a numeric string such as ``"1e-3"`` (YAML 1.1 reads it as text)."""
+    if isinstance(value, bool):
+        raise _Invalid()
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise _Invalid() from None
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Invalid()
+    return value
+
+
+def _integer(low: int, high: int | None = None, multiple: int = 1) -> Rule:
+    def check(value: Any) -> int:
+        number = _number(value)
+        if float(number) != int(number):
+            raise _Invalid()
+        number = int(number)
+        if number < low or (high is not None and number > high) or number % multiple:
+            raise _Invalid()
+        return number
+
+    bounds = f"≥ {low}" if high is None else f"in [{low}, {high}]"
+    kind = "a whole number" if multiple == 1 else f"a multiple of {multiple}"
+    return Rule(check, f"{kind} {bounds}", str(max(low, multiple)))
+
+
+def _real(low: float, high: float | None = None, *, open_low: bool = False,
+          open_high: bool = False, example: str = "") -> Rule:
+    def check(value: Any) -> float:
+        number = float(_number(value))
+        if number < low or (open_low and number == low):
+            raise _Invalid()
+        if high is not None and (number > high or (open_high and number == high)):
+            raise _Invalid()
+        return number
+
+    left = "(" if open_low else "["
+    right = ")" if open_high else "]"
+    bounds = f"> {low:g}" if high is None and open_low else f"≥ {low:g}" if high is None \
+        else f"in {left}{low:g}, {high:g}{right}"
+    return Rule(check, f"a finite number {bounds}", example or f"{low:g}")
+
+
+def _boolean() -> Rule:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise _Invalid()
+        return value
+
+    return Rule(check, "true or false", "true")
+
+
+def _text(pattern: str | None = None, expected: str = "a non-empty string",
+          example: str = "auto") -> Rule:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip() or (
+                pattern and not re.fullmatch(pattern, value)):
+            raise _Invalid()
+        return value
+
+    return Rule(check, expected, example)
+
+
+def _choice(choices: Callable[[], list[Any]], example: str) -> Rule:
+    """One of ``choices()`` (looked up lazily: some lists come from torch-side registries)."""
+    def check(value: Any) -> Any:
+        known = choices()
+        if isinstance(value, bool) or value not in known:
+            hint = did_you_mean(str(value), [str(k) for k in known])
+            listed = ", ".join(map(str, known[:8])) + (
+                f", ... ({len(known)} names)" if len(known) > 8 else "")
+            raise _Invalid(f"one of {listed}", hint)
+        return value
+
+    return Rule(check, "a known name", example)
+
+
+def _known(names: Sequence[str], example: str) -> Rule:
+    """One of a fixed list of registered names."""
+    known = list(names)
+    return _choice(lambda: known, example)
+
+
+def _optional(rule: Rule) -> Rule:
+    return Rule(lambda v: None if v is None else rule.check(v),
+                f"null or {rule.expected}", rule.example)
+
+
+def _listing(item: Rule, *, split_text: bool = False, min_items: int = 1) -> Rule:
+    """A list of ``item``; with ``split_text`` a bare string ``"a,b"`` means ``[a, b]``."""
+    def check(value: Any) -> list[Any]:
+        if split_text and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)) or len(value) < min_items:
+            raise _Invalid()
+        try:
+            return [item.check(v) for v in value]
+        except _Invalid as exc:
+            raise _Invalid(f"a list of {exc.expected or item.expected}", exc.hint) from None
+
+    return Rule(check, f"a list of {item.expected}", f"[{item.example}]")
+
+
+def _pair(item: Rule) -> Rule:
+    def check(value: Any) -> tuple[Any, Any]:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise _Invalid()
+        return (item.check(value[0]), item.check(value[1]))
+
+    return Rule(check, f"a pair [low, high] of {item.expected}s", f"[{item.example}, 0.6]")
+
+
+def _mapping() -> Rule:
+    def check(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise _Invalid()
+        try:
+            check_size(value)
+        except FakesegError:
+            raise _Invalid(f"a mapping under {MAX_CONFIG_CHARS // 1024} KiB and "
+                           f"{MAX_CONFIG_DEPTH} levels once YAML aliases are expanded") from None
+        return dict(value)
+
+    return Rule(check, "a mapping of name: value", "{}")
+
+
+def _encoders() -> list[str]:
+    from segmentation_models_pytorch.encoders import get_encoder_names
+
+    return list(get_encoder_names())
+
+
+_UNIT = _real(0.0, 1.0, example="0.5")
+MASK_KINDS = ("rectangles", "blobs", "classwise")
+FIELD_RULES: dict[str, Rule] = {
+    "model": _text(r"[A-Za-z0-9_.-]+", "a model name", "fakesegment"),
+    "model_options": _mapping(),
+    "backbone": _text(r"[A-Za-z0-9_.-]+", "a backbone name", "ssdlite_mobilenet_v2"),
+    "backbone_weights": _text(example="auto"),
+    "layers": _optional(_listing(_text(example="layer"))),
+    "layer_weights": _optional(_listing(_real(0.0, example="1.0"))),
+    "target_percentile": _real(0.0, 100.0, open_low=True, example="99"),
+    "encoder": _choice(_encoders, "resnet18"),
+    "encoder_weights": _optional(_text(example="imagenet")),
+    "reduce_channels": _integer(1, 4096),
+    "use_rgb": _boolean(),
+    "work_stride": _choice(lambda: [1, 2, 4, 8], "4"),
+    "target_mode": _choice(lambda: ["heatmap", "mask", "hybrid"], "mask"),
+    "mask_kinds": _listing(_choice(lambda: list(MASK_KINDS), "rectangles"), split_text=True),
+    "coverage": _pair(_real(0.0, 1.0, open_low=True, open_high=True, example="0.2")),
+    "p_pure_real": _UNIT,
+    "p_pure_synthetic": _UNIT,
+    "blend_sigma": _real(0.0, 100.0, example="2.0"),
+    "p_reencode": _UNIT,
+    "crop_size": _integer(32, 8192, multiple=32),
+    "batch_size": _integer(1, 65536),
+    "steps": _integer(1),
+    "steps_per_epoch": _integer(1),
+    "lr": _real(0.0, 10.0, open_low=True, example="0.001"),
+    "weight_decay": _real(0.0, example="0.0001"),
+    "adv_weight": _real(0.0, example="0.1"),
+    "early_stopping": _integer(0),
+    "val_fraction": _real(0.0, 1.0, open_low=True, open_high=True, example="0.2"),
+    "test_fraction": _real(0.0, 1.0, open_high=True, example="0.2"),
+    "seed": _integer(0, 2**32 - 1),
+    "allow_resize": _boolean(),
+    "device": _text(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda or cuda:N", "cpu"),
+    "amp": _boolean(),
+    "threads": _integer(0, 1024),
+}
+_CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[TrainConfig], bool], str], ...] = (
+    (("coverage",), lambda c: c.coverage[0] <= c.coverage[1],
+     "coverage must be [low, high] with low ≤ high"),
+    (("val_fraction", "test_fraction"), lambda c: c.val_fraction + c.test_fraction < 1,
+     "val_fraction + test_fraction must be below 1"),
+    (("p_pure_real", "p_pure_synthetic"), lambda c: c.p_pure_real + c.p_pure_synthetic <= 1,
+     "p_pure_real + p_pure_synthetic must be at most 1"),
+)
+
+#: a config (or one --set value) may expand to at most this much text: YAML aliases can
+#: make a few hundred bytes stand for gigabytes once saved
+MAX_CONFIG_CHARS = 64 * 1024
+MAX_CONFIG_DEPTH = 32
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+
+
+def check_size(value: Any, source: str = "config") -> None:
+    """Refuse a value whose expanded (alias-resolved) form is over :data:`MAX_CONFIG_CHARS`.
+
+    Walks the value as serialisation would, so a shared sub-tree counts every time it is
+    used, and stops as soon as the budget is spent (never expands a bomb).
+    """
+    budget = MAX_CONFIG_CHARS
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise FakesegError(f"{source}: nested deeper than {MAX_CONFIG_DEPTH} levels; "
+                               "a config is a flat mapping of option: value")
+        if isinstance(item, dict):
+            budget -= 2 + sum(len(str(k)) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, (list, tuple)):
+            budget -= 2 + len(item)
+            stack.extend((v, depth + 1) for v in item)
+        else:
+            budget -= len(str(item)) + 1
+        if budget < 0:
+            raise FakesegError(f"{source}: expands to more than {MAX_CONFIG_CHARS // 1024} KiB "
+                               "(YAML aliases?); write the values out plainly")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def from_dict(cls: type[T], payload: dict[str, Any], *, source: str = "config") -> T:
-    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(payload) - set(names))
+def from_dict(cls: type[T], payload: Any, *, source: str = "config",
+              origins: Mapping[str, str] | None = None,
+              names: Mapping[str, Sequence[str]] | None = None) -> T:
+    """Build (and, for TrainConfig, validate) a config; errors name ``origins[key]`` or
+    ``source``."""
+    origins = origins or {}
+    if not isinstance(payload, dict):
+        raise FakesegError(f"{source}: expected a mapping of option: value, got "
+                           f"{type(payload).__name__}")
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted((key for key in payload if key not in fields), key=str)
     if unknown:
-        import difflib
-
-        hints = [difflib.get_close_matches(key, list(names), n=1) for key in unknown]
-        detail = ", ".join(
-            f"'{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-            for key, hint in zip(unknown, hints, strict=True)
-        )
-        raise FakesegError(f"{source}: unknown option {detail}")
-    values = dict(payload)
-    if "coverage" in values and values["coverage"] is not None:
-        values["coverage"] = tuple(values["coverage"])
-    return cls(**values)
+        key = unknown[0]
+        hint = did_you_mean(str(key), fields)
+        more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+        raise FakesegError(f"{origins.get(key, source)}: unknown option '{key}'{hint}{more}; "
+                           "see fakeseg.config.TrainConfig for the options")
+    config = cls(**payload)
+    if isinstance(config, TrainConfig):
+        config.validate(origins, source, names)
+    return config
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from a file; every problem (folder, encoding, syntax, size) is one line."""
     path = Path(path)
     try:
-        payload = yaml.safe_load(path.read_text()) or {}
+        if path.is_dir():
+            raise FakesegError(f"{printable(path)}: is a folder, not a YAML file; "
+                               "pass the config file")
+        if path.stat().st_size > MAX_CONFIG_FILE_BYTES:
+            raise FakesegError(f"{printable(path)}: {path.stat().st_size:,} bytes is too large "
+                               "for a config; pass the YAML options file")
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError as exc:
-        raise FakesegError(f"{path}: config file not found; check the path") from exc
-    except yaml.YAMLError as exc:
-        raise FakesegError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the syntax")\
+        raise FakesegError(f"{printable(path)}: config file not found; check the path") from exc
+    except PermissionError as exc:
+        raise FakesegError(f"{printable(path)}: permission denied; make it readable") from exc
+    except UnicodeDecodeError as exc:
+        raise FakesegError(f"{printable(path)}: not UTF-8 text; save the config as UTF-8")\
             from exc
+    except OSError as exc:
+        raise FakesegError(f"{printable(path)}: cannot read ({exc.strerror}); check the path")\
+            from exc
+    payload = _parse_yaml(text, str(path)) or {}
     if not isinstance(payload, dict):
-        raise FakesegError(f"{path}: expected a mapping of option: value at the top level")
+        raise FakesegError(f"{printable(path)}: expected a mapping of option: value at the top "
+                           "level")
+    check_size(payload, str(path))
     return payload
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["lr=0.01", "layers=[a, b]"]`` → ``{"lr": 0.01, "layers": ["a", "b"]}`` (YAML values)."""
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise FakesegError(f"{source}: not valid YAML ({problem}{at}); fix the syntax or "
+                           "quote the value") from None
+
+
+def parse_overrides(items: list[str], origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """``["lr=0.01", "layers=[a, b]"]`` → ``{"lr": 0.01, "layers": ["a", "b"]}`` (YAML values).
+
+    ``origins`` (if given) receives ``key → "--set ITEM"`` for error messages.
+    """
     result: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise FakesegError(f"override '{item}' must look like key=value (e.g. steps=200)")
+            raise FakesegError(f"--set {printable(item)}: must look like key=value "
+                               "(e.g. steps=200)")
         key, raw = item.split("=", 1)
-        result[key.strip().replace("-", "_")] = yaml.safe_load(raw)
+        key = key.strip().replace("-", "_")
+        source = f"--set {printable(item)}"
+        value = _parse_yaml(raw, source)
+        check_size(value, source)
+        result[key] = value
+        if origins is not None:
+            origins[key] = source
     return result
+
+
+def train_config(config_file: str | Path | None = None, overrides: list[str] | None = None,
+                 options: Mapping[str, Any] | None = None,
+                 names: Mapping[str, Sequence[str]] | None = None) -> TrainConfig:
+    """Defaults ← the ``--config`` file ← ``--set`` overrides ← option flags, validated once
+    (``names``: see :meth:`TrainConfig.validate`); an error names where the bad value came
+    from."""
+    values = to_dict(TrainConfig())
+    origins: dict[str, str] = {}
+    if config_file:
+        loaded = load_yaml(config_file)
+        values.update(loaded)
+        origins.update(dict.fromkeys(loaded, printable(config_file)))
+    values.update(parse_overrides(list(overrides or []), origins))
+    for key, value in (options or {}).items():
+        if value is not None:
+            values[key] = value
+            origins[key] = "--" + key.replace("_", "-")
+    return from_dict(TrainConfig, values, origins=origins, names=names)
 
 
 def versions() -> dict[str, str]:

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: object) -> str:
+    """``text`` with control characters escaped (a newline becomes ``\\n``), so that a file
+    name can never split or forge a message line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 
 class FakesegError(Exception):
     """An error the CLI prints as one line (no traceback unless --debug)."""
+
+    def __str__(self) -> str:
+        return printable(super().__str__())
 
 
 class ImageReadError(FakesegError):
@@ -14,7 +26,8 @@ class ImageReadError(FakesegError):
 
     def __init__(self, path: str | Path, reason: str, fix: str) -> None:
         self.path = Path(path)
-        super().__init__(f"{path}: {reason}; {fix}")
+        self.detail = f"{reason}; {fix}"  # the message without the path
+        super().__init__(f"{printable(path)}: {self.detail}")
 
 
 class DataError(FakesegError):

@@ -9,24 +9,41 @@ names the file and the fix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
+import struct
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps
 
-from fakeseg.errors import FakesegError, ImageReadError
+from fakeseg.errors import FakesegError, ImageReadError, printable
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 )
+#: the only Pillow decoders a file may reach, whatever its bytes claim (an EPS named .png
+#: must never get to the Ghostscript plugin)
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")
 DEFAULT_MAX_PIXELS = 100_000_000
 _max_pixels = DEFAULT_MAX_PIXELS
+#: what Pillow's decoders raise on malformed data, while identifying or decoding
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
+                  struct.error, ZeroDivisionError)
+#: EXIF orientation → the array operation that shows the image upright (as ImageOps does)
+_ORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1), 8: lambda a: np.rot90(a, 1),
+}
+_SWAP_16 = {";16B": ";16L", ";16L": ";16B", ";16N": ";16B" if sys.byteorder == "little" else ";16L"}
 
 
 def set_max_pixels(limit: int | None) -> None:
@@ -47,22 +64,46 @@ def is_image_file(path: Path) -> bool:
             and path.is_file())
 
 
-def _open(path: Path) -> Image.Image:
-    if not path.exists():
-        raise ImageReadError(path, "no such file", "check the path")
-    if path.is_dir():
-        raise ImageReadError(path, "is a folder, not an image", "pass an image file")
+def _access_error(path: Path, exc: OSError) -> ImageReadError:
+    """An OSError from stat/open as one line with its real cause (permission, loop, ...)."""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return ImageReadError(path, "permission denied", "make the file readable (chmod +r)")
+    if exc.errno == errno.ENOENT:
+        reason = "broken symbolic link" if path.is_symlink() else "no such file"
+        return ImageReadError(path, reason, "check the path")
+    if exc.errno == errno.ELOOP:
+        return ImageReadError(path, "symbolic link loop", "point the link at a real file")
+    return ImageReadError(path, f"cannot open ({exc.strerror or exc})", "check the path")
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[ImageFile.ImageFile]:
+    """The image at ``path``, identified and size-checked but not yet decoded.
+
+    Only the decoders of :data:`IMAGE_FORMATS` are tried. The pixel count comes from the
+    header, before any decoding, so the bomb check needs no process-wide Pillow setting.
+    """
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         allowed = ", ".join(sorted(IMAGE_EXTENSIONS))
-        raise ImageReadError(
-            path, f"unknown image extension '{path.suffix}'", f"use one of {allowed}"
-        )
-    if path.stat().st_size == 0:
-        raise ImageReadError(path, "file is empty (0 bytes)", "re-export or remove it")
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # we apply our own, explicit limit below
+        raise ImageReadError(path, f"unknown image extension '{path.suffix}'",
+                             f"use one of {allowed}")
     try:
-        image = Image.open(path)
+        info = path.stat()
+    except OSError as exc:
+        raise _access_error(path, exc) from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageReadError(path, "is a folder, not an image", "pass an image file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageReadError(path, "not a regular file (a FIFO, socket or device)",
+                             "pass an image file")
+    if info.st_size == 0:
+        raise ImageReadError(path, "file is empty (0 bytes)", "re-export or remove it")
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise _access_error(path, exc) from exc
+    with handle:
+        image = _identify(path, handle)
         width, height = image.size
         if width * height > _max_pixels:
             raise ImageReadError(
@@ -71,18 +112,79 @@ def _open(path: Path) -> Image.Image:
                 f"{_max_pixels:,} (decompression-bomb guard)",
                 "raise it with --max-pixels if you trust this file",
             )
+        yield image
+
+
+def _identify(path: Path, handle: BinaryIO) -> ImageFile.ImageFile:
+    """Pillow's own identification loop (``Image.open``), restricted to our formats and
+    without its global ``MAX_IMAGE_PIXELS`` check (:func:`_open` applies ours)."""
+    Image.init()
+    prefix = handle.read(16)
+    for name in IMAGE_FORMATS:
+        factory, accept = Image.OPEN[name]
+        accepted = accept(prefix) if accept is not None else True
+        if not accepted or isinstance(accepted, str):  # a str: "support not installed"
+            continue
+        handle.seek(0)
+        try:
+            return factory(handle, str(path))
+        except _DECODE_ERRORS:
+            continue
+    raise ImageReadError(path, "not a readable image (corrupt, or not PNG, JPEG, TIFF, WebP or "
+                               "BMP inside)", "re-export or remove it")
+
+
+def _decode(path: Path, image: Image.Image) -> None:
+    try:
         image.load()
-    except UnidentifiedImageError as exc:
-        raise ImageReadError(
-            path, "not a readable image (corrupt or wrong format)", "re-export or remove it"
-        ) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(
-            path, f"truncated or corrupt image ({exc})", "re-export or remove it"
-        ) from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
-    return image
+    except _DECODE_ERRORS as exc:
+        raise ImageReadError(path, f"truncated or corrupt image ({exc})",
+                             "re-export or remove it") from exc
+
+
+def _orientation(image: Image.Image) -> int:
+    try:  # a broken EXIF block must not lose a good image
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:
+        return 1
+
+
+def _deep_colour(path: Path, image: ImageFile.ImageFile) -> np.ndarray | None:
+    """16-bit RGB(A) as uint16 (H, W, C), or None for any other image.
+
+    Pillow has no 16-bit colour mode: it keeps the high byte of each sample. Decoding the
+    same data a second time with the byte order swapped yields the low byte, and the two make
+    the full 16-bit value (the decoders do the decompression and PNG filtering, in C).
+    """
+    if image.mode not in ("RGB", "RGBA") or len(image.tile) == 0:
+        return None
+    rawmodes = {tile.args if isinstance(tile.args, str) else (tile.args or ("",))[0]
+                for tile in image.tile}
+    if len(rawmodes) != 1:
+        return None
+    rawmode = str(rawmodes.pop())
+    suffix = rawmode[-4:]
+    if suffix not in _SWAP_16:
+        return None
+    swapped = rawmode[:-4] + _SWAP_16[suffix]
+    try:  # does Pillow unpack the swapped layout (RGB;16B, RGBA;16L, RGBX;16N, ...)?
+        Image.frombytes(image.mode, (1, 1), bytes(16), "raw", swapped)
+    except ValueError:
+        from fakeseg.progress import warn
+
+        warn(f"fakeseg: warning: {printable(path)}: 16-bit colour stored as '{rawmode}' is "
+             "read at 8-bit precision; convert it to a 16-bit PNG for full precision")
+        return None
+
+    def with_rawmode(args: Any) -> Any:
+        return swapped if isinstance(args, str) else (swapped, *args[1:])
+
+    with _open(path) as low:
+        low.tile = [tile._replace(args=with_rawmode(tile.args)) for tile in low.tile]
+        _decode(path, low)
+        low_bytes = np.asarray(low, dtype=np.uint16)
+    _decode(path, image)
+    return (np.asarray(image, dtype=np.uint16) << 8) | low_bytes
 
 
 def _to_float_array(image: Image.Image, path: Path) -> np.ndarray:
@@ -95,6 +197,10 @@ def _to_float_array(image: Image.Image, path: Path) -> np.ndarray:
         return np.clip(array / scale, 0.0, 1.0)
     if mode == "F":
         array = np.asarray(image, dtype=np.float32)
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise ImageReadError(path, f"{bad:,} pixel(s) are NaN or infinite",
+                                 "replace them (e.g. with 0) and re-export")
         top = float(array.max(initial=0))
         return np.clip(array / (top if top > 1.0 else 1.0), 0.0, 1.0)
     if mode in ("1", "L", "P", "LA", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
@@ -106,17 +212,23 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read an image as float32 RGB in [0, 1], shape (H, W, 3).
 
     Grayscale is repeated to three channels, alpha is dropped (the colour is kept as stored),
-    and 16-bit data keeps its full precision.
+    16-bit data (grayscale or colour) keeps its full precision, and NaN/inf pixels of float
+    TIFFs are an error.
     """
     path = Path(path)
-    image = _open(path)
-    with contextlib.suppress(Exception):  # a broken EXIF block must not lose a good image
-        image = ImageOps.exif_transpose(image)
-    array = _to_float_array(image, path)
+    with _open(path) as image:
+        deep = _deep_colour(path, image)
+        if deep is not None:
+            array = deep[:, :, :3].astype(np.float32) / 65535.0
+        else:
+            _decode(path, image)
+            array = _to_float_array(image, path)
+        orientation = _orientation(image)
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] != 3:
         raise ImageReadError(path, f"unexpected array shape {array.shape}", "save it as RGB")
+    array = _ORIENT.get(orientation, lambda a: a)(array)
     if min(array.shape[:2]) < 2:
         raise ImageReadError(
             path, f"image is {array.shape[1]}x{array.shape[0]}, too small", "use at least 2x2"
@@ -125,24 +237,34 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def read_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, without keeping the pixels."""
+    """(width, height) after EXIF orientation, without decoding the pixels where possible."""
     path = Path(path)
-    image = _open(path)
-    orientation = image.getexif().get(0x0112, 1)
-    width, height = image.size
+    with _open(path) as image:
+        orientation = _orientation(image)
+        width, height = image.size
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def read_label_map(path: str | Path) -> np.ndarray:
-    """Read an integer class-id map (single channel) as int64 (H, W)."""
+    """Read an integer class-id map (single channel) as int64 (H, W).
+
+    A grey+alpha (LA/PA) file keeps its first channel: the alpha is not a class.
+    """
     path = Path(path)
-    image = _open(path)
-    if image.mode in ("RGB", "RGBA"):
-        raise ImageReadError(
-            path, "label map is colour, expected one channel of integer class ids",
-            "save it as a grayscale/palette PNG of class ids",
-        )
-    return np.asarray(image, dtype=np.int64)
+    with _open(path) as opened:
+        _decode(path, opened)
+        image: Image.Image = opened
+        if image.mode in ("RGB", "RGBA"):
+            raise ImageReadError(
+                path, "label map is colour, expected one channel of integer class ids",
+                "save it as a grayscale/palette PNG of class ids",
+            )
+        if image.mode in ("LA", "PA", "La"):
+            image = image.getchannel(0)
+        if image.mode == "F":
+            raise ImageReadError(path, "label map holds floating-point values, expected "
+                                       "integer class ids", "save it as an 8/16-bit PNG")
+        return np.asarray(image, dtype=np.int64)
 
 
 def read_mask(path: str | Path, *, invert: bool = False) -> np.ndarray:
@@ -152,10 +274,15 @@ def read_mask(path: str | Path, *, invert: bool = False) -> np.ndarray:
     than that means the file is not a mask.
     """
     path = Path(path)
-    image = _open(path)
-    if image.mode not in ("I;16", "I;16B", "I;16L", "I", "F", "L", "1"):
-        image = image.convert("L")
-    array = np.asarray(image, dtype=np.float64)
+    with _open(path) as opened:
+        _decode(path, opened)
+        image: Image.Image = opened
+        if image.mode not in ("I;16", "I;16B", "I;16L", "I", "F", "L", "1"):
+            image = image.convert("L")
+        array = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise ImageReadError(path, "mask holds NaN or infinite values",
+                             "save it as a 0/255 PNG")
     top = float(array.max(initial=0.0))
     if top > 0:
         scaled = array / top
@@ -283,10 +410,10 @@ LOCK_FILE = ".fakeseg.lock"
 def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
     """Create the output folder, or say in one line why it cannot be used (before heavy work)."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise FakesegError(f"{path}: {option} is an existing file, not a folder; "
-                           "pass a folder path")
-    try:
+    try:  # exists() itself fails on a name that is too long
+        if path.exists() and not path.is_dir():
+            raise FakesegError(f"{path}: {option} is an existing file, not a folder; "
+                               "pass a folder path")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__

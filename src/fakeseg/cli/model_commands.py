@@ -119,18 +119,14 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """``--config`` YAML, then ``--set`` overrides, then whichever option flags the command has."""
-    from fakeseg.config import TrainConfig, from_dict, load_yaml, parse_overrides, to_dict
+    from fakeseg.config import train_config
+    from fakeseg.models.checkpoint import known_names
 
-    values = to_dict(TrainConfig())
-    if args.config:
-        values.update(load_yaml(args.config))
-    values.update(parse_overrides(args.overrides or []))
     flags = {name: getattr(args, name, None)
              for name in ("backbone", "backbone_weights", "steps", "seed", "device")}
-    values.update({k: v for k, v in flags.items() if v is not None})
     if getattr(args, "resize", False):
-        values["allow_resize"] = True
-    return from_dict(TrainConfig, values, source=args.config or "options").validate()
+        flags["allow_resize"] = True
+    return train_config(args.config, args.overrides, flags, known_names())
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io as _io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 from PIL import Image
@@ -152,6 +153,12 @@ class CompositeItem:
     label: np.ndarray | None  # class ids, when the dataset has labels/
 
 
+@overload
+def _center(array: np.ndarray, side: int | None) -> np.ndarray: ...
+@overload
+def _center(array: None, side: int | None) -> None: ...
+@overload
+def _center(array: np.ndarray | None, side: int | None) -> np.ndarray | None: ...
 def _center(array: np.ndarray | None, side: int | None) -> np.ndarray | None:
     if array is None or side is None:
         return array
@@ -173,8 +180,8 @@ def composite_set(pairs: Sequence[LoadedPair], *, seed: int, kinds: Sequence[str
     rng = np.random.default_rng(seed)
     items: list[CompositeItem] = []
     for pair in pairs:
-        real, synthetic, label_map, pair_mask = (
-            _center(a, max_side) for a in (pair.real, pair.synthetic, pair.label, pair.mask))
+        real, synthetic = _center(pair.real, max_side), _center(pair.synthetic, max_side)
+        label_map, pair_mask = _center(pair.label, max_side), _center(pair.mask, max_side)
         names = [kinds[i % len(kinds)] for i in range(per_pair)]
         if include_pure:
             names += ["pure_real", "pure_synthetic"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fakeseg.errors import DataError, FakesegError
+from fakeseg.errors import DataError, FakesegError, ImageReadError, printable
 from fakeseg.io import (
     IMAGE_EXTENSIONS,
     read_image,
@@ -53,9 +53,10 @@ class Pair:
 class Problem:
     path: Path
     message: str
+    ambiguous: bool = False  # two files claim one stem: which one pairs is a guess
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return f"{printable(self.path)}: {self.message}"
 
 
 @dataclass
@@ -69,6 +70,15 @@ class PairIndex:
     @property
     def stems(self) -> list[str]:
         return [pair.stem for pair in self.pairs]
+
+    def require_unambiguous(self) -> None:
+        """Refuse a dataset where two files share a stem (``x.png`` and ``x.jpg``): training
+        on whichever was listed first would be a silent guess."""
+        clashes = [p for p in self.problems if p.ambiguous]
+        if clashes:
+            more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+            raise DataError(f"{clashes[0]}{more}; 'fakeseg data check {printable(self.root)}' "
+                            "lists them all")
 
     def subset(self, stems: list[str]) -> list[Pair]:
         by_stem = {pair.stem: pair for pair in self.pairs}
@@ -92,7 +102,8 @@ def _files_by_stem(folder: Path, problems: list[Problem]) -> dict[str, Path]:
             continue
         if path.stem in by_stem:
             problems.append(Problem(path, f"stem '{path.stem}' appears twice "
-                                          f"(also {by_stem[path.stem].name}); keep one"))
+                                          f"(also {by_stem[path.stem].name}); keep one",
+                                    ambiguous=True))
             continue
         by_stem[path.stem] = path
     return by_stem
@@ -170,6 +181,8 @@ def check_dataset(root: str | Path, *, allow_resize: bool = False,
                 continue
             try:
                 shapes[role] = reader(path).shape[:2]
+            except ImageReadError as exc:
+                problems.append(Problem(path, exc.detail))
             except FakesegError as exc:
                 problems.append(Problem(path, str(exc).split(": ", 1)[-1]))
         if "synthetic" in shapes:
@@ -263,8 +276,10 @@ def load_split(path: str | Path) -> Split:
     path = Path(path)
     try:
         payload = json.loads(path.read_text())
-        return Split(list(payload["train"]), list(payload["val"]), list(payload["test"]),
-                     int(payload["seed"]))
+        parts = [payload[name] for name in ("train", "val", "test")]
+        if not all(isinstance(p, list) and all(isinstance(s, str) for s in p) for p in parts):
+            raise ValueError("train, val and test must be lists of pair names")
+        return Split(parts[0], parts[1], parts[2], int(payload["seed"]))
     except FileNotFoundError as exc:
         raise DataError(f"{path}: split file not found; train a model first or pass --split")\
             from exc

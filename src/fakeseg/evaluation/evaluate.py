@@ -135,15 +135,32 @@ def plot_curves(results: Sequence[MethodScores], path: Path, title: str) -> Path
     colours = colormaps["tab20"].colors
     for ax in (roc, pr):  # distinct colours for up to 20 methods
         ax.set_prop_cycle(color=colours[::2] + colours[1::2])
+    prevalence, constant = None, []
     for r in results:
         curves = r.curves
         if not curves or len(curves.get("fpr", [])) == 0:
             continue
         roc.plot(curves["fpr"], curves["tpr"], label=f"{r.name} ({fmt(r.overall['pixel_auc'])})")
-        pr.plot(curves["recall"], curves["precision"], label=r.name)
+        recall, precision = np.asarray(curves["recall"]), np.asarray(curves["precision"])
+        prevalence = float(precision[0])  # the curve starts at recall 1: every pixel flagged
+        if len(recall) <= 2:  # a constant score has no curve: one operating point
+            constant.append(r)
+            continue
+        # sklearn's step-wise average precision, over the plotted (thinned) curve: hence ≈
+        ap = float(-np.sum(np.diff(recall) * precision[:-1]))
+        pr.plot(recall, precision, label=f"{r.name} (AP ≈ {ap:.3f})")
+    if prevalence is not None:
+        names = ", ".join(r.name for r in constant) or "any constant score"
+        pr.axhline(prevalence, color="grey", lw=0.8, ls="--",
+                   label=f"prevalence {prevalence:.3f} = AP of {names}")
+        for r in constant:
+            if r.overall["dice"] > 0:  # flags every pixel: recall 1 at the prevalence
+                pr.plot([1.0], [prevalence], "x", ms=8, mew=2,
+                        label=f"{r.name} at thr {fmt(r.threshold, 2)}")
     roc.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
     roc.set(xlabel="false positive rate", ylabel="true positive rate", title="pixel ROC")
-    pr.set(xlabel="recall", ylabel="precision", title="pixel precision-recall")
+    pr.set(xlabel="recall", ylabel="precision", title="pixel precision-recall",
+           xlim=(-0.02, 1.02), ylim=(0, 1.02))
     _legend(roc)
     _legend(pr)
     fig.suptitle(title)
@@ -165,8 +182,6 @@ def plot_dice_histogram(results: Sequence[MethodScores], path: Path, title: str)
 def section_slug(section: str) -> str:
     """A section title as a file-name part: "composites, with …" → "composites_with_…"."""
     return re.sub(r"[^a-z0-9]+", "_", section.lower()).strip("_")
-
-
 
 
 @dataclass

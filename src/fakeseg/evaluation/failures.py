@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 
 from fakeseg.data.composites import CompositeItem
 from fakeseg.evaluation.metrics import dice
@@ -33,6 +35,9 @@ from fakeseg.evaluation.protocol import (
 from fakeseg.viz import colorize, new_figure, overlay, save_figure
 
 HIT, FALSE_ALARM, MISS = (0.2, 0.8, 0.2), (0.9, 0.15, 0.15), (0.2, 0.4, 1.0)
+#: font size (points) of the row labels and column titles: at the default 110 dpi and the report's
+#: display width (≤ 1.2 × downscale) this stays ≥ 11 px on screen
+LABEL_PT = 10
 
 
 def error_map(prob: np.ndarray, mask: np.ndarray, threshold: float) -> np.ndarray:
@@ -131,9 +136,14 @@ def draw_failures(gallery: FailureGallery, path: str | Path) -> Path:
                [f"{name} (thr {thr:.2f})" for name, thr in zip(gallery.methods,
                                                                gallery.thresholds, strict=True)])
     titles += ["pair oracle"] if with_oracle else []
-    n_rows = max(len(gallery.rows), 1)
-    fig = new_figure(2.4 * len(titles), 2.0 * n_rows + 0.6)
-    axes = np.atleast_2d(fig.subplots(n_rows, len(titles), squeeze=False))
+    n_rows = max(len(gallery.rows), 1)  # plus a thin row of colour bars under the columns
+    fig = new_figure(2.4 * len(titles), 2.0 * n_rows + 1.3)
+    grid = fig.subplots(n_rows + 1, len(titles), squeeze=False,
+                        gridspec_kw={"height_ratios": [1.0] * n_rows + [0.06]})
+    axes, bar_axes = grid[:n_rows], grid[n_rows]
+    bars = {c: "probability of 'unreal'" for c in range(2, 2 + len(gallery.methods))}
+    if with_oracle:
+        bars[len(titles) - 1] = "|F(R) − F(C)| / row max"
     for r, row in enumerate(gallery.rows):
         item = row.item
         panels = [item.image, overlay(item.image, item.mask.astype(np.float32), cmap="viridis",
@@ -151,11 +161,19 @@ def draw_failures(gallery: FailureGallery, path: str | Path) -> Path:
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(titles[c], fontsize=8)
+                ax.set_title(titles[c], fontsize=LABEL_PT)
             if c < len(notes) and notes[c]:
-                ax.set_xlabel(notes[c], fontsize=7)
-        axes[r, 0].set_ylabel(row.caption, fontsize=7)
+                ax.set_xlabel(notes[c], fontsize=LABEL_PT - 1)
+        axes[r, 0].set_ylabel(row.caption, fontsize=LABEL_PT)
+    for column, ax in enumerate(bar_axes):  # colour scales of the probability and oracle columns
+        if column in bars and gallery.rows:
+            bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap="inferno"), cax=ax,
+                               orientation="horizontal")
+            bar.set_label(bars[column], fontsize=LABEL_PT - 1)
+            bar.ax.tick_params(labelsize=LABEL_PT - 2)
+        else:
+            ax.axis("off")
     what = ("green hit, red false alarm, blue miss" if single else
             "each method's probability on the same images")
-    fig.suptitle(f"{gallery.headline}: worst test images ({what})", fontsize=9)
+    fig.suptitle(f"{gallery.headline}: worst test images ({what})", fontsize=LABEL_PT + 1)
     return save_figure(fig, path)

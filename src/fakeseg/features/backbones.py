@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,25 @@ def _seq(prefix: str, start: int, stop: int) -> tuple[str, ...]:
     return tuple(f"{prefix}.{i}" for i in range(start, stop))
 
 
+class Normalize(nn.Module):
+    """x in [0, 1] → (x − mean) / std per channel (ImageNet statistics unless given).
+
+    The statistics are constants, not weights: they are not saved in checkpoints.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.to(self.mean.dtype) - self.mean) / self.std
+
+
 class FeatureExtractor(nn.Module):
     """A frozen SSD feature pyramid: ``forward(x) -> {layer: (B, C, h, w)}``.
 
@@ -92,8 +112,7 @@ class FeatureExtractor(nn.Module):
         # module references resolved once; they stay owned (and registered) by ``body``
         self._modules_per_stage: list[list[nn.Module]] = [
             [body.get_submodule(p) for p in stage.paths] for stage in self._plan]
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.normalize = Normalize(mean, std)
         self.requires_grad_(False)
         self.eval()
 
@@ -115,7 +134,7 @@ class FeatureExtractor(nn.Module):
                 f"{self.name}: input {width}x{height} is too small; layers {', '.join(small)} "
                 f"need at least {self.min_input_size}x{self.min_input_size} pixels (resize the "
                 "image or drop the deep layers)")
-        x = (x.to(self.mean.dtype) - self.mean) / self.std
+        x = self.normalize(x)
         out: dict[str, torch.Tensor] = {}
         for stage, modules in zip(self._plan, self._modules_per_stage, strict=True):
             for module in modules:
@@ -363,6 +382,8 @@ SSDLITE_MOBILENET_V2_FORMATS = (
 class SSDLiteEfficientNetLite0(nn.Module):
     """timm ``efficientnet_lite0`` features-only ``trunk`` plus four SSDLite ``extra`` blocks
     on its 320-ch stride-32 end (random, fixed seed, frozen unless a file holds them)."""
+
+    trunk: Any  # a timm model: its stages are reached by name
 
     def __init__(self) -> None:
         super().__init__()

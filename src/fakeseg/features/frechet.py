@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from fakeseg.errors import FakesegError
+from fakeseg.features.trunks import Trunk
 from fakeseg.io import expand_inputs, list_images, read_image
 from fakeseg.progress import progress_bar
 
@@ -171,7 +172,7 @@ def _load(path: Path, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def stream_moments(trunk: torch.nn.Module, paths: Sequence[Path], *, size: int,
+def stream_moments(trunk: Trunk, paths: Sequence[Path], *, size: int,
                    batch_size: int = 16, desc: str = "images",
                    progress: bool = True) -> RunningMoments:
     """Feed ``paths`` through ``trunk`` (pooled features) and accumulate their moments."""
@@ -187,7 +188,7 @@ def stream_moments(trunk: torch.nn.Module, paths: Sequence[Path], *, size: int,
 
 
 def resolve_feature_space(features: str = "auto", weights: str = "auto") -> Any:
-    """The :class:`~fakeseg.models.classifier.Trunk` that ``features`` / ``weights`` name.
+    """The :class:`~fakeseg.features.trunks.Trunk` that ``features`` / ``weights`` name.
 
     ``auto``: InceptionV3 if its weights are local (or ``weights`` is a file), then the
     package-shipped MobileNetV2, then EfficientNet-Lite0; ``weights="random"`` picks

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,7 +107,8 @@ class TargetCache:
         self.root.mkdir(parents=True, exist_ok=True)
         arrays = {name: t.cpu().numpy().astype(np.float32) for name, t in maps.items()}
         with atomic_path(self._path(key)) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, __order__=np.array(json.dumps(list(arrays))), **arrays)
+            payload: dict[str, Any] = {"__order__": np.array(json.dumps(list(arrays))), **arrays}
+            np.savez(handle, **payload)
 
 
 def pair_layer_maps(extractor: torch.nn.Module, real: np.ndarray, synthetic: np.ndarray, *,

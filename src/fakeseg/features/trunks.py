@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from fakeseg.errors import FakesegError
-from fakeseg.features.backbones import IMAGENET_MEAN, IMAGENET_STD
+from fakeseg.features.backbones import Normalize
 from fakeseg.features.registry import EFFICIENTNET_INSTALL, FDET_INSTALL
 from fakeseg.features.weights import (
     StateFormat,
@@ -269,10 +269,7 @@ class Trunk(nn.Module):
         self.dims = dims
         self.weights_tag = weights_tag
         self.min_size = min_size
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
-                             persistent=False)
+        self.normalize = Normalize()
 
     @property
     def random(self) -> bool:
@@ -285,7 +282,7 @@ class Trunk(nn.Module):
         if min(x.shape[-2:]) < self.min_size:
             raise FakesegError(f"{self.name}: input {x.shape[-1]}x{x.shape[-2]} is too small; "
                                f"use at least {self.min_size}x{self.min_size} (raise --size)")
-        out = self.body((x - self.mean) / self.std)
+        out = self.body(self.normalize(x))
         return out.flatten(1)
 
 

@@ -18,7 +18,13 @@ from fakeseg.device import resolve_device
 from fakeseg.errors import FakesegError
 from fakeseg.io import ImageInput
 from fakeseg.models.base import Segmenter
-from fakeseg.models.checkpoint import load_checkpoint, load_into, save_checkpoint
+from fakeseg.models.checkpoint import (
+    check_threshold,
+    load_checkpoint,
+    load_into,
+    save_checkpoint,
+    segmenter_config,
+)
 from fakeseg.models.registry import build_model
 
 MIN_SIDE = 8
@@ -104,13 +110,15 @@ class Localizer:
         if meta.get("kind") != "segmenter":
             raise FakesegError(f"{folder}: a '{meta.get('kind')}' checkpoint, not a "
                                "segmentation model; use the matching command")
-        config = meta["config"]
-        config["layers"] = meta.get("layers", config.get("layers"))
+        # config, layers, scales and threshold are checked (types, ranges): one-line errors
+        config = segmenter_config(meta, folder / "model.json")
+        meta = {**meta, "config": config,
+                "threshold": check_threshold(meta.get("threshold", 0.5), folder / "model.json")}
         # the checkpoint carries the extractor's weights, so no weight file is needed here
         net = build_model(config, weights="random")
         load_into(net, state, folder / "model.safetensors")
         if net.feature_extractor is not None:
-            net.feature_extractor.weights_tag = meta.get("weights_tag", "unknown")
+            net.feature_extractor.weights_tag = str(meta.get("weights_tag", "unknown"))
         return cls(net, meta, resolve_device(device))
 
     def save(self, folder: str | Path) -> Path:

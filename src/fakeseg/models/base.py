@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fakeseg.features.backbones import FeatureExtractor
+
 LossTerms = tuple[torch.Tensor, dict[str, float]]
 
 
@@ -34,7 +36,7 @@ class Segmenter(nn.Module, ABC):
         """Logits for an image whose sides are multiples of :attr:`multiple`."""
 
     @property
-    def feature_extractor(self) -> nn.Module | None:
+    def feature_extractor(self) -> FeatureExtractor | None:
         """The frozen backbone this model embeds images with (None: it has none)."""
         return None
 

@@ -1,46 +1,56 @@
 """``fakeseg report``: one self-contained HTML file that shows a whole audit.
 
 It walks the given folders, recognises fakeseg outputs by their files (``results.jsonl``,
-``featdiff.json``, ``fingerprint.json``, ``attack.json``, ``metrics.json``, a run's
-``config.yaml`` + ``history.json``) and renders one section per kind found. Images are
-downscaled with Pillow and embedded as data URIs; each links to its full-size file by a path
-relative to the report. The page needs no network: no external URL, font or script.
+``featdiff.json``, ``fingerprint.json``, ``attack.json``, ``metrics.json`` of ``evaluate`` /
+``benchmark`` or of ``classify eval``, a segmentation run's ``config.yaml`` + ``history.json``,
+a classifier run's ``config.json`` + ``history.json``, a demo dataset's ``demo.json``) and
+renders one section per kind found. Numbers come only from the JSON the commands write, never
+from their Markdown; each is validated (:func:`templates.num`) and formatted once, so the "At a
+glance" box prints exactly the strings of the tables below. Images are embedded as data URIs
+(only files inside the result folder being shown, see :mod:`fakeseg.reporting.files`); the page
+needs no network: no external URL, font or script.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime as _dt
-import io as _io
+import io
 import json
-import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from fakeseg.errors import FakesegError
 from fakeseg.reporting import templates as T
+from fakeseg.reporting.files import (
+    Embedder,
+    locate,
+    plot_uri,
+    read_json,
+    read_text,
+    report_warning,
+)
 from fakeseg.viz import REGION_COLORS, Region, top_regions
-
-log = logging.getLogger(__name__)
 
 #: section order on the page: where it is unreal, why, then how far to trust the model
 KINDS: tuple[str, ...] = ("predictions", "featdiff", "fingerprints", "attacks", "evaluation",
-                          "training")
+                          "detection", "training", "classifier")
 TITLES = {
     "predictions": "Where images look unreal (predictions)",
     "featdiff": "Feature discrepancy per layer (featdiff)",
     "fingerprints": "Generator fingerprints (spectra)",
     "attacks": "Fingerprint removal (attacks)",
-    "evaluation": "How good is the detector (evaluation)",
-    "training": "Training runs",
+    "evaluation": "How good is the heat-map model (evaluation)",
+    "detection": "How good is the real-vs-synthetic classifier (classify eval)",
+    "training": "Training runs (heat-map model)",
+    "classifier": "Classifier runs (classify train)",
 }
 HOW = {
     "predictions": "Images are ranked by their unrealism score (share of pixels the model "
@@ -56,12 +66,19 @@ HOW = {
                "chance level is better for the attacker) and what it cost in image quality "
                "(PSNR, higher = less visible).",
     "evaluation": "Dice / IoU: overlap of flagged and truly synthetic pixels on composites "
-                  "(1 = perfect). Compare the model with the trivial 'all synthetic' / 'all "
-                  "real' rows: a useful model beats both.",
+                  "(1 = perfect), at the threshold in the 'thr' column. Compare the model with "
+                  "the trivial 'all synthetic' / 'all real' rows: a useful model beats both. "
+                  "Pixel AUC needs no threshold.",
+    "detection": "Image-level decisions: an image is called synthetic when its score reaches "
+                 "the threshold. Balanced accuracy 0.5 and ROC AUC 0.5 are chance level.",
     "training": "Loss should fall and validation F1 / Dice rise; the best checkpoint is the "
                 "one with the highest validation F1.",
+    "classifier": "Loss should fall and validation balanced accuracy / ROC AUC rise; the best "
+                  "checkpoint is the epoch with the highest validation balanced accuracy.",
 }
-FIGURE_SCALE = 2  # figures (plots with text) are shown up to 2 × display_px wide
+THRESHOLD_STORY = ("A pixel counts as flagged when its probability reaches a threshold, and an "
+                   "image as synthetic when its score reaches one; every number above names "
+                   "the threshold it uses. AUC and AP use none.")
 
 
 # --------------------------------------------------------------------------- finding results
@@ -69,10 +86,19 @@ FIGURE_SCALE = 2  # figures (plots with text) are shown up to 2 × display_px wi
 
 @dataclass(frozen=True)
 class Found:
-    """One fakeseg output folder and what kind of result it holds."""
+    """One fakeseg output folder and what kind of result it holds (``dataset``: a demo
+    dataset's folder, used only to say what was audited)."""
 
     kind: str
     folder: Path
+
+
+def _is_classifier_metrics(path: Path) -> bool:
+    try:
+        payload = read_json(path, path.parent)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(payload, dict) and "scorer" in payload and "results" not in payload
 
 
 def _kinds_in(folder: Path, names: set[str]) -> list[str]:
@@ -86,10 +112,15 @@ def _kinds_in(folder: Path, names: set[str]) -> list[str]:
     if "attack.json" in names:
         kinds.append("attacks")
     if "metrics.json" in names:
-        kinds.append("evaluation")
-    if "config.yaml" in names and ("history.json" in names
-                                   or (folder / "best" / "model.json").is_file()):
+        kinds.append("detection" if _is_classifier_metrics(folder / "metrics.json")
+                     else "evaluation")
+    has_run = "history.json" in names or (folder / "best" / "model.json").is_file()
+    if "config.yaml" in names and has_run:
         kinds.append("training")
+    if "config.json" in names and has_run:
+        kinds.append("classifier")
+    if "demo.json" in names:
+        kinds.append("dataset")
     return kinds
 
 
@@ -107,334 +138,559 @@ def find_results(inputs: Sequence[str | Path]) -> list[Found]:
             folder = Path(dirpath)
             for kind in _kinds_in(folder, set(filenames)):
                 found.setdefault((kind, folder.resolve()), Found(kind, folder))
-    return sorted(found.values(), key=lambda f: (KINDS.index(f.kind), str(f.folder)))
+    order = (*KINDS, "dataset")
+    return sorted(found.values(), key=lambda f: (order.index(f.kind), str(f.folder)))
 
 
-# --------------------------------------------------------------------------- images
+# --------------------------------------------------------------------------- small readers
 
 
-class Embedder:
-    """Turns files into downscaled data URIs and relative links for one report location."""
-
-    def __init__(self, report_path: Path, display_px: int) -> None:
-        self.base = report_path.resolve().parent
-        self.display_px = display_px
-
-    def href(self, path: Path) -> str:
-        """A relative, URL-quoted link from the report to ``path``."""
-        try:
-            rel = os.path.relpath(path.resolve(), self.base)
-        except ValueError:  # another drive on Windows: no relative path exists
-            rel = path.name
-        return quote(Path(rel).as_posix())
-
-    @staticmethod
-    def uri(image: Image.Image, fmt: str = "png") -> str:
-        buffer = _io.BytesIO()
-        if fmt == "jpeg":
-            image.convert("RGB").save(buffer, format="JPEG", quality=85, optimize=True)
-        else:
-            image.save(buffer, format="PNG", optimize=True)
-        data = base64.b64encode(buffer.getvalue()).decode("ascii")
-        return f"data:image/{fmt};base64,{data}"
-
-    def load(self, path: Path, width: int, *, upscale: bool = False) -> Image.Image:
-        """The image scaled to ``width`` (only down, unless ``upscale``)."""
-        with Image.open(path) as opened:
-            image = opened.convert("RGBA" if "A" in opened.getbands() else "RGB")
-        if image.width == width or (image.width < width and not upscale):
-            return image
-        height = max(1, round(image.height * width / image.width))
-        return image.resize((width, height), Image.Resampling.LANCZOS if image.width > width
-                            else Image.Resampling.BICUBIC)
-
-    def figure(self, path: Path, caption: str = "", *, photo: bool = False,
-               width: int | None = None) -> str:
-        """A linked, embedded figure (plots up to 2 × display_px wide, photos display_px)."""
-        width = width or (self.display_px if photo else self.display_px * FIGURE_SCALE)
-        image = self.load(path, width)
-        return T.figure(self.uri(image, "jpeg" if photo else "png"), caption,
-                        href=self.href(path), alt=path.name)
+def _read_dict(folder: Path, *names: str) -> dict[str, Any]:
+    """The JSON object in ``folder/names…``; ``{}`` when the file is absent."""
+    path = folder.joinpath(*names)
+    if not path.is_file():
+        return {}
+    payload = read_json(path, folder)
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path.name} does not hold a JSON object")
+    return payload
 
 
-def _locate(value: str | None, folder: Path) -> Path | None:
-    """A path recorded in a result file, or the same name next to it if the folder moved."""
-    if not value:
-        return None
-    path = Path(value)
-    for candidate in (path if path.is_absolute() else folder / path, folder / path.name):
-        if candidate.is_file():
-            return candidate
-    return None
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
-def _plot_uri(draw: Callable[[Any], None], size: tuple[float, float]) -> str:
-    from matplotlib.figure import Figure
+def _text(value: Any, default: str = "?") -> str:
+    """A value meant to be a short label, as plain text (escape it before use)."""
+    if value is None:
+        return default
+    return value if isinstance(value, str) else json.dumps(value, default=str)[:200]
 
-    fig = Figure(figsize=size, layout="constrained")
-    draw(fig)
-    buffer = _io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+def _maybe_text(value: Any) -> str | None:
+    """Like :func:`_text`, but None stays None (not recorded)."""
+    return None if value is None else _text(value)
+
+
+def _read_csv(path: Path, folder: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(read_text(path, folder), newline="")))
+
+
+def _slug(section: str) -> str:
+    """A section title as evaluate names its figure files (evaluation.evaluate.section_slug;
+    not imported, so that the report never loads torch)."""
+    return re.sub(r"[^a-z0-9]+", "_", section.lower()).strip("_")
 
 
 # --------------------------------------------------------------------------- sections
 
 
 @dataclass
+class Audited:
+    """What one result says was looked at: a data folder (or None) and a description."""
+
+    data: str | None
+    what: str
+
+
+@dataclass
 class Part:
-    """What one result folder contributes: HTML, one-line highlights, random-weight flags."""
+    """What one result folder contributes to the page."""
 
     html: str
     glance: list[str] = field(default_factory=list)
     random: list[str] = field(default_factory=list)
+    audited: list[Audited] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (anchor, label)
+
+
+def _rows_jsonl(path: Path, folder: Path) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects of a .jsonl file and how many lines were not one."""
+    rows, bad = [], 0
+    for line in read_text(path, folder).splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            bad += 1
+    return rows, bad
 
 
 def _predictions(folder: Path, emb: Embedder, max_images: int) -> Part:
-    rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()
-            if line.strip()]
-    meta = _read_json(folder / "predict.json") if (folder / "predict.json").is_file() else {}
-    rows.sort(key=lambda r: -float(r.get("score", 0.0)))
-    model = meta.get("model", {})
+    rows, bad = _rows_jsonl(folder / "results.jsonl", folder)
+    meta = _read_dict(folder, "predict.json")
+    model = _dict(meta.get("model"))
     tag = model.get("weights_tag")
-    parts = [f"<p>{len(rows)} images; model backbone weights: {T.weights_tag(tag)}. "
-             f"{T.esc(meta.get('score_meaning', ''))}</p>"]
+    model_threshold = T.num(meta.get("threshold"))
+    for row in rows:  # validate every number once; these objects feed table, cards, glance
+        row["_nums"] = {k: T.num(row.get(k)) for k in ("score", "max", "topk_mean", "threshold")}
+    rows.sort(key=lambda r: (r["_nums"]["score"].value is None,
+                             -(r["_nums"]["score"].value or 0.0)))
+    parts = [f"<p>{len(rows)} images; model backbone weights: {T.weights_tag(_maybe_text(tag))}"
+             f". {T.esc(_text(meta.get('score_meaning'), ''))}</p>"]
+    if bad:
+        parts.append(T.warn_box(f"{bad} line(s) of results.jsonl are not JSON objects: skipped"))
+    if meta.get("complete") is False:
+        parts.append(T.warn_box("predict did not finish this folder: the ranking is partial"))
+    failures = [_text(f) for f in _list(meta.get("failures"))]
+    if failures:
+        parts.append(T.details(f"{len(failures)} input(s) could not be predicted", "<ul>" + "".join(
+            f"<li>{T.esc(f)}</li>" for f in failures) + "</ul>", open_=True))
+    invalid = sum(any(n.invalid for n in r["_nums"].values()) for r in rows)
+    if invalid:
+        report_warning(f"{folder / 'results.jsonl'}: {invalid} row(s) hold non-numbers where "
+                       "numbers belong; shown as invalid")
+        parts.append(T.warn_box(f"{invalid} row(s) hold values that are not finite numbers "
+                                "where numbers belong; they are shown as 'invalid'"))
+    card_ids = [emb.next_id("card") for _ in rows[:max_images]]
     ranking = []
     for rank, row in enumerate(rows, 1):
-        overlay = _locate(row.get("overlay"), folder)
-        name = T.esc(row.get("name", "?"))
-        cell = f'<a href="{emb.href(overlay)}">{name}</a>' if overlay else name
-        ranking.append([rank, cell, row.get("score"), row.get("max"), row.get("topk_mean"),
-                        row.get("threshold")])
+        name = T.esc(_text(row.get("name")))
+        cell = T.Raw(f'<a href="#{card_ids[rank - 1]}">{name}</a>' if rank <= max_images
+                     else name)
+        nums = row["_nums"]
+        ranking.append([rank, cell, nums["score"], nums["max"], nums["topk_mean"],
+                        nums["threshold"]])
     parts.append(T.details(f"ranking of all {len(rows)} images",
                            T.table(("rank", "image", "score", "max", "top-1% mean",
-                                    "threshold"), ranking, raw=True), open_=len(rows) <= 12))
-    cards = [_prediction_card(rank, row, folder, emb)
+                                    "threshold"), ranking), open_=len(rows) <= 12))
+    cards = [_prediction_card(rank, row, folder, emb, card_ids[rank - 1], model_threshold)
              for rank, row in enumerate(rows[:max_images], 1)]
     if len(rows) > max_images:
         cards.append(f'<p class="note">… {len(rows) - max_images} more in the ranking above '
                      "(raise --max-images to show them)</p>")
     parts.append(f'<div class="cards" style="grid-template-columns: repeat(auto-fill, '
-                 f'minmax({emb.display_px}px, 1fr))">' + "".join(cards) + "</div>")
+                 f'minmax(min({emb.display_px}px, 100%), 1fr))">' + "".join(cards) + "</div>")
     parts.append(T.provenance({"model": model, "model_config": meta.get("model_config"),
-                               "threshold": meta.get("threshold")}, meta.get("versions")))
+                               "threshold": meta.get("threshold")}, _dict(meta.get("versions"))))
     glance = []
-    if rows:
-        top = rows[0]
-        glance.append(f"Most unreal of {len(rows)} predicted images: <b>{T.esc(top['name'])}"
-                      f"</b> (score {T.fmt(top.get('score'))}: that share of its pixels is "
-                      f"flagged at threshold {T.fmt(top.get('threshold'), 2)}).")
-    return Part("".join(parts), glance, [f"predictions in {folder}"] if tag == "random" else [])
+    if rows and rows[0]["_nums"]["score"].value is not None:
+        top = rows[0]["_nums"]
+        glance.append(f"Predictions: most unreal of {len(rows)} images is <b>"
+                      f"{T.esc(_text(rows[0].get('name')))}</b> with score {top['score']} "
+                      "(the share of its pixels whose probability reaches the model's pixel "
+                      f"threshold {top['threshold']}, chosen on validation pairs).")
+    audited = [Audited(_input_folder(rows, folder),
+                       f"{len(rows)} image(s) run through the model ({folder.name}/)"
+                       + (f", {len(failures)} more could not be read" if failures else ""))]
+    return Part("".join(parts), glance, [f"predictions in {folder}"] if tag == "random" else [],
+                audited)
 
 
-def _prediction_card(rank: int, row: dict[str, Any], folder: Path, emb: Embedder) -> str:
-    title = (f"<h4>#{rank} {T.esc(row.get('name'))} · score {T.fmt(row.get('score'))}</h4>")
-    overlay_path = _locate(row.get("overlay"), folder)
-    heat_path = _locate(row.get("heat_npy"), folder)
-    if overlay_path is None:
-        return f'<div class="card">{title}<p class="warn">overlay file not found</p></div>'
-    image = emb.load(overlay_path, emb.display_px, upscale=True).convert("RGB")
+def _input_folder(rows: Sequence[dict[str, Any]], folder: Path) -> str | None:
+    """The folder the predicted images came from (their common parent; the dataset root when
+    that is a demo dataset's image folder), as text: the images themselves are never read."""
+    parents = set()
+    for row in rows:
+        value = row.get("image")
+        if isinstance(value, str) and value and "\x00" not in value:
+            parents.add(os.path.dirname(os.path.abspath(folder / value)))
+    if not parents:
+        return None
+    common = Path(os.path.commonpath(sorted(parents)))
+    if not (common / "demo.json").is_file() and (common.parent / "demo.json").is_file():
+        return str(common.parent)  # real/ or synthetic/ of a dataset
+    return str(common)
+
+
+def _load_heat(row: dict[str, Any], folder: Path) -> tuple[np.ndarray | None, str]:
+    found = locate(row.get("heat_npy"), folder)
+    if found.path is None:
+        return None, f"heat map (.npy): {found.problem}"
+    try:
+        heat = np.load(found.path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return None, f"heat map (.npy) unreadable: {type(exc).__name__}"
+    if heat.ndim != 2 or heat.dtype.kind != "f" or not np.isfinite(heat).all():
+        return None, "heat map (.npy) is not a finite 2-D float map"
+    return heat, ""
+
+
+def _prediction_card(rank: int, row: dict[str, Any], folder: Path, emb: Embedder, card_id: str,
+                     model_threshold: T.Num) -> str:
+    nums = row["_nums"]
+    name = _text(row.get("name"))
+    title = f'<h4 id="{card_id}">#{rank} {T.esc(name)} · score {nums["score"]}</h4>'
+    threshold = nums["threshold"] if nums["threshold"].value is not None else model_threshold
+    overlay = locate(row.get("overlay"), folder)
+    heat, heat_problem = _load_heat(row, folder)
     regions: list[Region] = []
-    threshold = float(row.get("threshold", 0.5))
-    if heat_path is not None:
-        heat = np.load(heat_path)
-        regions = top_regions(heat, threshold)
-        sy, sx = image.height / heat.shape[0], image.width / heat.shape[1]
-        draw = ImageDraw.Draw(image)
-        font = ImageFont.load_default(size=14)
-        for i, region in enumerate(regions):
-            x0, y0, x1, y1 = region.bbox
-            box = (x0 * sx, y0 * sy, max(x1 * sx - 1, x0 * sx), max(y1 * sy - 1, y0 * sy))
-            color = REGION_COLORS[i % len(REGION_COLORS)]
-            draw.rectangle(box, outline=color, width=3)
-            draw.rectangle((box[0], box[1], box[0] + 18, box[1] + 18), fill=color)
-            draw.text((box[0] + 9, box[1] + 9), str(i + 1), fill=(0, 0, 0), font=font,
-                      anchor="mm")
-    img = T.figure(emb.uri(image, "jpeg"), href=emb.href(overlay_path),
-                   alt=f"overlay of {row.get('name')}")
-    if heat_path is None:
-        table = '<p class="warn">heat map (.npy) not found: no regions</p>'
+    if heat is not None and threshold.value is not None:
+        regions = top_regions(heat, float(threshold.value))
+    if overlay.path is None:
+        picture = T.warn_box(f"overlay: {overlay.problem}")
+        own_bar = False
+    else:
+        try:
+            image = emb.load(overlay.path).convert("RGB")
+            width, height = image.size
+            if width < emb.display_px:  # small maps: enlarge so the boxes stay thin and crisp
+                image = image.resize((emb.display_px, round(image.height * emb.display_px
+                                                            / width)), Image.Resampling.BICUBIC)
+        except Exception as exc:  # any unreadable picture becomes one placeholder
+            report_warning(f"could not read {overlay.path}: {exc}")
+            image, width, height = None, 0, 0
+        # an overlay of its heat map's size is a bare blend (older predict): the report draws
+        # the boxes and a colour bar; a wider one carries predict's own bar and boxes
+        own_bar = image is not None and (heat is None or (height, width) != heat.shape)
+        if image is None:
+            picture = T.warn_box("overlay: not a readable PNG/JPEG")
+        else:
+            if heat is not None and not own_bar:
+                _draw_regions(image, regions, heat.shape)
+            picture = emb.embed(image, overlay.path, photo=True, alt=f"overlay of {name}",
+                                original_width=width)
+    bar = "" if own_bar else T.colorbar(
+        "probability of being unreal (overlay colour); tick = threshold "
+        f"{threshold}", marks=[(threshold.value, "threshold")] if threshold.value is not None
+        else [])
+    if heat is None:
+        table = T.warn_box(f"{heat_problem}: no regions")
+    elif threshold.value is None:
+        table = T.warn_box("no valid threshold recorded: no regions")
     elif not regions:
-        table = f'<p class="note">no pixel reaches the threshold {T.fmt(threshold, 2)}</p>'
+        table = f'<p class="note">no pixel reaches the threshold {threshold}</p>'
     else:
         swatch = '<span style="display:inline-block;width:10px;height:10px;background:rgb{}">' \
                  "</span> {}"
         table = T.table(
             ("region", "area px", "area %", "mean score", "box x, y, w×h"),
-            [[swatch.format(REGION_COLORS[i % 3], i + 1), r.area_px, 100 * r.area_fraction,
-              r.mean_score, f"{r.bbox[0]}, {r.bbox[1]}, {r.bbox[2] - r.bbox[0]}×"
-              f"{r.bbox[3] - r.bbox[1]}"] for i, r in enumerate(regions)], raw=True, digits=2)
-    stats = (f'<p class="note">max {T.fmt(row.get("max"))} · top-1% mean '
-             f'{T.fmt(row.get("topk_mean"))} · threshold {T.fmt(threshold, 2)}</p>')
-    return f'<div class="card">{title}{img}{stats}{table}</div>'
+            [[T.Raw(swatch.format(REGION_COLORS[i % len(REGION_COLORS)], i + 1)), r.area_px,
+              100 * r.area_fraction, r.mean_score,
+              f"{r.bbox[0]}, {r.bbox[1]}, {r.bbox[2] - r.bbox[0]}×{r.bbox[3] - r.bbox[1]}"]
+             for i, r in enumerate(regions)], digits=2)
+    stats = (f'<p class="note">max {nums["max"]} · top-1% mean {nums["topk_mean"]} · '
+             f"threshold {threshold}</p>")
+    return f'<div class="card">{title}{picture}{bar}{stats}{table}</div>'
+
+
+def _draw_regions(image: Any, regions: Sequence[Region], shape: tuple[int, ...]) -> None:
+    sy, sx = image.height / shape[0], image.width / shape[1]
+    line = max(2, round(image.width / 160))
+    tag = max(14, line * 7)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=tag - 4)
+    for i, region in enumerate(regions):
+        x0, y0, x1, y1 = region.bbox
+        box = (x0 * sx, y0 * sy, max(x1 * sx - 1, x0 * sx), max(y1 * sy - 1, y0 * sy))
+        color = REGION_COLORS[i % len(REGION_COLORS)]
+        draw.rectangle(box, outline=color, width=line)
+        draw.rectangle((box[0], box[1], box[0] + tag, box[1] + tag), fill=color)
+        draw.text((box[0] + tag / 2, box[1] + tag / 2), str(i + 1), fill=(0, 0, 0), font=font,
+                  anchor="mm")
+
+
+def _figures(paths: Sequence[Path], folder: Path, emb: Embedder,
+             caption: Callable[[Path], str]) -> str:
+    if not paths:
+        return ""
+    return '<div class="figs">' + "".join(emb.figure(p, folder, caption(p))
+                                          for p in paths) + "</div>"
 
 
 def _featdiff(folder: Path, emb: Embedder) -> Part:
-    payload = _read_json(folder / "featdiff.json")
-    tags = payload.get("weights_tags", {})
+    payload = _read_dict(folder, "featdiff.json")
+    tags = {str(k): _text(v) for k, v in _dict(payload.get("weights_tags")).items()}
     random = [b for b, t in tags.items() if t == "random"]
     parts = []
     if random:
         parts.append(f'<p class="banner">RANDOM weights for {T.esc(", ".join(random))}: these '
                      "maps and numbers say nothing about realism.</p>")
-    md = folder / "featdiff.md"
-    if md.is_file():
-        parts.append(T.markdown_to_html(md.read_text(encoding="utf-8")))
-    for name, record in payload.get("backbones", {}).items():
-        if record.get("status") == "skipped" and not md.is_file():
-            parts.append(f'<p class="warn">{T.esc(name)} skipped: {T.esc(record["reason"])}</p>')
-    for item in payload.get("skipped_pairs", []):
-        parts.append(f'<p class="warn">pair {T.esc(item["stem"])} skipped: '
-                     f'{T.esc(item["reason"])}</p>')
+    items = []
+    for name, record in _dict(payload.get("backbones")).items():
+        record = _dict(record)
+        if record.get("status") == "skipped":
+            items.append(f"{T.esc(name)}: skipped ({T.esc(_text(record.get('reason')))})")
+        else:
+            tag = T.weights_tag(_maybe_text(record.get("weights_tag")))
+            items.append(f"{T.esc(name)}: weights {tag}")
+    if items:
+        parts.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+    summary = [r for r in map(_dict, _list(payload.get("summary"))) if r]
+    rows = []
+    for r in summary:
+        r["_ssim"] = T.num(r.get("ssim_mean"))
+        layer = _text(r.get("layer")) + (" (random-init)" if r.get("random_init") is True else "")
+        rows.append([_text(r.get("backbone")), layer, T.num(r.get("stride")),
+                     T.num(r.get("mse_mean"), 4), T.num(r.get("mse_std"), 4), r["_ssim"],
+                     T.num(r.get("ssim_std")), T.num(r.get("n_pairs"))])
+    if rows:
+        parts.append(T.table(("backbone", "layer", "stride", "MSE mean", "MSE std", "SSIM mean",
+                              "SSIM std", "pairs"), rows))
+    definitions = _dict(payload.get("definitions"))
+    if definitions:
+        parts.append('<p class="note">' + " ".join(T.esc(_text(v)) for v in definitions.values())
+                     + "</p>")
+    for item in map(_dict, _list(payload.get("skipped_pairs"))):
+        parts.append(T.warn_box(f"pair {_text(item.get('stem'))} skipped: "
+                                f"{_text(item.get('reason'))}"))
     grids = sorted(folder.glob("grid_*.png"))
     if grids:
-        parts.append('<div class="figs">' + "".join(
-            emb.figure(g, f"{T.esc(g.stem[5:])}: rows = layers, columns = backbones")
-            for g in grids) + "</div>")
-    parts.append(T.provenance(payload.get("config"), payload.get("versions")))
+        parts.append(T.colorbar("|F(R) − F(S)| in each cell (dark = alike, bright = the layer "
+                                "sees a difference)", low="0", high="the cell's 99th percentile"))
+        parts.append(_figures(grids, folder, emb, lambda g: f"{T.esc(g.stem[5:])}: rows = "
+                              "layers, columns = backbones"))
+    parts.append(T.provenance(payload.get("config"), _dict(payload.get("versions"))))
     glance = []
-    scored = [r for r in payload.get("summary", []) if r.get("ssim_mean") is not None]
+    scored = [r for r in summary if r["_ssim"].value is not None]
+    n_pairs = len(_list(payload.get("pairs")))
     if scored:
-        worst = min(scored, key=lambda r: r["ssim_mean"])
-        glance.append(f"Feature discrepancy over {len(payload.get('pairs', []))} pair(s): "
-                      f"lowest SSIM at <b>{T.esc(worst['backbone'])} · "
-                      f"{T.esc(worst['layer'])}</b> ({T.fmt(worst['ssim_mean'])}).")
-    return Part("".join(parts), glance, [f"featdiff {b}" for b in random])
+        worst = min(scored, key=lambda r: r["_ssim"].value)
+        glance.append(f"Feature discrepancy over {n_pairs} pair(s): lowest SSIM (most "
+                      f"different) at <b>{T.esc(_text(worst.get('backbone')))} · "
+                      f"{T.esc(_text(worst.get('layer')))}</b>: {worst['_ssim']}.")
+    config = _dict(payload.get("config"))
+    data = config.get("pairs") or config.get("synthetic")
+    return Part("".join(parts), glance, [f"featdiff {b}" for b in random],
+                [Audited(_maybe_text(data), f"{n_pairs} pair(s) compared layer by layer")])
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _num(text: str | None) -> float | int | None:
-    if text in (None, ""):
-        return None
+def _num_or_text(column: str, text: str) -> Any:
+    if column == "significant":
+        return "yes" if text.strip() in ("1", "True", "true") else "no"
     try:
         value = float(text)
     except ValueError:
-        return None
-    return int(value) if value.is_integer() and "." not in text else value
-
-
-def _cell(column: str, text: str) -> Any:
-    if column == "significant":
-        return "yes" if text.strip() in ("1", "True", "true") else "no"
-    value = _num(text)
-    return text if value is None else value
+        return text
+    return T.num(int(value) if value.is_integer() and "." not in text else value, 4)
 
 
 def _fingerprints(folder: Path, emb: Embedder) -> Part:
-    fp = _read_json(folder / "fingerprint.json")
-    peaks = fp.get("peaks", [])
-    significant = sum(bool(p.get("significant")) for p in peaks)
+    fp = _read_dict(folder, "fingerprint.json")
+    peaks = [p for p in map(_dict, _list(fp.get("peaks")))]
+    significant = sum(p.get("significant") is True for p in peaks)
+    energy, null = T.num(fp.get("energy")), T.num(fp.get("energy_null"))
     numbers = {
-        "transform": fp.get("transform_label", fp.get("transform")),
-        "crop size": fp.get("size"), "crop": fp.get("crop"),
-        "real / synthetic images": f"{fp.get('n_real')} / {fp.get('n_synthetic')}",
-        "energy (mean |FP|, no DC)": fp.get("energy"),
-        "energy from chance alone": fp.get("energy_null"),
-        **{f"energy, {band} band": v for band, v in fp.get("band_energy", {}).items()},
-        "peak z threshold (5 % family-wise)": fp.get("z_threshold"),
+        "transform": _text(fp.get("transform_label", fp.get("transform"))),
+        "crop size": T.num(fp.get("size")), "crop": _text(fp.get("crop")),
+        "real images": T.num(fp.get("n_real")), "synthetic images": T.num(fp.get("n_synthetic")),
+        "energy (mean |FP|, no DC)": energy,
+        "energy from chance alone": null,
+        **{f"energy, {band} band": T.num(v)
+           for band, v in _dict(fp.get("band_energy")).items()},
+        "peak z threshold (5 % family-wise)": T.num(fp.get("z_threshold")),
         "significant peaks (of listed)": f"{significant} of {len(peaks)}",
     }
     parts = [T.key_values(numbers)]
     first = ("fingerprint.png", "radial_spectra.png")
     pngs = sorted(folder.glob("*.png"),
                   key=lambda p: (first.index(p.name) if p.name in first else len(first), p.name))
-    if pngs:  # the two square-ish figures side by side, wide ones below at full width
-        half = emb.display_px * FIGURE_SCALE // 2
-        parts.append('<div class="figs">' + "".join(
-            emb.figure(p, T.esc(p.stem.replace("_", " ")),
-                       width=half if p.name in first else None) for p in pngs) + "</div>")
+    parts.append(_figures(pngs, folder, emb, lambda p: T.esc(p.stem.replace("_", " "))))
     if (folder / "peaks.csv").is_file():
-        rows = _read_csv(folder / "peaks.csv")
+        rows = _read_csv(folder / "peaks.csv", folder)
         head = list(rows[0]) if rows else []
         if head:
             parts.append(T.details(
                 f"top {len(rows)} spectral peaks ({significant} significant)",
-                T.table(head, [[_cell(h, r[h]) for h in head] for r in rows], digits=4),
+                T.table(head, [[_num_or_text(h, r[h] or "") for h in head] for r in rows]),
                 open_=significant > 0))
     config = {k: fp.get(k) for k in ("definition", "transform", "crop", "size", "eps",
                                      "energy_definition", "bands_cycles_per_pixel")}
-    parts.append(T.provenance(config, fp.get("versions")))
+    parts.append(T.provenance(config, _dict(fp.get("versions"))))
     glance = []
-    if fp.get("energy") is not None:
-        null = fp.get("energy_null")
-        glance.append(f"Spectral fingerprint energy {T.fmt(fp['energy'])} (chance level "
-                      f"{T.fmt(null)}); {significant} significant peak(s).")
-    return Part("".join(parts), glance)
+    if energy.value is not None:
+        glance.append(f"Spectral fingerprint energy {energy} (chance level {null}); "
+                      f"{significant} significant peak(s).")
+    n = sum(v for v in (T.num(fp.get("n_real")).value, T.num(fp.get("n_synthetic")).value)
+            if v is not None)
+    return Part("".join(parts), glance,
+                audited=[Audited(None, f"{n} image(s) in a spectral fingerprint")])
 
 
 def _attacks(folder: Path, emb: Embedder) -> Part:
-    attack = _read_json(folder / "attack.json")
-    energy = attack.get("fingerprint", {})
-    before, after = energy.get("before", {}), energy.get("after", {})
-    row = [str(attack.get("method", "?")).upper(), attack.get("k"), attack.get("t"),
-           attack.get("size"), attack.get("n_attacked"), attack.get("mean_psnr_db"),
-           before.get("energy"), after.get("energy"), energy.get("energy_change"),
-           before.get("energy_null")]
+    attack = _read_dict(folder, "attack.json")
+    energy = _dict(attack.get("fingerprint"))
+    before, after = _dict(energy.get("before")), _dict(energy.get("after"))
+    method = _text(attack.get("method")).upper()
+    k, psnr = T.num(attack.get("k")), T.num(attack.get("mean_psnr_db"), 1)
+    e_before, e_after = T.num(before.get("energy")), T.num(after.get("energy"))
+    row = [method, k, T.num(attack.get("t")), T.num(attack.get("size")),
+           T.num(attack.get("n_attacked")), psnr, e_before, e_after,
+           T.num(energy.get("energy_change")), T.num(before.get("energy_null"))]
     html = T.table(("method", "k", "t", "crop", "images", "mean PSNR dB", "energy before",
                     "energy after", "change", "chance level"), [row])
     config = {k: attack.get(k) for k in ("method", "definition", "domain", "k", "t", "size",
                                          "eps", "psnr_note")}
     config["fingerprint_note"] = energy.get("note")
-    html += T.provenance(config, attack.get("versions"))
-    glance = [f"{row[0]} attack (k={T.fmt(attack.get('k'), 2)}): fingerprint energy "
-              f"{T.fmt(before.get('energy'))} → {T.fmt(after.get('energy'))}, mean PSNR "
-              f"{T.fmt(attack.get('mean_psnr_db'), 1)} dB."]
+    html += T.provenance(config, _dict(attack.get("versions")))
+    glance = [f"{T.esc(method)} attack (k = {k}): fingerprint energy {e_before} → {e_after}, "
+              f"mean PSNR {psnr} dB."]
     return Part(html, glance)
 
 
+#: evaluation table columns read from each method row of metrics.json
+_EVAL_COLUMNS = (("Dice (micro)", ("overall", "dice")), ("IoU (micro)", ("overall", "iou")),
+                 ("Dice img-mean", ("overall", "dice_macro")),
+                 ("F1 oracle/img", ("oracle_f1_per_image",)),
+                 ("pixel AUC", ("overall", "pixel_auc")), ("FP real", ("fp_real",)),
+                 ("img AUC", ("image_level", "roc_auc")))
+
+
+def _get(row: dict[str, Any], keys: Sequence[str]) -> Any:
+    value: Any = row
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 def _evaluation(folder: Path, emb: Embedder) -> Part:
-    metrics = _read_json(folder / "metrics.json")
-    parts = [f"<p><b>{T.esc(metrics.get('title', 'evaluation'))}</b> "
-             f"(mode: {T.esc(metrics.get('mode', '?'))})</p>"]
-    md = folder / "metrics.md"
-    if md.is_file():
-        parts.append(T.markdown_to_html(md.read_text(encoding="utf-8")))
-    order = {name: i for i, name in enumerate(metrics.get("results", {}))}
-    figures = []
-    for prefix, what, width in (("curves_", "pixel ROC and precision-recall", None),
-                                ("dice_hist_", "Dice per image", emb.display_px),
-                                ("failures_", "worst test images", None)):
-        found = {p.stem[len(prefix):]: p for p in folder.glob(f"{prefix}*.png")}
-        for section in sorted(found, key=lambda name: (order.get(name, len(order)), name)):
-            figures.append(emb.figure(found[section], f"{what}: {T.esc(section)}", width=width))
-    if figures:
-        parts.append('<div class="figs">' + "".join(figures) + "</div>")
-    config = {k: v for k, v in metrics.items() if k not in ("results", "versions")}
-    parts.append(T.provenance(config, metrics.get("versions")))
-    glance = []
-    for section, rows in metrics.get("results", {}).items():
+    metrics = _read_dict(folder, "metrics.json")
+    results = _dict(metrics.get("results"))
+    parts = [f"<p><b>{T.esc(_text(metrics.get('title'), 'evaluation'))}</b> "
+             f"(mode: {T.esc(_text(metrics.get('mode')))})</p>"]
+    if metrics.get("split_note"):
+        parts.append(f'<p class="note">{T.esc(_text(metrics["split_note"]))}</p>')
+    glance: list[str] = []
+    failures: list[tuple[str, str]] = []
+    for section, rows in results.items():
+        rows = [r for r in map(_dict, _list(rows)) if r]
         if not rows:
             continue
-        model = next((r for r in rows if r.get("name") == "model"), rows[0])
-        overall = model.get("overall", {})
-        others = [r for r in rows if r is not model]
-        best = max(others, key=lambda r: r.get("overall", {}).get("dice") or 0.0, default=None)
-        vs = "" if best is None else (f" vs {T.fmt(best.get('overall', {}).get('dice'))} for "
-                                      f"'{T.esc(best.get('name'))}'")
-        glance.append(f"Evaluation ({T.esc(section)}): micro Dice {T.fmt(overall.get('dice'))}"
-                      f"{vs}, pixel AUC {T.fmt(overall.get('pixel_auc'))}.")
-        break
-    return Part("".join(parts), glance)
+        section = _text(section)
+        extras = list(dict.fromkeys(str(c) for r in rows for c in _dict(r.get("extra"))))
+        head = ["method", "thr", *(name for name, _ in _EVAL_COLUMNS), "s", *extras]
+        cells: dict[str, dict[str, T.Num]] = {}
+        body = []
+        for r in rows:
+            name = _text(r.get("name"))
+            nums = {"thr": T.num(r.get("threshold"))}
+            nums.update({label: T.num(_get(r, keys)) for label, keys in _EVAL_COLUMNS})
+            cells[name] = nums
+            body.append([name, *nums.values(), _rounded(r.get("seconds")),
+                         *(_rounded(_get(r, ("extra", c))) for c in extras)])
+        parts.append(f"<h4>{T.esc(section)}</h4>" + T.table(head, body))
+        for key, what in (("per_class", "class"), ("per_kind", "composite kind")):
+            groups = list(dict.fromkeys(str(g) for r in rows for g in _dict(r.get(key))))
+            if groups:
+                table = []
+                for r in rows:
+                    dice = [T.num(_get(r, (key, g, "dice"))) for g in groups]
+                    valid = [d.value for d in dice if d.value is not None]
+                    mean = T.num(float(np.mean(valid)) if len(valid) == len(dice) else None)
+                    table.append([_text(r.get("name")), *dice, mean])
+                parts.append(T.details(f"Dice (micro) per {what}", T.table(
+                    ["method", *groups, f"mean over {what}es" if what == "class" else "mean"],
+                    table)))
+        sources = sorted({f"{_text(r.get('name'))}: {_text(r.get('threshold_source'))}"
+                          for r in rows if r.get("threshold_source")})
+        if sources:
+            parts.append('<p class="note">thr (pixel threshold) chosen by — '
+                         + T.esc("; ".join(sources)) + ". Micro = over all pixels of the "
+                         "set; img-mean = mean over images.</p>")
+        slug = _slug(section)
+        figs = [emb.figure(folder / f"{prefix}{slug}.png", folder, T.esc(f"{what}: {section}"))
+                for prefix, what in (("curves_", "pixel ROC and precision-recall"),
+                                     ("dice_hist_", "Dice per image"))
+                if (folder / f"{prefix}{slug}.png").is_file()]
+        if figs:
+            parts.append('<div class="figs">' + "".join(figs) + "</div>")
+        gallery = folder / f"failures_{slug}.png"
+        if gallery.is_file():
+            anchor = emb.next_id("failures")
+            parts.append(f'<div id="{anchor}">' + emb.figure(
+                gallery, folder, T.esc(f"worst test images: {section}")) + "</div>")
+            failures.append((anchor, section))
+        if not glance:
+            glance.append(_evaluation_glance(section, rows, cells))
+    config = {k: v for k, v in metrics.items() if k not in ("results", "versions")}
+    parts.append(T.provenance(config, _dict(metrics.get("versions"))))
+    data = metrics.get("data") or metrics.get("images")
+    n_test = len(_list(metrics.get("test_pairs")))
+    what = (f"evaluation on {n_test} test pair(s)" if n_test else
+            f"evaluation ({_text(metrics.get('mode'))} mode)")
+    return Part("".join(parts), [g for g in glance if g], audited=[Audited(_maybe_text(data),
+                                                                           what)],
+                failures=failures)
 
 
-def _history_plot(history: list[dict[str, Any]], marker: tuple[int, str] | None = None) -> str:
-    """Loss and validation curves; ``marker``: (step, label) of the saved checkpoint."""
+def _evaluation_glance(section: str, rows: list[dict[str, Any]],
+                       cells: dict[str, dict[str, T.Num]]) -> str:
+    model = next((r for r in rows if r.get("name") == "model"), rows[0])
+    name = _text(model.get("name"))
+    own = cells[name]
+    others = [_text(r.get("name")) for r in rows if r is not model]
+    best = max(others, key=lambda n: cells[n]["Dice (micro)"].value or 0.0, default=None)
+    source = _text(model.get("threshold_source"), "given")
+    vs = "" if best is None else (f"; best trivial row: {cells[best]['Dice (micro)']} "
+                                  f"('{T.esc(best)}', thr {cells[best]['thr']})")
+    source = source if source == "given" else f"chosen on {source}"
+    return (f"Evaluation ({T.esc(section)}): Dice (micro) of '{T.esc(name)}' "
+            f"{own['Dice (micro)']} at pixel threshold {own['thr']} ({T.esc(source)}){vs}; "
+            f"pixel AUC {own['pixel AUC']} (no threshold).")
+
+
+def _rounded(value: Any, digits: int = 1) -> T.Num:
+    """Seconds, parameter counts: rounded, never in scientific form."""
+    checked = T.num(value, digits)
+    return checked if checked.value is None else T.num(round(checked.value, digits), digits)
+
+
+_IMAGE_COLUMNS = (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"),
+                  ("f1", "F1"), ("balanced_accuracy", "balanced acc."), ("roc_auc", "ROC AUC"),
+                  ("average_precision", "AP"), ("eer", "EER"))
+
+
+def _image_table(reports: dict[str, Any], first: str) -> tuple[str, dict[str, dict[str, T.Num]]]:
+    """Image-level metrics, one row per report; also the cells, for the glance."""
+    cells: dict[str, dict[str, T.Num]] = {}
+    body = []
+    for name, report in reports.items():
+        report = _dict(report)
+        nums = {label: T.num(report.get(key)) for key, label in _IMAGE_COLUMNS}
+        cells[str(name)] = nums
+        body.append([str(name), T.num(report.get("n")), T.num(report.get("n_positive")),
+                     T.num(report.get("threshold")), *nums.values()])
+    head = (first, "images", "synthetic", "threshold", *(label for _, label in _IMAGE_COLUMNS))
+    return T.table(head, body), cells
+
+
+def _detection(folder: Path, emb: Embedder) -> Part:
+    metrics = _read_dict(folder, "metrics.json")
+    threshold = T.num(metrics.get("threshold"))
+    score = _text(metrics.get("score"), "score")
+    parts = [f"<p>Scorer: {T.esc(_text(metrics.get('scorer_description')))}. An image is called"
+             f" synthetic when <code>{T.esc(score)}</code> ≥ {threshold}.</p>"]
+    seen = T.num(metrics.get("n_seen_in_training"))
+    if seen.value:
+        parts.append(f'<p class="banner">{seen} of these images were used in training or '
+                     "validation: these numbers are not a held-out estimate.</p>")
+    reports = {"all": metrics.get("overall")}
+    reports.update(_dict(metrics.get("per_source")))
+    html, cells = _image_table(reports, "subset")
+    parts.append(html)
+    parts.append(T.provenance(metrics.get("config"), _dict(metrics.get("versions"))))
+    n = T.num(metrics.get("n"))
+    overall = cells["all"]
+    glance = [f"Classifier evaluation ({T.esc(_text(metrics.get('scorer')))} scorer, {n} images"
+              f", synthetic when {T.esc(score)} ≥ {threshold}): balanced accuracy "
+              f"{overall['balanced acc.']}, ROC AUC {overall['ROC AUC']} (no threshold)"
+              + (f"; {seen} image(s) were seen in training" if seen.value else "") + "."]
+    return Part("".join(parts), glance, audited=[Audited(
+        _maybe_text(metrics.get("data")), f"{n} labelled image(s) scored by a classifier")])
+
+
+def _history_plot(history: list[dict[str, Any]], losses: Sequence[str], vals: Sequence[str],
+                  marker: tuple[float, str] | None = None) -> str:
+    """Loss and validation curves; ``marker``: (x, label) of the saved checkpoint."""
     x_key = "step" if all("step" in h for h in history) else "epoch"
-    xs = [h.get(x_key) for h in history]
-    losses = sorted({k for h in history for k in h if k.startswith("loss")})
-    vals = [k for k in ("val_f1_best", "val_dice@0.5", "val_iou@0.5", "val_pixel_auc")
-            if any(k in h for h in history)]
 
     def series(key: str) -> list[float]:
-        return [float(h[key]) if h.get(key) is not None else float("nan") for h in history]
+        out = []
+        for h in history:
+            value = T.num(h.get(key)).value
+            out.append(float("nan") if value is None else float(value))
+        return out
+
+    xs = series(x_key)
 
     def draw(fig: Any) -> None:
         left, right = fig.subplots(1, 2)
@@ -446,49 +702,177 @@ def _history_plot(history: list[dict[str, Any]], marker: tuple[int, str] | None 
         right.set(xlabel=x_key, title="validation", ylim=(0, 1))
         for ax in (left, right):
             ax.grid(alpha=0.3)
-            if marker is not None and x_key == "step":
+            if marker is not None:
                 ax.axvline(marker[0], color="grey", ls="--", lw=1, label=marker[1])
             if ax.lines:
                 ax.legend(fontsize=8)
 
-    return _plot_uri(draw, (9.0, 3.2))
+    return plot_uri(draw, (9.0, 3.2))
+
+
+def _history(folder: Path) -> list[dict[str, Any]]:
+    path = folder / "history.json"
+    return [h for h in map(_dict, _list(read_json(path, folder) if path.is_file() else []))
+            if h]
+
+
+def _checkpoint_meta(folder: Path) -> tuple[Path | None, dict[str, Any]]:
+    path = next((p for p in (folder / "best" / "model.json", folder / "last" / "model.json")
+                 if p.is_file()), None)
+    return path, (_read_dict(folder, *path.relative_to(folder).parts) if path else {})
+
+
+def _checkpoint_line(tag: Any, meta_path: Path | None) -> str:
+    return (f"<p>Backbone weights: {T.weights_tag(_maybe_text(tag))}"
+            + (f" · checkpoint <code>{T.esc(meta_path.parent.name)}</code>" if meta_path
+               else ' · <span class="warn">no checkpoint metadata found</span>') + "</p>")
 
 
 def _training(folder: Path, emb: Embedder) -> Part:
-    meta_path = next((p for p in (folder / "best" / "model.json", folder / "last" / "model.json")
-                      if p.is_file()), None)
-    meta = _read_json(meta_path) if meta_path else {}
-    config = meta.get("config", {})
+    meta_path, meta = _checkpoint_meta(folder)
+    config = _dict(meta.get("config"))
     tag = meta.get("weights_tag")
-    val = meta.get("val", {})
-    numbers = {"model": meta.get("model", config.get("model")),
-               "backbone": config.get("backbone"), "layers": ", ".join(meta.get("layers", [])),
-               "steps trained": meta.get("step"), "parameters": meta.get("n_parameters"),
-               "threshold (from validation)": meta.get("threshold"),
-               **{f"validation {k}": v for k, v in val.items() if k != "threshold"}}
-    parts = [f"<p>Backbone weights: {T.weights_tag(tag)}"
-             + (f" · checkpoint <code>{T.esc(meta_path.parent.name)}</code>" if meta_path
-                else ' · <span class="warn">no checkpoint metadata found</span>') + "</p>",
-             T.key_values({k: v for k, v in numbers.items() if v not in (None, "")})]
-    history_path = folder / "history.json"
-    if history_path.is_file():
-        history = _read_json(history_path)
-        if history:
-            marker = None
-            if meta_path is not None and meta.get("step") is not None:
-                marker = (int(meta["step"]), f"{meta_path.parent.name} checkpoint")
-            parts.append(T.figure(_history_plot(history, marker),
-                                  f"{len(history)} epochs from history.json"
-                                  + ("; dashed: the checkpoint shown above" if marker else "")))
-    config_text = ((folder / "config.yaml").read_text(encoding="utf-8")
+    val = _dict(meta.get("val"))
+    threshold = T.num(meta.get("threshold"))
+    f1 = T.num(val.get("f1_best"))
+    model_name = _text(meta.get("model", config.get("model")))
+    numbers = {"model": model_name, "backbone": _text(config.get("backbone")),
+               "layers": ", ".join(map(_text, _list(meta.get("layers")))),
+               "steps trained": T.num(meta.get("step")),
+               "parameters": T.num(meta.get("n_parameters")),
+               "pixel threshold (best F1 on validation)": threshold,
+               "validation F1 at that threshold": f1,
+               **{f"validation {k}": T.num(v) for k, v in val.items()
+                  if k not in ("threshold", "f1_best")}}
+    parts = [_checkpoint_line(tag, meta_path), T.key_values(numbers)]
+    history = _history(folder)
+    if history:
+        marker = None
+        step = T.num(meta.get("step")).value
+        if meta_path is not None and step is not None and all("step" in h for h in history):
+            marker = (step, f"{meta_path.parent.name} checkpoint")
+        losses = sorted({k for h in history for k in h if k.startswith("loss")})
+        vals = [k for k in ("val_f1_best", "val_dice@0.5", "val_iou@0.5", "val_pixel_auc")
+                if any(k in h for h in history)]
+        parts.append(T.figure(_history_plot(history, losses, vals, marker),
+                              f"{len(history)} epochs from history.json"
+                              + ("; dashed: the checkpoint shown above" if marker else ""),
+                              fig_id=emb.next_id(), alt="training curves"))
+    config_text = (read_text(folder / "config.yaml", folder)
                    if (folder / "config.yaml").is_file() else None)
-    parts.append(T.provenance(config, meta.get("versions"), config_text=config_text))
+    parts.append(T.provenance(config, _dict(meta.get("versions")), config_text=config_text))
+    glance = []
+    if f1.value is not None:
+        backbone = T.esc(_text(config.get("backbone")))
+        glance.append(f"Heat-map model {T.esc(model_name)} on {backbone}"
+                      f" ({T.weights_tag(_maybe_text(tag))}): validation F1 {f1} at pixel "
+                      f"threshold {threshold} (the threshold predict uses).")
+    split = _dict(meta.get("split"))
+    counts = {k: len(_list(split.get(k))) for k in ("train", "val", "test")}
+    audited = [Audited(_maybe_text(meta.get("data")),
+                       f"{sum(counts.values())} pair(s) split train {counts['train']} / val "
+                       f"{counts['val']} / test {counts['test']} (training run {folder.name})")]
+    return Part("".join(parts), glance, [f"training run {folder}"] if tag == "random" else [],
+                audited)
+
+
+def _classifier(folder: Path, emb: Embedder) -> Part:
+    meta_path, meta = _checkpoint_meta(folder)
+    config = _dict(meta.get("config")) or _read_dict(folder, "config.json")
+    tag = meta.get("weights_tag", config.get("weights_tag"))
+    threshold = T.num(meta.get("threshold"))
+    val = _dict(meta.get("val"))
+    numbers: dict[str, Any] = {
+        "backbone": _text(meta.get("backbone", config.get("backbone"))),
+        "input": f"{_text(meta.get('fit'))} {_text(meta.get('size'))} px",
+        "best epoch": T.num(meta.get("epoch")),
+        "decision threshold on P(synthetic)": threshold}
+    parts = [_checkpoint_line(tag, meta_path), T.key_values(numbers)]
+    if val:
+        html, cells = _image_table({"validation": val}, "split")
+        parts.append(html)
+    history = _history(folder)
+    if history:
+        flat = [{"epoch": h.get("epoch"), "train_loss": h.get("train_loss"),
+                 "val_loss": h.get("val_loss"),
+                 **{f"val_{k}": v for k, v in _dict(h.get("val")).items()}} for h in history]
+        marker = None
+        epoch = T.num(meta.get("epoch")).value
+        if meta_path is not None and epoch is not None:
+            marker = (epoch, f"{meta_path.parent.name} checkpoint")
+        vals = [k for k in ("val_balanced_accuracy", "val_roc_auc", "val_f1")
+                if any(k in h for h in flat)]
+        parts.append(T.figure(_history_plot(flat, ["train_loss", "val_loss"], vals, marker),
+                              f"{len(history)} epochs from history.json",
+                              fig_id=emb.next_id(), alt="classifier training curves"))
+    parts.append(T.provenance(config, _dict(meta.get("versions"))))
     glance = []
     if val:
-        glance.append(f"Model {T.esc(numbers['model'])} on {T.esc(config.get('backbone'))} "
-                      f"({T.weights_tag(tag)}): validation F1 {T.fmt(val.get('f1_best'))} "
-                      f"at threshold {T.fmt(meta.get('threshold'), 2)}.")
-    return Part("".join(parts), glance, [f"training run {folder}"] if tag == "random" else [])
+        row = cells["validation"]
+        glance.append(f"Classifier {T.esc(numbers['backbone'])} ({T.weights_tag(_maybe_text(tag))}"
+                      f"): validation balanced accuracy {row['balanced acc.']}, ROC AUC "
+                      f"{row['ROC AUC']} at P(synthetic) ≥ {threshold} (best epoch "
+                      f"{numbers['best epoch']}).")
+    split = _read_dict(folder, "split.json")
+    n_train, n_val = len(_list(split.get("train"))), len(_list(split.get("val")))
+    audited = [Audited(_maybe_text(config.get("data")),
+                       f"{n_train + n_val} labelled image(s) (train {n_train} / val {n_val}) "
+                       f"for classifier run {folder.name}")]
+    return Part("".join(parts), glance, [f"classifier run {folder}"] if tag == "random" else [],
+                audited)
+
+
+# --------------------------------------------------------------------------- what was audited
+
+
+def _demo_facts(folder: Path) -> tuple[str, int] | None:
+    """(disclaimer, number of pairs) when ``folder`` holds a fakeseg demo.json, else None."""
+    from fakeseg.data.demo import DEMO_JSON, DEMO_KIND, DISCLAIMER
+
+    try:
+        payload = read_json(folder / DEMO_JSON, folder)
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(payload, dict) or payload.get("kind") != DEMO_KIND:
+        return None
+    return DISCLAIMER, len(_list(payload.get("pairs")))
+
+
+def _audit_html(audited: Sequence[Audited], datasets: Sequence[Path],
+                inputs: Sequence[Path], out: Path) -> str:
+    by_data: dict[str, list[str]] = {}
+    for item in audited:
+        by_data.setdefault(item.data or "", []).append(item.what)
+    for dataset in datasets:  # a demo dataset among the inputs that no result names
+        if not any(_same_folder(d, dataset, inputs) for d in by_data if d):
+            by_data.setdefault(str(dataset), []).append("dataset folder found among the inputs")
+    lines = [T.esc(w) for w in by_data.pop("", [])]
+    for data, whats in by_data.items():
+        folder = _resolve_data(data, inputs)
+        demo = _demo_facts(folder) if folder is not None else None
+        line = f"data folder <code>{T.esc(_display_path(Path(data), out))}</code>"
+        if demo is not None:
+            line += (f' <span class="flag">simulated demo data</span>: {demo[1]} pairs '
+                     f"({2 * demo[1]} images, demo.json). "
+                     f'<span class="note">{T.esc(demo[0])}</span>')
+        elif folder is None:
+            line += ' <span class="note">(not found from here)</span>'
+        lines.append(line + "<ul>" + "".join(f"<li>{T.esc(w)}</li>" for w in whats) + "</ul>")
+    return "".join(f"<li>{line}</li>" for line in lines)
+
+
+def _resolve_data(data: str, inputs: Sequence[Path]) -> Path | None:
+    """A data folder named in a result file, as recorded or relative to an input folder."""
+    if "\x00" in data:
+        return None
+    path = Path(data)
+    candidates = [path] if path.is_absolute() else [path, *(i / path for i in inputs)]
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def _same_folder(data: str, folder: Path, inputs: Sequence[Path]) -> bool:
+    found = _resolve_data(data, inputs)
+    return found is not None and found.resolve() == folder.resolve()
 
 
 # --------------------------------------------------------------------------- the report
@@ -499,8 +883,9 @@ def report(inputs: Sequence[str | Path], out: str | Path, *, title: str = "fakes
     """Write one self-contained HTML report of every fakeseg result under ``inputs``.
 
     Sections appear only for results that exist; each shows how to read it and the config
-    and versions that produced it. Images are embedded (downscaled to ``display_px`` wide,
-    figures up to twice that) and link to their full-size files by relative paths. Written
+    and versions that produced it. Images are embedded at their own resolution (up to 2048 px
+    wide), shown ``display_px`` wide in the image cards, and open full size inside the page.
+    Only files inside the result folder being shown are embedded or linked. Written
     atomically; returns the path.
     """
     from fakeseg import __version__
@@ -516,25 +901,27 @@ def report(inputs: Sequence[str | Path], out: str | Path, *, title: str = "fakes
     if out.suffix.lower() not in (".html", ".htm"):
         raise FakesegError(f"{out}: the report is HTML; name it *.html")
     found = find_results(inputs)
-    if not found:
+    sections_found = [f for f in found if f.kind in KINDS]
+    if not sections_found:
         raise FakesegError(
             f"no fakeseg results under {', '.join(map(str, inputs))} (looked for results.jsonl,"
-            " featdiff.json, fingerprint.json, attack.json, metrics.json, config.yaml + "
-            "history.json); point at run, predict, evaluate, fingerprint or featdiff folders")
+            " featdiff.json, fingerprint.json, attack.json, metrics.json, config.yaml or "
+            "config.json + history.json); point at run, predict, evaluate, fingerprint, "
+            "featdiff or classify folders")
     emb = Embedder(out, display_px)
     builders: dict[str, Callable[[Path], Part]] = {
         "predictions": lambda f: _predictions(f, emb, max_images),
         "featdiff": lambda f: _featdiff(f, emb), "fingerprints": lambda f: _fingerprints(f, emb),
         "attacks": lambda f: _attacks(f, emb), "evaluation": lambda f: _evaluation(f, emb),
-        "training": lambda f: _training(f, emb),
+        "detection": lambda f: _detection(f, emb), "training": lambda f: _training(f, emb),
+        "classifier": lambda f: _classifier(f, emb),
     }
     sections: list[str] = []
     toc: list[str] = []
-    glance: list[str] = []
-    random: list[str] = []
+    parts: list[Part] = []
     number = 0
     for kind in KINDS:
-        folders = [f.folder for f in found if f.kind == kind]
+        folders = [f.folder for f in sections_found if f.kind == kind]
         if not folders:
             continue
         number += 1
@@ -543,12 +930,12 @@ def report(inputs: Sequence[str | Path], out: str | Path, *, title: str = "fakes
             sub_id = f"{kind}-{i}"
             try:
                 part = builders[kind](folder)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                log.warning("report: could not read %s (%s): %s", folder, kind, exc)
-                part = Part(f'<p class="warn">could not read this result: '
-                            f"{T.esc(type(exc).__name__)}: {T.esc(exc)}</p>")
-            glance += part.glance
-            random += part.random
+            except (OSError, ValueError, KeyError, TypeError, AttributeError,
+                    RecursionError) as exc:  # one unreadable result never stops the report
+                report_warning(f"could not read {folder} ({kind}): {exc}")
+                part = Part(T.warn_box(f"could not read this result: {type(exc).__name__}: "
+                                       f"{exc}"))
+            parts.append(part)
             label = _display_path(folder, out)
             heading = f"<h3>{T.esc(label)}</h3>" if len(folders) > 1 else ""
             subs.append(f'<div id="{sub_id}">{heading}<p class="src">from {T.esc(label)}</p>'
@@ -560,24 +947,42 @@ def report(inputs: Sequence[str | Path], out: str | Path, *, title: str = "fakes
                         f'<p class="how">How to read this: {T.esc(HOW[kind])}</p>'
                         + "".join(subs) + "</section>")
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    subtitle = (f'<p class="meta">{len(found)} result folder(s) from '
-                f"{T.esc(', '.join(_display_path(Path(i), out) for i in inputs))} · generated "
+    roots = [Path(i) for i in inputs]
+    subtitle = (f'<p class="meta">{len(sections_found)} result folder(s) from '
+                f"{T.esc(', '.join(_display_path(r, out) for r in roots))} · generated "
                 f"{T.esc(when)} by fakeseg {T.esc(__version__)}</p>")
+    random = [r for p in parts for r in p.random]
     if random:
         subtitle += (f'<p class="banner">RANDOM backbone weights in: {T.esc("; ".join(random))}.'
                      " Those results come from an untrained feature extractor.</p>")
-    if glance:
-        subtitle += ('<div class="glance"><b>At a glance</b><ul>'
-                     + "".join(f"<li>{g}</li>" for g in glance) + "</ul></div>")
+    subtitle += _glance(parts, [f.folder for f in found if f.kind == "dataset"], roots, out)
     toc_html = f'<nav class="toc"><b>Contents</b><ol>{"".join(toc)}</ol></nav>'
     write_text(out, T.page(title, subtitle, toc_html, "\n".join(sections)))
     return out
+
+
+def _glance(parts: Sequence[Part], datasets: Sequence[Path], roots: Sequence[Path],
+            out: Path) -> str:
+    audited = _audit_html([a for p in parts for a in p.audited], datasets, roots, out)
+    numbers = "".join(f"<li>{g}</li>" for p in parts for g in p.glance)
+    failures = [f for p in parts for f in p.failures]
+    html = '<div class="glance"><b>At a glance</b>'
+    if audited:
+        html += f"<p>What was audited:</p><ul>{audited}</ul>"
+    if numbers:
+        html += ("<p>Headline numbers (each exactly as in its table below):</p>"
+                 f"<ul>{numbers}</ul><p class=\"note\">{T.esc(THRESHOLD_STORY)}</p>")
+    if failures:
+        html += ("<p>Where the model fails: worst test images of "
+                 + ", ".join(f'<a href="#{a}">{T.esc(label)}</a>' for a, label in failures)
+                 + ".</p>")
+    return html + "</div>"
 
 
 def _display_path(path: Path, out: Path) -> str:
     """A folder as the reader should see it: relative to the report when that is shorter."""
     try:
         rel = os.path.relpath(path.resolve(), out.resolve().parent)
-    except ValueError:
+    except (OSError, ValueError):  # another drive, or a name no file system accepts
         return str(path)
     return rel if len(rel) < len(str(path)) else str(path)

@@ -92,7 +92,8 @@ def _fit(method: Method, real: Sequence[str | Path], synthetic: Sequence[str | P
     streams = [stream_statistics(paths, {key: statistic}, size=size, desc=desc,
                                  progress=progress)
                for paths, desc in ((real, "real"), (synthetic, "synthetic"))]
-    return _filter(method, *streams, t)
+    real_stream, synthetic_stream = streams
+    return _filter(method, real_stream, synthetic_stream, t)
 
 
 def fit_msa(real: Sequence[str | Path], synthetic: Sequence[str | Path], size: int = 256, *,
@@ -177,7 +178,8 @@ def defingerprint(
         )
     out = Path(out_dir)
     key, statistic = _FIT_STATISTIC[method]
-    common = {"size": size, "transform": "fft", "crop": "center", "progress": progress}
+    common: dict[str, Any] = {"size": size, "transform": "fft", "crop": "center",
+                              "progress": progress}
     real_stream = stream_log_spectra(real, desc="real", extra={key: statistic}, **common)
     synthetic_stream = stream_log_spectra(synthetic, desc="synthetic", extra={key: statistic},
                                           **common)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 import scipy.fft
@@ -264,9 +264,14 @@ def map_ordered(fn: Callable[[_T], _R], items: Iterable[_T], workers: int
         for item in items:
             pending.append((item, pool.submit(fn, item)))
             if len(pending) >= 2 * workers:
-                yield _resolve(*pending.popleft())
+                yield _resolve(*_split(pending.popleft()))
         while pending:
-            yield _resolve(*pending.popleft())
+            yield _resolve(*_split(pending.popleft()))
+
+
+def _split(entry: tuple[_T, Future[_R]]) -> tuple[_T, Future[_R | Exception]]:
+    item, future = entry
+    return item, cast("Future[_R | Exception]", future)
 
 
 def _resolve(item: _T, future: Future[_R]) -> tuple[_T, _R | Exception]:
@@ -356,7 +361,7 @@ class Peak:
         """Radial frequency in cycles/pixel."""
         return float(math.hypot(self.fy, self.fx))
 
-    def to_json(self) -> dict[str, float | int]:
+    def to_json(self) -> dict[str, float | int | None]:
         return {"row": self.row, "col": self.col, "fy": self.fy, "fx": self.fx,
                 "frequency": self.frequency, "magnitude": self.magnitude,
                 "prominence": self.prominence, "z": self.z}
@@ -650,7 +655,7 @@ def save_fingerprint_outputs(fp: Fingerprint, out_dir: str | Path, *, k: int = 1
     fy_grid, fx_grid = frequency_grid(fp.luminance.shape, fp.transform)
     for rank, peak in enumerate(peaks, 1):  # marked where the coefficient sits in the array
         at = (fx_grid[peak.row, peak.col], fy_grid[peak.row, peak.col])
-        style = ({"mec": "black", "mew": 1.5} if fp.is_significant(peak)
+        style: dict[str, Any] = ({"mec": "black", "mew": 1.5} if fp.is_significant(peak)
                  else {"mec": "dimgray", "mew": 0.8, "ls": "none", "alpha": 0.7})
         ax.plot(*at, "o", mfc="none", ms=9, **style)
         ax.annotate(str(rank), at, xytext=(5, 5), textcoords="offset points", fontsize=7)

@@ -4,14 +4,18 @@ Run folder layout::
 
     RUN/config.yaml      the effective config
     RUN/split.json       the pairs used for train / val / test
-    RUN/history.json     one entry per epoch
-    RUN/best/            model.safetensors + model.json (best validation F1)
+    RUN/history.json     one entry per epoch (a copy of last/history.json)
+    RUN/best/            model.safetensors + model.json + history.json (best validation F1)
     RUN/last/            the same plus trainer_state.pt, for --resume
     RUN/cache/           per-layer target maps
+
+Each checkpoint folder is written and switched as one set (see models/checkpoint.py), and the
+whole run holds the folder's lock, so a second ``train`` into it fails at once.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import random
@@ -24,10 +28,11 @@ import numpy as np
 import torch
 import yaml
 
-from fakeseg.config import TrainConfig, from_dict, to_dict, versions
+from fakeseg.config import TrainConfig, from_dict, load_yaml, to_dict, versions
 from fakeseg.data.composites import CompositeItem, composite_set
 from fakeseg.data.pairs import (
     LoadedPair,
+    PairIndex,
     Split,
     index_pairs,
     load_pair,
@@ -36,22 +41,29 @@ from fakeseg.data.pairs import (
     save_split,
 )
 from fakeseg.device import resolve_device
-from fakeseg.errors import FakesegError
+from fakeseg.errors import CheckpointError, FakesegError
 from fakeseg.evaluation.metrics import best_threshold, false_positive_fraction, segmentation_report
 from fakeseg.evaluation.protocol import is_mixed, probability_scorer
 from fakeseg.features.target import TargetCache, cache_key, fit_scales, heat_map, pair_layer_maps
-from fakeseg.io import write_json, write_text
+from fakeseg.io import check_output_dir, folder_lock, write_json, write_text
 from fakeseg.models.checkpoint import (
-    load_checkpoint,
+    META_FILE,
+    ResumeState,
+    known_names,
     load_into,
-    load_trainer_state,
+    load_resume_state,
+    recover_checkpoint,
     save_checkpoint,
 )
 from fakeseg.models.discriminator import PatchDiscriminator
 from fakeseg.models.registry import build_model
-from fakeseg.progress import progress_bar
+from fakeseg.progress import progress_bar, warn
 from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_bce
 from fakeseg.training.sampler import CompositeSampler
+
+HISTORY_FILE = "history.json"
+#: a full disk, a quota or a read-only file system while the run writes: a user error
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
 def seed_everything(seed: int) -> None:
@@ -80,11 +92,12 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare_data(data: str | Path, run_dir: Path, config: TrainConfig,
+def prepare_data(data: str | Path | PairIndex, run_dir: Path, config: TrainConfig,
                  extractor: torch.nn.Module | None, *, device: torch.device,
                  progress: bool) -> PreparedData:
     """Split (or reuse the run's split), load pairs, compute/cached targets, fit scales."""
-    index = index_pairs(data)
+    index = data if isinstance(data, PairIndex) else index_pairs(data)
+    index.require_unambiguous()
     split_path = run_dir / "split.json"
     if split_path.exists():
         split = load_split(split_path)
@@ -161,19 +174,19 @@ def _effective_config(run_dir: Path, config: TrainConfig | None, resume: bool) -
         if not saved.exists():
             raise FakesegError(f"{run_dir}: nothing to resume (no config.yaml); "
                                "start without --resume")
-        stored = from_dict(TrainConfig, yaml.safe_load(saved.read_text()), source=str(saved))
+        stored = from_dict(TrainConfig, load_yaml(saved), source=str(saved), names=known_names())
         if config is not None and to_dict(config) != to_dict(stored):
             changed = sorted(k for k, v in to_dict(config).items() if to_dict(stored)[k] != v)
             allowed = {"steps", "device", "threads", "early_stopping"}
             if set(changed) - allowed:
                 raise FakesegError(f"{saved}: --resume with a different config "
                                    f"({', '.join(changed)}); resume as it was or use a new --out")
-            return config.validate()
-        return stored.validate()
+            return config.validate(names=known_names())
+        return stored
     if (run_dir / "last").exists():
         raise FakesegError(f"{run_dir}: already holds a run; pass --resume to continue it "
                            "or choose another --out")
-    return (config or TrainConfig()).validate()
+    return (config or TrainConfig()).validate(names=known_names())
 
 
 def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, *,
@@ -183,9 +196,49 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
 
     ``stop_after`` ends this session after that many steps (a later ``resume`` continues).
     """
-    run_dir = Path(out)
-    config = _effective_config(run_dir, config, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = check_output_dir(out)
+    with folder_lock(run_dir, "train"):
+        for name in ("last", "best"):  # finish or undo a checkpoint switch a crash interrupted
+            recover_checkpoint(run_dir / name)
+        config = _effective_config(run_dir, config, resume)
+        try:
+            return _train_locked(data, run_dir, config, resume=resume, progress=progress,
+                                 stop_after=stop_after)
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRNOS:
+                raise
+            raise FakesegError(f"{run_dir}: cannot write the run ({exc.strerror}); free disk "
+                               "space or choose another --out (--resume continues from the "
+                               "last checkpoint)") from exc
+
+
+def _restore(state: ResumeState, run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The trainer state and the history of one ``last/`` set, checked to agree."""
+    trainer = state.trainer_state
+    source = state.folder / "trainer_state.pt"
+    try:
+        step = int(trainer["step"])
+        epoch = int(trainer["epoch"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: incomplete trainer state ({exc}); start without "
+                              "--resume") from exc
+    if state.meta.get("step") not in (None, step):
+        raise CheckpointError(f"{state.folder}: weights of step {state.meta.get('step')} with "
+                              f"trainer state of step {step} (a mixed checkpoint); start without "
+                              "--resume")
+    history = state.extra_json.get(HISTORY_FILE)
+    if history is None:  # runs from before history was kept in the checkpoint
+        history = json.loads((run_dir / HISTORY_FILE).read_text())
+    if not isinstance(history, list) or any(not isinstance(h, dict) for h in history):
+        raise CheckpointError(f"{state.folder / HISTORY_FILE}: not a list of epochs; start "
+                              "without --resume")
+    return trainer, [h for h in history if int(h.get("epoch", 0)) <= epoch]
+
+
+def _train_locked(data: str | Path, run_dir: Path, config: TrainConfig, *, resume: bool,
+                  progress: bool, stop_after: int | None) -> TrainResult:
+    index = index_pairs(data)  # layout errors before the slow model build
+    index.require_unambiguous()
     write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -197,7 +250,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         from fakeseg.features import build_backbone
 
         extractor = build_backbone(config.backbone, config.backbone_weights, config.layers)
-    prepared = prepare_data(data, run_dir, config, extractor, device=device, progress=progress)
+    prepared = prepare_data(index, run_dir, config, extractor, device=device,
+                            progress=progress)
     net.to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
@@ -210,21 +264,28 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                                         betas=(0.5, 0.999)) if net.has_own_adversary else None
     rng = np.random.default_rng(config.seed)
     step, epoch, history, best, bad_epochs = 0, 0, [], -1.0, 0
-    if resume:
-        state = load_trainer_state(run_dir / "last")
-        weights, _, folder = load_checkpoint(run_dir / "last")
-        load_into(net, weights, folder / "model.safetensors")
-        optimizer.load_state_dict(state["optimizer"])
-        if disc is not None and d_optimizer is not None:
-            disc.load_state_dict(state["disc"])
-            d_optimizer.load_state_dict(state["d_optimizer"])
-        if own_d_optimizer is not None:
-            own_d_optimizer.load_state_dict(state["own_d_optimizer"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        step, epoch, best, bad_epochs = (int(state["step"]), int(state["epoch"]),
-                                         float(state["best"]), int(state["bad_epochs"]))
-        history = json.loads((run_dir / "history.json").read_text())
+    if resume and (run_dir / "last").exists():
+        saved = load_resume_state(run_dir / "last", extra_json=(HISTORY_FILE,))
+        state, history = _restore(saved, run_dir)
+        load_into(net, saved.weights, saved.folder / "model.safetensors")
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            if disc is not None and d_optimizer is not None:
+                disc.load_state_dict(state["disc"])
+                d_optimizer.load_state_dict(state["d_optimizer"])
+            if own_d_optimizer is not None:
+                own_d_optimizer.load_state_dict(state["own_d_optimizer"])
+            rng.bit_generator.state = json.loads(state["numpy_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            step, epoch, best, bad_epochs = (int(state["step"]), int(state["epoch"]),
+                                             float(state["best"]), int(state["bad_epochs"]))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{saved.folder / 'trainer_state.pt'}: does not fit this run "
+                                  f"({type(exc).__name__}: {str(exc)[:80]}); start without "
+                                  "--resume") from exc
+        write_json(run_dir / HISTORY_FILE, history)
+    elif resume:  # killed before the first checkpoint: a fresh start is the exact continuation
+        warn(f"{run_dir}: no checkpoint saved yet; starting from step 0")
     sampler = CompositeSampler(prepared.train, prepared.heats, config)
     val_set = composite_set(prepared.val, seed=config.seed + 1, kinds=config.mask_kinds,
                                per_pair=3, coverage=config.coverage,
@@ -300,7 +361,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         improved = scores["f1_best"] > best
         if improved:
             best, bad_epochs = scores["f1_best"], 0
-            save_checkpoint(run_dir / "best", net.state_dict(), meta)
+            save_checkpoint(run_dir / "best", net.state_dict(), meta,
+                            extra_json={HISTORY_FILE: history})
         else:
             bad_epochs += 1
         stopped_early = bool(config.early_stopping and bad_epochs >= config.early_stopping)
@@ -313,15 +375,17 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
             trainer_state.update(disc=disc.state_dict(), d_optimizer=d_optimizer.state_dict())
         if own_d_optimizer is not None:
             trainer_state["own_d_optimizer"] = own_d_optimizer.state_dict()
-        save_checkpoint(run_dir / "last", net.state_dict(), meta, trainer_state)
-        write_json(run_dir / "history.json", history)
+        save_checkpoint(run_dir / "last", net.state_dict(), meta, trainer_state,
+                        extra_json={HISTORY_FILE: history})
+        write_json(run_dir / HISTORY_FILE, history)  # the run-level copy, after its checkpoint
         bar.write(f"epoch {epoch} step {step}: val F1 {scores['f1_best']:.3f} "
                   f"(thr {scores['threshold']:.2f}), Dice@0.5 {scores['dice@0.5']:.3f}"
                   + (" *" if improved else ""))
         if stop_after is not None and session_steps >= stop_after:
             break
     bar.close()
-    best_meta = json.loads((run_dir / "best" / "model.json").read_text())
+    best_file = run_dir / "best" / META_FILE
+    best_meta = json.loads(best_file.read_text()) if best_file.exists() else {}
     return TrainResult(run_dir, run_dir / "best", best_meta.get("val", {}), step, stopped_early,
                        float(best_meta.get("threshold", 0.5)), history)
 

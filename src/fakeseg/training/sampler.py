@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import torch
@@ -28,6 +29,12 @@ def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
     return np.pad(array, widths, mode="reflect" if array.dtype.kind == "f" else "edge")
 
 
+@overload
+def _crop(array: np.ndarray, top: int, left: int, size: int) -> np.ndarray: ...
+@overload
+def _crop(array: None, top: int, left: int, size: int) -> None: ...
+@overload
+def _crop(array: np.ndarray | None, top: int, left: int, size: int) -> np.ndarray | None: ...
 def _crop(array: np.ndarray | None, top: int, left: int, size: int) -> np.ndarray | None:
     if array is None:
         return None

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fakeseg.features.backbones import IMAGENET_MEAN, IMAGENET_STD
+from fakeseg.features.backbones import Normalize
 from fakeseg.models.base import Segmenter
 
 LUMA = (0.299, 0.587, 0.114)
@@ -40,6 +40,9 @@ def dct_basis(size: int = 8) -> torch.Tensor:
 
 class BlockDCT(nn.Module):
     """RGB in [0, 1] → the Y channel's 8×8 block DCT (B, 64, H/8, W/8), JPEG's level shift."""
+
+    basis: torch.Tensor
+    luma: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -118,12 +121,11 @@ class CATNet(Segmenter):
         self.up4 = UpBlock(d8, s4, d4)
         self.up2 = UpBlock(d4, s2, d2)
         self.head = nn.Conv2d(d2, 1, 1)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.normalize = Normalize()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         self.check_size(image)
-        features = self.encoder((image - self.mean) / self.std)
+        features = self.encoder(self.normalize(image))
         s2, s4, s8, s16 = features[-4:]
         fused = self.fuse(torch.cat([s8, self.dct_stream(image)], 1))
         x = self.up2(self.up4(self.up8(s16, fused), s4), s2)

@@ -92,6 +92,7 @@ class MAG(Segmenter):
 
     has_auxiliary_loss = True
     has_own_adversary = True
+    high_pass: torch.Tensor
 
     def __init__(self, *, width: int = 16, depth: int = 3, disc_width: int = 16,
                  disc_depth: int = 3, adv_weight: float = 0.05, retouched_weight: float = 0.5,
@@ -139,7 +140,8 @@ class MAG(Segmenter):
     @staticmethod
     def _coverage(mask: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Fraction of each discriminator patch the mask covers."""
-        return F.adaptive_avg_pool2d(mask, scores.shape[-2:])
+        height, width = scores.shape[-2:]
+        return F.adaptive_avg_pool2d(mask, (int(height), int(width)))
 
     def auxiliary_loss(self, image: torch.Tensor, label: torch.Tensor, logits: torch.Tensor
                        ) -> tuple[torch.Tensor, dict[str, float]]:

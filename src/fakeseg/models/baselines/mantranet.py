@@ -53,6 +53,8 @@ def srm_kernels() -> torch.Tensor:
 class SRMConv2d(nn.Module):
     """Fixed SRM filters applied to each input channel: (B, C, H, W) → (B, 3C, H, W)."""
 
+    weight: torch.Tensor
+
     def __init__(self, in_channels: int = 3) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -64,6 +66,8 @@ class SRMConv2d(nn.Module):
 
 class BayarConv2d(nn.Module):
     """Constrained conv (Bayar & Stamm): per kernel, centre −1 and the other taps sum to 1."""
+
+    centre: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5) -> None:
         super().__init__()

@@ -12,7 +12,7 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from fakeseg.features.backbones import IMAGENET_MEAN, IMAGENET_STD
+from fakeseg.features.backbones import Normalize
 from fakeseg.models.base import Segmenter
 
 DEFAULT_DECODER = (256, 128, 64, 32, 16)
@@ -33,12 +33,11 @@ class UNetRGB(Segmenter):
                              in_channels=3, classes=1)
         _drop_unused_stages(self.unet.encoder, encoder_depth)
         self.multiple = 2**encoder_depth
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.normalize = Normalize()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         self.check_size(image)
-        return self.unet((image - self.mean) / self.std)
+        return self.unet(self.normalize(image))
 
 
 def _drop_unused_stages(encoder: nn.Module, depth: int) -> None:

@@ -132,7 +132,7 @@ def _legend(ax: Any) -> None:
 def plot_curves(results: Sequence[MethodScores], path: Path, title: str) -> Path:
     fig = new_figure(10, 4.2)
     roc, pr = fig.subplots(1, 2)
-    colours = colormaps["tab20"].colors
+    colours = [tuple(c) for c in colormaps["tab20"](np.arange(20))]  # tab20's 20 colours
     for ax in (roc, pr):  # distinct colours for up to 20 methods
         ax.set_prop_cycle(color=colours[::2] + colours[1::2])
     prevalence, constant = None, []
@@ -170,7 +170,7 @@ def plot_curves(results: Sequence[MethodScores], path: Path, title: str) -> Path
 def plot_dice_histogram(results: Sequence[MethodScores], path: Path, title: str) -> Path:
     fig = new_figure(6, 3.6)
     ax = fig.subplots()
-    bins = np.linspace(0, 1, 21)
+    bins = np.linspace(0, 1, 21).tolist()
     for r in results:
         if r.dice_per_image:
             ax.hist(r.dice_per_image, bins=bins, alpha=0.5, label=r.name)

@@ -383,7 +383,8 @@ def segmentation_report(
         counts = confusion_counts(p, t, threshold=threshold)
         totals += counts
         per_image.append(_all_from_counts(*counts, empty_value))
-    micro: dict[str, float | None] = dict(_all_from_counts(*map(int, totals), empty_value))
+    tp, fp, fn, tn = (int(v) for v in totals)
+    micro: dict[str, float | None] = dict(_all_from_counts(tp, fp, fn, tn, empty_value))
     scores, labels = _sample_pixels(ps, ts, MAX_AUC_PIXELS)
     two_classes = bool(labels.any() and not labels.all())
     micro["pixel_auc"] = float(roc_auc_score(labels, scores)) if two_classes else None

@@ -90,11 +90,11 @@ def constant_scorer(value: float) -> Scorer:
     return lambda item: np.full(item.mask.shape, value, dtype=np.float32)
 
 
-LayerMapCache = dict[str, dict[str, np.ndarray]]  # composite name → per-layer maps
+LayerMapCache = dict[str, dict[str, torch.Tensor]]  # composite name → per-layer maps
 
 
 def _oracle_maps(extractor: torch.nn.Module, item: CompositeItem,
-                 cache: LayerMapCache | None) -> dict[str, np.ndarray]:
+                 cache: LayerMapCache | None) -> dict[str, torch.Tensor]:
     from fakeseg.features.target import pair_layer_maps
 
     if cache is None:
@@ -140,7 +140,7 @@ class MethodScores:
     threshold_source: str
     overall: dict[str, Any]
     per_class: dict[str, dict[str, float]]
-    per_kind: dict[str, dict[str, float]]
+    per_kind: dict[str, dict[str, Any]]
     image_level: dict[str, Any]
     fp_real: float | None
     oracle_f1_per_image: float | None
@@ -207,10 +207,11 @@ def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
                              [i.mask for _, i in mixed if i.kind == kind], threshold)
                 for kind in sorted({i.kind for _, i in mixed})}
     per_class: dict[str, dict[str, float]] = {}
-    if mixed and all(i.label is not None for _, i in mixed):
-        for cls in sorted(set(np.unique(np.concatenate([i.label.ravel() for _, i in mixed])))):
-            selected = [(p[i.label == cls], i.mask[i.label == cls]) for p, i in mixed
-                        if np.any(i.label == cls)]
+    labelled = [(p, i.mask, i.label) for p, i in mixed if i.label is not None]
+    if mixed and len(labelled) == len(mixed):
+        for cls in sorted(set(np.unique(np.concatenate([lab.ravel() for _, _, lab in labelled])))):
+            selected = [(p[lab == cls], mask[lab == cls]) for p, mask, lab in labelled
+                        if np.any(lab == cls)]
             report = M.segmentation_report([s[0] for s in selected], [s[1] for s in selected],
                                            threshold=threshold)
             label = (class_names or {}).get(int(cls), f"class {int(cls)}")

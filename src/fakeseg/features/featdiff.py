@@ -162,14 +162,15 @@ CLASSIFIER_TAPS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Recorder:
+class _Recorder(torch.nn.Module):
     """Calls an extractor and keeps its activations, so D and the metrics share one pass."""
 
     def __init__(self, extractor: FeatureExtractor) -> None:
+        super().__init__()
         self.extractor = extractor
         self.features: dict[str, torch.Tensor] = {}
 
-    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self.features = self.extractor(x)
         return self.features
 

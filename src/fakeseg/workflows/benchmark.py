@@ -162,7 +162,7 @@ def benchmark(data: str | Path, out: str | Path, *,
         "entries": {name: to_dict(config) for name, config in entries},
         "note": "same trainer, split, composites and step budget for every method",
     }
-    result = Evaluation({}, meta, extra_columns=("params", "train_s"), reported=PAPER_TABLE1)
+    scored = Evaluation({}, meta, extra_columns=("params", "train_s"), reported=PAPER_TABLE1)
     # one step per (composite set, scored method): the models' and the oracle's rows
     scoring = progress_bar(total=len(sets) * (len(trained) + (oracle_extractor is not None)),
                            desc="scoring", unit="method", enabled=progress)
@@ -178,7 +178,7 @@ def benchmark(data: str | Path, out: str | Path, *,
         oracle_maps: LayerMapCache = {}  # each composite's maps computed once, used throughout
         title = SECTION_TITLES[set_name]
         # the headline method's worst images, with every method's map on them (Fig. 5)
-        result.galleries[section_slug(title)] = failure_cases(
+        scored.galleries[section_slug(title)] = failure_cases(
             list(zip(rows, scorers, strict=True)), parts["test"],
             oracle_extractor=oracle_extractor, oracle_cache=oracle_maps)
         if oracle_extractor is not None:
@@ -189,7 +189,7 @@ def benchmark(data: str | Path, out: str | Path, *,
             row.extra.update(params=0, train_s=0.0)
             rows.append(row)
             scoring.update()
-        result.sections[title] = rows + trivial_rows(parts["test"], names)
-        result.composites[set_name] = parts["test"]
+        scored.sections[title] = rows + trivial_rows(parts["test"], names)
+        scored.composites[set_name] = parts["test"]
     scoring.close()
-    return BenchmarkResult(result, {name: out / "runs" / name for name, _ in entries})
+    return BenchmarkResult(scored, {name: out / "runs" / name for name, _ in entries})

@@ -150,7 +150,7 @@ def test_classifier_trunk_is_tapped_at_the_backbone_layers(tmp_path: Path) -> No
         tap_trunk(model.trunk, ["extra1"])
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        inner = model.trunk.body.features[:4]((x - model.trunk.mean) / model.trunk.std)
+        inner = model.trunk.body.features[:4](model.trunk.normalize(x))
         taps = extractor(x)
     torch.testing.assert_close(taps["block3"], inner)  # the trained trunk's own activations
     lite, _, _ = load_classifier(_classifier_run(tmp_path / "cls_lite", "efficientnet_lite0"))
@@ -158,7 +158,7 @@ def test_classifier_trunk_is_tapped_at_the_backbone_layers(tmp_path: Path) -> No
     assert lite_taps.layers == ("stage1", "stage2", "stage4")
     with torch.no_grad():
         body = lite.trunk.body
-        stem = body.bn1(body.conv_stem((x - lite.trunk.mean) / lite.trunk.std))
+        stem = body.bn1(body.conv_stem(lite.trunk.normalize(x)))
         torch.testing.assert_close(lite_taps(x)["stage1"], body.blocks[1](body.blocks[0](stem)))
     tiny, _, _ = load_classifier(_classifier_run(tmp_path / "cls_tiny", "tiny_cnn"))
     with pytest.raises(FakesegError, match="no registered backbone taps"):

@@ -77,8 +77,13 @@ def measure(page: Path, width: int, tmp: Path) -> dict[str, Any]:
 def realistic_evaluation(folder: Path) -> None:
     """evaluate's own figure writers on tiny composites: real curves and failure gallery."""
     from fakeseg.data.composites import CompositeItem
-    from fakeseg.evaluation.evaluate import section_slug, trivial_rows, write_results
-    from fakeseg.evaluation.failures import failure_gallery
+    from fakeseg.evaluation.evaluate import (
+        Evaluation,
+        save_evaluation,
+        section_slug,
+        trivial_rows,
+    )
+    from fakeseg.evaluation.failures import failure_cases
     from fakeseg.evaluation.protocol import score_items
 
     rng = np.random.default_rng(0)
@@ -96,9 +101,10 @@ def realistic_evaluation(folder: Path) -> None:
         return np.clip(0.6 * item.mask + 0.5 * noise, 0, 1).astype(np.float32)
 
     row = score_items("model", scorer, [], items, threshold=0.5)
-    failure_gallery(row, scorer, items, folder / f"failures_{section_slug(EVAL_SECTION)}.png")
-    write_results(folder, {EVAL_SECTION: [row, *trivial_rows(items)]},
-                  {"title": "tiny", "mode": "paired", "test_pairs": ["img0"]})
+    save_evaluation(Evaluation(
+        {EVAL_SECTION: [row, *trivial_rows(items)]},
+        {"title": "tiny", "mode": "paired", "test_pairs": ["img0"]},
+        galleries={section_slug(EVAL_SECTION): failure_cases([(row, scorer)], items)}), folder)
 
 
 @pytest.fixture(scope="module")

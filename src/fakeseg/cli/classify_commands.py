@@ -43,9 +43,10 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
     train = actions.add_parser(
         "train", parents=[common], help="train a real-vs-synthetic classifier",
-        description="Fine-tunes an ImageNet trunk with one logit on DATA (real/ + synthetic/ "
-                    "or fake/, or a CSV of path,label[,source]) with class-balanced sampling; "
-                    "the best validation balanced accuracy goes to RUN/best.",
+        description="Fits a detection method (--method) on DATA (real/ + synthetic/ or fake/, "
+                    "or a CSV of path,label[,source]); the fitted scorer goes to RUN/best. The "
+                    "cnn methods fine-tune an ImageNet trunk with one logit and class-balanced "
+                    "sampling, keeping the epoch with the best validation balanced accuracy.",
     )
     train.add_argument("data", help="folder with real/ and synthetic/ (or fake/), or a CSV")
     train.add_argument("--out", required=True, help="run folder")

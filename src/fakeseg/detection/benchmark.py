@@ -192,18 +192,14 @@ def _markdown(payload: dict[str, Any]) -> str:
             f"{_f(m['worst_roc_auc'])} | {_f(m['logo_balanced_accuracy_mean'])} | "
             f"{_f(m['in_distribution_roc_auc'])} | {_f(m['max_fit_seconds'], 0)} | "
             f"{len(seeds)} |")
-    lines += ["", "## Per held-out generator (ROC AUC, mean over seeds)", "",
-              "| method | " + " | ".join(generators) + " |",
-              "|---|" + "---|" * len(generators)]
-    for name, m in ranked:
-        cells = [_f(m["per_generator"].get(g, {}).get("roc_auc")) for g in generators]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "## Per held-out generator (balanced accuracy at P(synthetic) ≥ 0.5)", "",
-              "| method | " + " | ".join(generators) + " |",
-              "|---|" + "---|" * len(generators)]
-    for name, m in ranked:
-        cells = [_f(m["per_generator"].get(g, {}).get("balanced_accuracy")) for g in generators]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for key, title in (("roc_auc", "ROC AUC, mean over seeds"),
+                       ("balanced_accuracy", "balanced accuracy at P(synthetic) ≥ 0.5")):
+        lines += ["", f"## Per held-out generator ({title})", "",
+                  "| method | " + " | ".join(generators) + " |",
+                  "|---|" + "---|" * len(generators)]
+        for name, m in ranked:
+            cells = [_f(m["per_generator"].get(g, {}).get(key)) for g in generators]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "## Methods", ""]
     lines += [f"- {m['description']}" for _, m in ranked if m["description"]]
     lines += [

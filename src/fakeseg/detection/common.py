@@ -180,6 +180,40 @@ class Scorer:
         return save_checkpoint(folder, self.tensors(), meta)
 
 
+class FeatureScorer(Scorer):
+    """A scorer that is fixed per-image features + a :class:`LinearHead` (options ``C``, ``seed``);
+    subclasses implement ``features(paths, options, progress)``."""
+
+    def __init__(self, method: str, options: dict[str, Any], head: LinearHead) -> None:
+        super().__init__(method, options)
+        self.head = head
+
+    @classmethod
+    def features(cls, paths: Sequence[str | Path], options: Mapping[str, Any], *,
+                 progress: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    @classmethod
+    def fit(cls, train: Sequence[Any], val: Sequence[Any], options: Mapping[str, Any] | None,
+            *, method: str | None = None, progress: bool = False) -> Scorer:
+        opts = check_options(cls.family, cls.defaults, options)
+        head = LinearHead.fit(cls.features(paths_of(train), opts, progress=progress),
+                              labels_of(train), C=float(opts["C"]), seed=int(opts["seed"]))
+        return cls(method or cls.family, opts, head)
+
+    def score(self, paths: Sequence[str | Path], *, progress: bool = False) -> np.ndarray:
+        feats = self.features(paths, self.options, progress=progress)
+        return finite_scores(sigmoid(self.head.logits(feats)), paths, self.method)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return self.head.tensors()
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], meta: dict[str, Any],
+                   folder: Path) -> Scorer:
+        return cls(meta["method"], meta["options"], LinearHead.from_tensors(state))
+
+
 def labels_of(items: Sequence[Any]) -> np.ndarray:
     return np.array([int(i.label) for i in items], dtype=np.int64)
 

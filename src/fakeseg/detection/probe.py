@@ -20,15 +20,10 @@ import torch
 from fakeseg.detection.common import (
     MAX_TILES,
     NATIVE_TILE,
+    FeatureScorer,
     LinearHead,
-    Scorer,
-    check_options,
-    finite_scores,
-    labels_of,
     native_tiles,
-    paths_of,
     read_rgb,
-    sigmoid,
     to_batch,
 )
 from fakeseg.errors import FakesegError
@@ -75,40 +70,22 @@ def pooled_features(paths: Sequence[str | Path], trunks: Sequence[str], weights:
     return np.stack(rows) if rows else np.zeros((0, sum(m.dims for m in models)))
 
 
-class ProbeScorer(Scorer):
+class ProbeScorer(FeatureScorer):
     family = "probe"
     defaults: ClassVar[dict[str, Any]] = {"trunks": "mobilenet_v2", "weights": "auto", "C": 0.1,
                                           "tile": NATIVE_TILE, "seed": 0}
 
     def __init__(self, method: str, options: dict[str, Any], head: LinearHead) -> None:
-        super().__init__(method, options)
-        self.head = head
+        super().__init__(method, options, head)
         self.trunks = trunk_names(options["trunks"])
         self.extra = {"weights_tags": [_trunk(n, options["weights"]).weights_tag
                                        for n in self.trunks]}
 
     @classmethod
-    def fit(cls, train: Sequence[Any], val: Sequence[Any], options: Mapping[str, Any] | None,
-            *, method: str | None = None, progress: bool = False) -> ProbeScorer:
-        opts = check_options(cls.family, cls.defaults, options)
-        feats = pooled_features(paths_of(train), trunk_names(opts["trunks"]), opts["weights"],
-                                tile=int(opts["tile"]), progress=progress)
-        head = LinearHead.fit(feats, labels_of(train), C=float(opts["C"]),
-                              seed=int(opts["seed"]))
-        return cls(method or cls.family, opts, head)
-
-    def score(self, paths: Sequence[str | Path], *, progress: bool = False) -> np.ndarray:
-        feats = pooled_features(paths, self.trunks, self.options["weights"],
-                                tile=int(self.options["tile"]), progress=progress)
-        return finite_scores(sigmoid(self.head.logits(feats)), paths, self.method)
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return self.head.tensors()
-
-    @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor], meta: dict[str, Any],
-                   folder: Path) -> ProbeScorer:
-        return cls(meta["method"], meta["options"], LinearHead.from_tensors(state))
+    def features(cls, paths: Sequence[str | Path], options: Mapping[str, Any], *,
+                 progress: bool = False) -> np.ndarray:
+        return pooled_features(paths, trunk_names(options["trunks"]), options["weights"],
+                               tile=int(options["tile"]), progress=progress)
 
     def describe(self) -> str:
         return (f"{self.method}: logistic probe on frozen {'+'.join(self.trunks)} "

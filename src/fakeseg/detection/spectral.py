@@ -22,21 +22,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from fakeseg.detection.common import (
     MAX_TILES,
     NATIVE_TILE,
-    LinearHead,
-    Scorer,
-    check_options,
-    finite_scores,
-    labels_of,
+    FeatureScorer,
     native_tiles,
-    paths_of,
     read_rgb,
-    sigmoid,
 )
 from fakeseg.progress import progress_bar
 from fakeseg.spectral.fingerprint import LUMA_WEIGHTS, log_magnitude, radial_profile
@@ -79,36 +72,15 @@ def spectral_features(paths: Sequence[str | Path], *, bins: int = 48, tile: int 
     return np.stack(rows) if rows else np.zeros((0, bins + len(UPSAMPLING_FREQUENCIES) + 1))
 
 
-class SpectralScorer(Scorer):
+class SpectralScorer(FeatureScorer):
     family = "spectral"
     defaults: ClassVar[dict[str, Any]] = {"bins": 48, "C": 0.1, "tile": NATIVE_TILE, "seed": 0}
 
-    def __init__(self, method: str, options: dict[str, Any], head: LinearHead) -> None:
-        super().__init__(method, options)
-        self.head = head
-
     @classmethod
-    def fit(cls, train: Sequence[Any], val: Sequence[Any], options: Mapping[str, Any] | None,
-            *, method: str | None = None, progress: bool = False) -> SpectralScorer:
-        opts = check_options(cls.family, cls.defaults, options)
-        feats = spectral_features(paths_of(train), bins=int(opts["bins"]),
-                                  tile=int(opts["tile"]), progress=progress)
-        head = LinearHead.fit(feats, labels_of(train), C=float(opts["C"]),
-                              seed=int(opts["seed"]))
-        return cls(method or cls.family, opts, head)
-
-    def score(self, paths: Sequence[str | Path], *, progress: bool = False) -> np.ndarray:
-        feats = spectral_features(paths, bins=int(self.options["bins"]),
-                                  tile=int(self.options["tile"]), progress=progress)
-        return finite_scores(sigmoid(self.head.logits(feats)), paths, self.method)
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return self.head.tensors()
-
-    @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor], meta: dict[str, Any],
-                   folder: Path) -> SpectralScorer:
-        return cls(meta["method"], meta["options"], LinearHead.from_tensors(state))
+    def features(cls, paths: Sequence[str | Path], options: Mapping[str, Any], *,
+                 progress: bool = False) -> np.ndarray:
+        return spectral_features(paths, bins=int(options["bins"]), tile=int(options["tile"]),
+                                 progress=progress)
 
     def describe(self) -> str:
         return (f"{self.method}: logistic regression on residual log-spectrum profile "

@@ -12,7 +12,12 @@ from sklearn.metrics import roc_auc_score
 from fakeseg.classify import LabeledImage, load_labeled
 from fakeseg.cli import main
 from fakeseg.detection import METHODS, check_method, fit_method, load_scorer
-from fakeseg.detection.benchmark import IN_DISTRIBUTION, benchmark_detection, cell_splits
+from fakeseg.detection.benchmark import (
+    IN_DISTRIBUTION,
+    benchmark_detection,
+    best_method,
+    cell_splits,
+)
 from fakeseg.detection.common import native_tiles
 from fakeseg.detection.npr import npr_residual
 from fakeseg.errors import FakesegError
@@ -127,6 +132,16 @@ def test_npr_residual_vanishes_on_nearest_upsampled_images() -> None:
     assert npr_residual(torch.rand(1, 3, 17, 15)).shape[-2:] == (16, 14)
 
 
+def test_best_method_breaks_ties_by_fit_time() -> None:
+    methods = {"slow": {"logo_roc_auc_mean": 0.99, "max_fit_seconds": 300.0},
+               "fast": {"logo_roc_auc_mean": 0.985, "max_fit_seconds": 10.0},
+               "weak": {"logo_roc_auc_mean": 0.7, "max_fit_seconds": 1.0},
+               "none": {"logo_roc_auc_mean": None}}
+    assert best_method(methods) == "fast"
+    methods["slow"]["logo_roc_auc_mean"] = 0.999
+    assert best_method(methods) == "slow" and best_method({}) is None
+
+
 def test_cell_splits_keep_the_held_out_generator_apart(data: Path) -> None:
     items = load_labeled(data)
     train, val, test = cell_splits(items, "beta", 0, val_fraction=0.25, test_fraction=0.3)
@@ -152,7 +167,8 @@ def test_benchmark_runs_every_cell_and_resumes(data: Path, tmp_path: Path) -> No
     low, high = summary["logo_roc_auc_ci95"]
     assert low <= summary["logo_roc_auc_mean"] <= high
     markdown = (out / "metrics.md").read_text()
-    assert "| npr |" in markdown and "0.91" in markdown and "Reproduce:" in markdown
+    assert "| npr |" in markdown and "0.91" in markdown and "Reproduce" in markdown
+    assert "**Best method**" in markdown and result["best_method"] in methods
     # a finished cell is skipped on a rerun; a removed one is recomputed
     stamps = {c: c.stat().st_mtime_ns for c in cells}
     cells[0].unlink()

@@ -16,7 +16,8 @@ so an interrupted benchmark resumes. ``OUT/metrics.json`` and ``OUT/metrics.md``
 finished cell in OUT: per method the mean ± sample std of ROC AUC over held-out generators,
 a bootstrap 95 % interval of that mean (real and synthetic test images resampled within each
 generator), the worst generator, per-generator rows, the in-distribution ROC AUC, and the
-longest fit.
+longest fit (cached probe features are cleared before each method, so its first fit includes
+feature extraction; later cells of the method reuse them).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 
 from fakeseg.classify import DEFAULT_SOURCE_PATTERN, LabeledImage, load_labeled, split_items
 from fakeseg.config import versions
+from fakeseg.detection.probe import clear_feature_cache
 from fakeseg.detection.registry import METHODS, check_methods, fit_method, method_family
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.metrics import image_report
@@ -295,6 +297,7 @@ def benchmark_detection(
     keep = any(method_family(m) == "ensemble" for m in chosen)
     with folder_lock(out_dir, "benchmark-detection"):
         for method in chosen:
+            clear_feature_cache()  # the method's first fit is timed cold
             for seed in range(seeds):
                 for held_out in held_outs:
                     target = _cell_path(out_dir, method, held_out, seed)

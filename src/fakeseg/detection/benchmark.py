@@ -232,6 +232,13 @@ def _markdown(payload: dict[str, Any]) -> str:
         f"{SEED_003_REAL_REAL_BALANCED_ACCURACY} for its real/real composition: a classifier "
         "trained and tested on the same sources. It is an in-distribution figure; compare it "
         "with the in-distribution column, not with the LOGO columns.",
+        "- ROC AUC measures the ranking; balanced accuracy uses the fixed threshold 0.5, which "
+        "need not transfer to a new generator: its scores can shift as a whole while the "
+        "ranking stays perfect (balanced accuracy 0.5 next to ROC AUC 1.0).",
+        "- Near-ceiling numbers on a small sample are an upper bound: real and synthetic images "
+        "of one source may also differ in processing history (resizing, re-encoding), which a "
+        "detector can learn instead of the generator's traces; test on generators and "
+        "pipelines it never saw before trusting it.",
         f"- Fit times: wall-clock on {payload['machine']}, shared with other jobs; a probe's "
         "first fit includes feature extraction, later folds reuse cached features.", ""]
     return "\n".join(lines)

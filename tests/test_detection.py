@@ -17,6 +17,7 @@ from fakeseg.detection.benchmark import (
     benchmark_detection,
     best_method,
     cell_splits,
+    rank_auc,
 )
 from fakeseg.detection.common import native_tiles
 from fakeseg.detection.npr import npr_residual
@@ -130,6 +131,15 @@ def test_npr_residual_vanishes_on_nearest_upsampled_images() -> None:
     assert float(npr_residual(upsampled).abs().max()) == 0.0
     assert float(npr_residual(torch.rand(1, 3, 17, 16)).abs().max()) > 0.0
     assert npr_residual(torch.rand(1, 3, 17, 15)).shape[-2:] == (16, 14)
+
+
+def test_rank_auc_matches_sklearn_with_ties() -> None:
+    rng = np.random.default_rng(3)
+    pos = rng.integers(0, 5, (4, 9)).astype(float)
+    neg = rng.integers(0, 4, (4, 7)).astype(float)
+    expected = [roc_auc_score(np.r_[np.ones(9), np.zeros(7)], np.r_[p, n])
+                for p, n in zip(pos, neg, strict=True)]
+    np.testing.assert_allclose(rank_auc(pos, neg), expected)
 
 
 def test_best_method_breaks_ties_by_fit_time() -> None:

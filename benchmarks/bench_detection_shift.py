@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fakeseg.classify import load_labeled
 from fakeseg.config import versions
+from fakeseg.data.labeled import load_labeled
 from fakeseg.detection import fit_method
 from fakeseg.io import write_json, write_text
 

@@ -117,7 +117,7 @@ def test_every_option_has_a_meaning_and_a_default(monkeypatch: pytest.MonkeyPatc
 
 
 def test_defaults_in_help_texts_are_the_library_defaults() -> None:
-    from fakeseg.classify import DEFAULT_AUGMENT, DEFAULT_SOURCE_PATTERN
+    from fakeseg.data.labeled import DEFAULT_AUGMENT, DEFAULT_SOURCE_PATTERN
     from fakeseg.features.frechet import DEFAULT_SIZE, DEFAULT_SIZES
     from fakeseg.io import DEFAULT_MAX_PIXELS
     from fakeseg.spectral.attacks import DEFAULT_T

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from fakeseg.classify import LabeledImage, load_labeled
 from fakeseg.cli import main
+from fakeseg.data.labeled import LabeledImage, load_labeled
 from fakeseg.detection import METHODS, check_method, fit_method, load_scorer
 from fakeseg.detection.benchmark import (
     IN_DISTRIBUTION,

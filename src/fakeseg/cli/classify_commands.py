@@ -158,7 +158,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def _augment(text: str | None) -> tuple[str, ...]:
     if text is None:
-        from fakeseg.classify import DEFAULT_AUGMENT
+        from fakeseg.data.labeled import DEFAULT_AUGMENT
 
         return DEFAULT_AUGMENT
     return tuple(part.strip() for part in text.split(",") if part.strip()) or ("none",)
@@ -167,7 +167,7 @@ def _augment(text: str | None) -> tuple[str, ...]:
 def _pattern(text: str | None) -> str | None:
     """None: the default pattern; an empty string: no sources from file names."""
     if text is None:
-        from fakeseg.classify import DEFAULT_SOURCE_PATTERN
+        from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN
 
         return DEFAULT_SOURCE_PATTERN
     return text or None
@@ -178,8 +178,9 @@ def _fmt(value: Any) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fakeseg.classify import classify_train
+    from fakeseg.config import ClassifierConfig
     from fakeseg.detection.registry import DEFAULT_METHOD, METHODS, check_method, train_method
+    from fakeseg.training.classification import train_classifier
 
     method = check_method(args.method or DEFAULT_METHOD)
     family, preset = METHODS[method]
@@ -198,24 +199,24 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if args.augment is None and "augment" in preset:
         args.augment = preset["augment"]
-    result = classify_train(
-        args.data, args.out, backbone=args.backbone, weights=args.backbone_weights,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, size=args.size,
-        fit=args.fit, seed=args.seed, augment=_augment(args.augment),
-        val_fraction=args.val_fraction, source_pattern=_pattern(args.source_pattern),
-        device=args.device, threads=args.threads, resume=args.resume, progress=True)
-    val = result["val"]
-    print(f"best checkpoint: {result['best']} (epoch {result['best_epoch']}, "
-          f"{result['backbone']} {result['weights_tag']}, {result['n_train']} train / "
-          f"{result['n_val']} validation images)")
+    config = ClassifierConfig(
+        backbone=args.backbone, weights=args.backbone_weights, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, size=args.size, fit=args.fit, seed=args.seed,
+        augment=list(_augment(args.augment)), val_fraction=args.val_fraction,
+        source_pattern=_pattern(args.source_pattern), device=args.device,
+        threads=args.threads or 0)
+    result = train_classifier(args.data, args.out, config, resume=args.resume, progress=True)
+    val = result.best_val
+    print(f"best checkpoint: {result.best_dir} (step {result.steps} of {config.epochs} "
+          f"epochs, {config.backbone})")
     if val:
         print(f"validation: balanced accuracy {_fmt(val['balanced_accuracy'])}, "
-              f"ROC AUC {_fmt(val['roc_auc'])}, F1 {_fmt(val['f1'])}")
+              f"ROC AUC {_fmt(val.get('roc_auc'))}, F1 {_fmt(val.get('f1'))}")
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from fakeseg.classify import classify_eval
+    from fakeseg.detection.evaluate import classify_eval
     from fakeseg.errors import FakesegError
 
     if args.model:
@@ -246,7 +247,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fakeseg.classify import classify_predict
+    from fakeseg.detection.evaluate import classify_predict
 
     result = classify_predict(args.run, args.images, args.out, batch_size=args.batch_size,
                               device=args.device, progress=True)
@@ -259,8 +260,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _composition(args: argparse.Namespace) -> int:
-    from fakeseg.classify import experiment_composition
     from fakeseg.errors import FakesegError
+    from fakeseg.workflows.composition import experiment_composition
 
     names = tuple(part.strip() for part in args.names.split(","))
     if len(names) != 2 or not all(names) or names[0] == names[1]:

@@ -39,7 +39,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     from fakeseg.progress import say
 
     say("fakeseg benchmark-detection: loading…")
-    from fakeseg.classify import DEFAULT_SOURCE_PATTERN
+    from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN
     from fakeseg.detection.benchmark import benchmark_detection
 
     methods = [m for m in args.methods.split(",") if m.strip()] if args.methods else None

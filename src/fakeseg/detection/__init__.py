@@ -7,7 +7,7 @@ safetensors + JSON, no pickle):
 * ``probe`` — frozen ImageNet-trunk features + logistic regression (UnivFD-style);
 * ``spectral`` — noise-residual log-spectrum profile and upsampling peaks + logistic regression;
 * ``npr`` — small CNN on the down-up-sampling residual (NPR-style);
-* ``cnn`` — the fine-tuned classifier of ``fakeseg.classify`` (``cnn_blurjpeg``: with
+* ``cnn`` — the fine-tuned classifier of ``fakeseg.training.classification`` (``cnn_blurjpeg``: with
   CNNDetection's blur + JPEG augmentation, each with probability 0.5);
 * ``ensemble`` — mean (or validation-fitted stacking) of member logits.
 

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fakeseg.classify import DEFAULT_SOURCE_PATTERN, LabeledImage, load_labeled, split_items
 from fakeseg.config import versions
+from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN, LabeledImage, load_labeled, split_items
 from fakeseg.detection.probe import clear_feature_cache
 from fakeseg.detection.registry import METHODS, check_methods, fit_method, method_family
 from fakeseg.errors import DataError, FakesegError

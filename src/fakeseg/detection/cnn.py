@@ -1,8 +1,8 @@
-"""The fine-tuned CNN of ``fakeseg.classify`` as a detection family (``cnn``).
+"""The fine-tuned image classifier as a detection family (``cnn``).
 
-Fitting calls :func:`fakeseg.classify.classify_train` (crops of ``size`` px for training, as
-there); the saved folder is an ordinary classifier checkpoint, so ``classify eval|predict`` and
-this family read the same files. Scoring follows the native-resolution rule
+Fitting calls :func:`fakeseg.training.classification.train_classifier` (crops of ``size`` px for
+training, as there); the saved folder is an ordinary classifier checkpoint, so ``classify
+eval|predict`` and this family read the same files. Scoring follows the native-resolution rule
 (``detection.common``): the trunk is globally pooled, so each window goes in at its own size.
 ``cnn_blurjpeg`` trains with CNNDetection's (Wang et al. 2020) augmentation: Gaussian blur
 (σ 0.1–2) and JPEG re-compression (quality 40–95), each with probability 0.5, plus flips.
@@ -52,20 +52,21 @@ class CNNScorer(Scorer):
     def fit(cls, train: Sequence[Any], val: Sequence[Any], options: Mapping[str, Any] | None,
             *, method: str | None = None, progress: bool = False,
             run_dir: str | Path | None = None) -> CNNScorer:
-        from fakeseg.classify import classify_train
+        from fakeseg.config import ClassifierConfig
         from fakeseg.models.classifier import load_classifier
+        from fakeseg.training.classification import train_classifier
 
         opts = check_options(cls.family, cls.defaults, options)
         augment = [a for a in str(opts["augment"]).split(",") if a.strip()] or ["none"]
         with tempfile.TemporaryDirectory(prefix="fakeseg_cnn_") as scratch:
-            summary = classify_train(
-                list(train), Path(run_dir or scratch) / "run", backbone=opts["backbone"],
-                weights=opts["weights"], epochs=int(opts["epochs"]),
+            config = ClassifierConfig(
+                backbone=opts["backbone"], weights=opts["weights"], epochs=int(opts["epochs"]),
                 batch_size=int(opts["batch_size"]), lr=float(opts["lr"]),
                 size=int(opts["size"]), seed=int(opts["seed"]), augment=augment,
-                val_fraction=0.0, val_items=list(val) or None, source_pattern=None,
-                threads=opts["threads"], progress=progress)
-            model, meta, _ = load_classifier(summary["best"])
+                val_fraction=0.0, source_pattern=None, threads=int(opts["threads"] or 0))
+            result = train_classifier(list(train), Path(run_dir or scratch) / "run", config,
+                                      val_items=list(val) or None, progress=progress)
+            model, meta, _ = load_classifier(result.best_dir)
         meta = {**meta, "method": method or cls.family, "options": opts}
         return cls(method or cls.family, opts, model, meta)
 

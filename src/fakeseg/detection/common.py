@@ -22,11 +22,13 @@ import numpy as np
 import torch
 
 from fakeseg.config import versions
-from fakeseg.detection.registry import DETECTOR_KIND
 from fakeseg.errors import FakesegError
-from fakeseg.features.weights import did_you_mean
 from fakeseg.io import read_image
 from fakeseg.models.checkpoint import save_checkpoint
+from fakeseg.registry import did_you_mean
+
+#: ``kind`` in a fitted scorer's model.json
+DETECTOR_KIND = "detector"
 
 NATIVE_TILE = 512
 MAX_TILES = 16

@@ -35,7 +35,7 @@ from fakeseg.detection.common import (
 )
 from fakeseg.errors import FakesegError
 from fakeseg.progress import progress_bar
-from fakeseg.training.loop import seed_everything
+from fakeseg.training.trainer import seed_everything
 
 
 def npr_residual(x: torch.Tensor) -> torch.Tensor:

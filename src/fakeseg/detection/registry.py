@@ -11,14 +11,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fakeseg.detection.common import DETECTOR_KIND
 from fakeseg.errors import FakesegError
+from fakeseg.registry import Registry
 
 if TYPE_CHECKING:
     from fakeseg.detection.common import Scorer
-
-#: ``kind`` in the checkpoint metadata of every detection scorer except ``cnn`` (whose folder
-#: is a plain classifier checkpoint, kind ``classifier``).
-DETECTOR_KIND = "detector"
 
 #: family → "module:class"
 FAMILIES: dict[str, str] = {
@@ -30,16 +28,19 @@ FAMILIES: dict[str, str] = {
 }
 
 #: method → (family, preset options); a user's options override the preset.
-METHODS: dict[str, tuple[str, dict[str, Any]]] = {
-    "probe": ("probe", {}),
-    "probe_lite0": ("probe", {"trunks": "efficientnet_lite0"}),
-    "probe_concat": ("probe", {"trunks": "mobilenet_v2+efficientnet_lite0"}),
-    "spectral": ("spectral", {}),
-    "npr": ("npr", {}),
-    "cnn": ("cnn", {}),
-    "cnn_blurjpeg": ("cnn", {"augment": "flip,blur,jpeg"}),
-    "ensemble": ("ensemble", {}),
-}
+METHODS: Registry[tuple[str, dict[str, Any]]] = Registry("detection method",
+                                                        normalize=lambda n: n.strip().lower())
+for _name, _entry in (
+    ("probe", ("probe", {})),
+    ("probe_lite0", ("probe", {"trunks": "efficientnet_lite0"})),
+    ("probe_concat", ("probe", {"trunks": "mobilenet_v2+efficientnet_lite0"})),
+    ("spectral", ("spectral", {})),
+    ("npr", ("npr", {})),
+    ("cnn", ("cnn", {})),
+    ("cnn_blurjpeg", ("cnn", {"augment": "flip,blur,jpeg"})),
+    ("ensemble", ("ensemble", {})),
+):
+    METHODS.register(_name, _entry)
 
 #: The best method of the leave-one-generator-out benchmark
 #: (benchmarks/results/detection_logo/metrics.md): ``classify train`` uses it by default.
@@ -48,13 +49,8 @@ DEFAULT_METHOD = "probe"
 
 def check_method(name: str) -> str:
     """The method name, or a one-line error with did-you-mean and the list."""
-    from fakeseg.features.weights import did_you_mean
-
-    key = str(name).strip().lower()
-    if key not in METHODS:
-        raise FakesegError(f"unknown detection method '{name}'{did_you_mean(key, METHODS)}; "
-                           "available: " + ", ".join(METHODS))
-    return key
+    METHODS[name]  # raises with did-you-mean
+    return str(name).strip().lower()
 
 
 def check_methods(names: Sequence[str]) -> list[str]:
@@ -118,18 +114,20 @@ def train_method(data: Any, out: str | Path, method: str, *,
                  val_fraction: float = 0.2, source_pattern: str | None = None,
                  progress: bool = True) -> dict[str, Any]:
     """``classify train --method`` for the non-CNN families: fit on ``data`` (as
-    ``classify.load_labeled`` reads it) and write RUN/config.json, RUN/split.json and
+    ``data.labeled.load_labeled`` reads it) and write RUN/config.yaml, RUN/split.json and
     RUN/best/ (the scorer, which ``classify eval|predict`` read)."""
-    from fakeseg.classify import _check_classes, load_labeled, split_items
+    import yaml
+
+    from fakeseg.data.labeled import check_classes, load_labeled, split_items
     from fakeseg.evaluation.metrics import image_report
-    from fakeseg.io import write_json
+    from fakeseg.io import write_json, write_text
 
     key = check_method(method)
     run = Path(out)
     if (run / "best").exists():
         raise FakesegError(f"{run}: already holds a run; choose another --out")
     items = load_labeled(data, source_pattern=source_pattern)
-    _check_classes(items, data, ("real", "synthetic"))
+    check_classes(items, data, ("real", "synthetic"))
     train, val = split_items(items, val_fraction, seed)
     write_json(run / "split.json", {
         "seed": seed, "val_fraction": val_fraction, "stratified_by": "label",
@@ -138,9 +136,9 @@ def train_method(data: Any, out: str | Path, method: str, *,
     report = None
     if val:
         report = image_report(scorer.score([i.path for i in val]), [i.label for i in val])
-    write_json(run / "config.json", {"method": key, "data": str(data), "seed": seed,
-                                     "val_fraction": val_fraction, "options": scorer.options,
-                                     "source_pattern": source_pattern})
+    write_text(run / "config.yaml", yaml.safe_dump(
+        {"method": key, "data": str(data), "seed": seed, "val_fraction": val_fraction,
+         "options": scorer.options, "source_pattern": source_pattern}, sort_keys=False))
     scorer.save(run / "best")
     return {"run": str(run), "best": str(run / "best"), "method": key, "val": report,
             "n_train": len(train), "n_val": len(val), "description": scorer.describe()}

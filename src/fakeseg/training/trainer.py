@@ -127,7 +127,9 @@ class Task(ABC):
         self.data = data
 
     @abstractmethod
-    def schedule(self) -> Schedule: ...
+    def schedule(self) -> Schedule:
+        """The loop's settings; asked again after :meth:`prepare` (a task may only know its
+        steps per epoch once its data is loaded)."""
 
     @abstractmethod
     def build(self) -> nn.Module:
@@ -141,10 +143,6 @@ class Task(ABC):
     def check_data(self) -> None:
         """Cheap layout checks before the slow model build (default: none)."""
         return None
-
-    def steps_per_epoch(self) -> int:
-        """Known once the data is prepared (default: the schedule's)."""
-        return self.schedule().steps_per_epoch
 
     def start_epoch(self, epoch: int) -> None:
         """Called before an epoch's first batch."""
@@ -236,12 +234,13 @@ class Trainer:
         seed_everything(plan.seed)
         net = task.build()
         task.prepare(net, run_dir, device, progress)
+        plan = task.schedule()
         net.to(device)
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(task.optimised_parameters(net), lr=plan.lr,
                                       weight_decay=plan.weight_decay)
-        steps_per_epoch = task.steps_per_epoch()
+        steps_per_epoch = plan.steps_per_epoch
         step, epoch, best, bad_epochs = 0, 0, None, 0
         history: list[dict[str, Any]] = []
         if resume and (run_dir / "last").exists():

@@ -150,7 +150,8 @@ def summarise_method(cells: Sequence[dict[str, Any]], *, reps: int = BOOTSTRAP
         "logo_roc_auc_mean": mean, "logo_roc_auc_std_over_generators": std,
         "logo_roc_auc_ci95": _bootstrap_mean_auc(groups, reps) if groups else None,
         "logo_roc_auc_by_seed": per_seed,
-        "logo_roc_auc_std_over_seeds": _mean_std(per_seed.values())[1],
+        "logo_roc_auc_std_over_seeds": _mean_std(per_seed.values())[1] if len(per_seed) > 1
+        else None,
         "logo_balanced_accuracy_mean": _mean_std(r["balanced_accuracy"]
                                                  for r in rows.values())[0],
         "worst_generator": worst[0] if worst else None,
@@ -249,6 +250,22 @@ def _markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _add_member_fit_times(cells: dict[str, list[dict[str, Any]]]) -> None:
+    """An ensemble cell that reused its members' fits (same split, same process) gets their
+    fit seconds added: its fit time is what fitting it from scratch costs. (Cells written
+    before ``reused_members`` was recorded reused every member.)"""
+    index = {(c["method"], c["held_out"], c["seed"]): float(c["fit_seconds"])
+             for group in cells.values() for c in group}
+    for group in cells.values():
+        for cell in group:
+            members = str((cell.get("options") or {}).get("members") or "")
+            if not members:
+                continue
+            reused = cell.get("reused_members", members.split(","))
+            cell["fit_seconds"] = float(cell["fit_seconds"]) + sum(
+                index.get((m, cell["held_out"], cell["seed"]), 0.0) for m in reused)
+
+
 def _previous_commands(metrics: Path) -> list[str]:
     """The commands that wrote the cells so far (a benchmark may be built in several runs)."""
     try:
@@ -337,6 +354,7 @@ def benchmark_detection(
                         "fit_seconds": fit_seconds,
                         "score_seconds": time.time() - started - fit_seconds,
                         "n_train": len(train), "n_val": len(val), "n_test": len(test),
+                        "reused_members": sorted(extra.get("fitted", {})),
                         "report": report, "scores": scores.tolist(), "labels": labels.tolist(),
                         "test_images": [i.path.name for i in test],
                         "threads": torch.get_num_threads(), "versions": versions()})
@@ -344,6 +362,7 @@ def benchmark_detection(
                     if keep and method_family(method) != "ensemble":
                         fitted.setdefault((seed, held_out), {})[method] = scorer
         cells = _load_cells(out_dir, None)
+        _add_member_fit_times(cells)
         commands = _previous_commands(out_dir / "metrics.json")
         command = command or f"fakeseg benchmark-detection {data} --out {out}"
         payload: dict[str, Any] = {

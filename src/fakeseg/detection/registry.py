@@ -43,7 +43,9 @@ for _name, _entry in (
     METHODS.register(_name, _entry)
 
 #: The best method of the leave-one-generator-out benchmark
-#: (benchmarks/results/detection_logo/metrics.md): ``classify train`` uses it by default.
+#: (benchmarks/results/detection_logo/metrics.md, its "Best method" line): LOGO mean ROC AUC
+#: 0.995 (worst generator 0.979), within 0.01 of the top (cnn_blurjpeg 1.000, npr 0.999) and the
+#: fastest to fit (70 s vs 330–420 s). ``classify train`` uses it by default.
 DEFAULT_METHOD = "probe"
 
 

@@ -29,7 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 #: commands that take more than a moment: they announce themselves before importing torch
-LONG_COMMANDS = frozenset({"train", "predict", "evaluate", "benchmark", "featdiff", "fingerprint",
+LONG_COMMANDS = frozenset({"benchmark-detection",
+                           "train", "predict", "evaluate", "benchmark", "featdiff", "fingerprint",
                            "defingerprint", "fid", "classify", "experiment", "demo", "heatmap"})
 
 EXIT_OK = 0

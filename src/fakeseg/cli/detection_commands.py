@@ -8,6 +8,8 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from fakeseg.cli import example
+
     bench = subparsers.add_parser(
         "benchmark-detection", parents=[common],
         help="leave-one-generator-out benchmark of the detection methods",
@@ -16,14 +18,18 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                     "plus an in-distribution random split. Writes OUT/metrics.json and "
                     "OUT/metrics.md (mean ± std over generators, bootstrap CI, per-generator "
                     "rows) and one file per finished cell under OUT/cells/; rerunning skips "
-                    "finished cells.")
-    bench.add_argument("data", help="folder with real/ and synthetic/ (or fake/), or a CSV "
-                                    "with a source column; generators from file names")
-    bench.add_argument("--out", required=True, help="output folder (resumable)")
-    bench.add_argument("--methods", default=None,
+                    "finished cells.",
+        epilog=example("fakeseg benchmark-detection data/cnndetection --out "
+                       "runs/detection_logo --methods probe,npr --seeds 2"))
+    bench.add_argument("data", metavar="DATA",
+                       help="folder with real/ and synthetic/ (or fake/), or a CSV with a "
+                            "source column; generators from file names")
+    bench.add_argument("--out", required=True, metavar="DIR",
+                       help="output folder (resumable)")
+    bench.add_argument("--methods", default=None, metavar="A,B",
                        help="comma list (default: every method: probe, probe_lite0, "
                             "probe_concat, spectral, npr, cnn, cnn_blurjpeg, ensemble)")
-    bench.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    bench.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1")
     bench.add_argument("--val-fraction", type=float, default=0.2,
                        help="share of each cell's training images kept for validation")
     bench.add_argument("--test-fraction", type=float, default=0.3,
@@ -31,14 +37,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     bench.add_argument("--source-pattern", default=None,
                        help="regex on file stems whose first group names the generator "
                             "(default: N_GENERATOR_{real,fake})")
-    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    bench.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="torch CPU threads (default: torch's choice)")
     bench.set_defaults(handler=_benchmark)
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from fakeseg.progress import say
-
-    say("fakeseg benchmark-detection: loading…")
     from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN
     from fakeseg.detection.benchmark import benchmark_detection
 

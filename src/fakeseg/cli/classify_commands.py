@@ -205,9 +205,9 @@ def _train(args: argparse.Namespace) -> int:
         augment=list(_augment(args.augment)), val_fraction=args.val_fraction,
         source_pattern=_pattern(args.source_pattern), device=args.device,
         threads=args.threads or 0)
-    result = train_classifier(args.data, args.out, config, resume=args.resume, progress=True)
-    val = result.best_val
-    print(f"best checkpoint: {result.best_dir} (step {result.steps} of {config.epochs} "
+    trained = train_classifier(args.data, args.out, config, resume=args.resume, progress=True)
+    val = trained.best_val
+    print(f"best checkpoint: {trained.best_dir} (step {trained.steps}, {config.epochs} "
           f"epochs, {config.backbone})")
     if val:
         print(f"validation: balanced accuracy {_fmt(val['balanced_accuracy'])}, "

@@ -163,7 +163,9 @@ def _heatmap(args: argparse.Namespace) -> int:
     layers = args.layers.split(",") if args.layers else None
     summary = heatmap(args.real, args.synthetic, args.out, backbone=args.backbone,
                       weights=args.backbone_weights, layers=layers, allow_resize=args.resize)
-    print(f"target map ({summary['weights_tag']}): {summary['files']['heat_png']}")
+    files = summary["files"]
+    assert isinstance(files, dict)
+    print(f"target map ({summary['weights_tag']}): {files['heat_png']}")
     return 0
 
 

@@ -281,7 +281,7 @@ def balanced_sampler(labels: Sequence[int], *, num_samples: int | None = None,
     array = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(array, minlength=2).astype(np.float64)
     weights = 1.0 / counts[array]
-    return WeightedRandomSampler(torch.from_numpy(weights), num_samples or len(array),
+    return WeightedRandomSampler(weights.tolist(), num_samples or len(array),
                                  replacement=True, generator=generator)
 
 

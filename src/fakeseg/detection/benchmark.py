@@ -123,7 +123,7 @@ def summarise_method(cells: Sequence[dict[str, Any]], *, reps: int = BOOTSTRAP
     """Per-generator rows and LOGO / in-distribution summaries of one method's cells."""
     logo = [c for c in cells if c["held_out"] != IN_DISTRIBUTION]
     ind = [c for c in cells if c["held_out"] == IN_DISTRIBUTION]
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     groups = []
     for held_out in sorted({c["held_out"] for c in logo}):
         runs = [c for c in logo if c["held_out"] == held_out]
@@ -310,10 +310,10 @@ def benchmark_detection(
                         "with a source column")
     generators = sorted({str(i.source) for i in items})
     for generator in generators:
-        labels = {i.label for i in items if i.source == generator}
-        if labels != {0, 1}:
+        present = {i.label for i in items if i.source == generator}
+        if present != {0, 1}:
             raise DataError(f"generator '{generator}' has only "
-                            f"{'real' if labels == {0} else 'synthetic'} images; every "
+                            f"{'real' if present == {0} else 'synthetic'} images; every "
                             "generator needs real and synthetic images for its test cell")
     if len(generators) < 2:
         raise DataError(f"only one generator ({generators[0]}); leave-one-out needs two or more")

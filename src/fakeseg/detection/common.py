@@ -135,8 +135,8 @@ class LinearHead:
 
     @classmethod
     def from_tensors(cls, state: Mapping[str, torch.Tensor], prefix: str = "head.") -> LinearHead:
-        return cls(*(state[prefix + k].double().numpy() for k in ("mean", "scale", "coef")),
-                   float(state[prefix + "intercept"][0]))
+        mean, scale, coef = (state[prefix + k].double().numpy() for k in ("mean", "scale", "coef"))
+        return cls(mean, scale, coef, float(state[prefix + "intercept"][0]))
 
 
 class Scorer:

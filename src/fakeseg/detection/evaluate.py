@@ -26,6 +26,7 @@ from fakeseg.inference.classifier import predict_probabilities
 from fakeseg.inference.localizer import DECISION_COVERAGE
 from fakeseg.io import check_output_dir, expand_inputs, write_json, write_text
 from fakeseg.models.checkpoint import resolve_checkpoint
+from fakeseg.models.classifier import load_classifier
 from fakeseg.progress import progress_bar, warn
 
 SCORERS = ("model", "heatmap")
@@ -90,7 +91,8 @@ def _run_scores(run: str | Path, paths: Sequence[Path], *, batch_size: int, devi
     meta = json.loads((folder / "model.json").read_text())
     detector = load_scorer(folder)
     if meta.get("fit") == "resize":
-        scores = predict_probabilities(detector.model, paths, size=int(meta["size"]),
+        model, _, _ = load_classifier(folder)  # a resize-fit classifier: scored as trained
+        scores = predict_probabilities(model, paths, size=int(meta["size"]),
                                        fit="resize", batch_size=batch_size,
                                        device=resolve_device(device), progress=progress)
     else:

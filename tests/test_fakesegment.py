@@ -16,8 +16,8 @@ from fakeseg.features import build_backbone
 from fakeseg.features.target import discrepancy_maps, fit_scales, fuse
 from fakeseg.inference.localizer import Localizer
 from fakeseg.models.fakesegment import FakeSegment
-from fakeseg.training.loop import train
 from fakeseg.training.losses import pixel_bce
+from fakeseg.training.segmentation import train
 
 TINY = dict(backbone_weights="random", crop_size=64, batch_size=4, steps=4, steps_per_epoch=2,
             encoder="resnet18", reduce_channels=8, amp=False, device="cpu", val_fraction=0.25,

@@ -61,6 +61,7 @@ from fakeseg.models.checkpoint import (
     load_checkpoint,
     load_into,
     load_trainer_state,
+    resolve_checkpoint,
     save_checkpoint,
 )
 from fakeseg.models.classifier import (
@@ -461,11 +462,13 @@ def classify_train(
     threads: int | None = None,
     resume: bool = False,
     progress: bool = True,
+    val_items: Sequence[LabeledImage] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a real-vs-synthetic classifier on ``data``; returns a summary dict.
 
     The best epoch (validation balanced accuracy, then ROC AUC, then loss) goes to RUN/best;
     with ``val_fraction=0`` there is no validation and the last epoch is the best.
+    ``val_items`` (a caller's own split) replaces the ``val_fraction`` split of ``data``.
     """
     if backbone not in CLASSIFIER_BACKBONES:
         from fakeseg.features.trunks import get_trunk_spec
@@ -500,7 +503,8 @@ def classify_train(
                  for r in split["train"]]
         val = [LabeledImage(Path(r["path"]), int(r["label"]), r["source"]) for r in split["val"]]
     else:
-        train, val = split_items(items, val_fraction, seed)
+        train, val = ((items, list(val_items)) if val_items is not None
+                      else split_items(items, val_fraction, seed))
         write_json(run_dir / "split.json", {
             "seed": seed, "val_fraction": val_fraction, "stratified_by": "label",
             "train": [i.to_json() for i in train], "val": [i.to_json() for i in val]})
@@ -637,6 +641,25 @@ def _seen_in_training(folder: Path, paths: Sequence[Path]) -> int:
     return sum(str(p.resolve()) in seen for p in paths)
 
 
+def _run_scores(run: str | Path, paths: Sequence[Path], *, batch_size: int, device: str,
+                progress: bool) -> tuple[np.ndarray, dict[str, Any], Path, Any]:
+    """(P(synthetic), checkpoint meta, checkpoint folder, scorer) for any detection method's
+    run (``fakeseg.detection``), scored at native resolution; a classifier trained on resized
+    images is scored on resized images."""
+    from fakeseg.detection import load_scorer
+
+    folder = resolve_checkpoint(run)
+    meta = json.loads((folder / "model.json").read_text())
+    detector = load_scorer(folder)
+    if meta.get("fit") == "resize":
+        scores = predict_probabilities(detector.model, paths, size=int(meta["size"]),
+                                       fit="resize", batch_size=batch_size,
+                                       device=resolve_device(device), progress=progress)
+    else:
+        scores = detector.score(paths, progress=progress)
+    return scores, meta, folder, detector
+
+
 def classify_eval(
     run: str | Path,
     data: str | Path | Sequence[LabeledImage],
@@ -651,7 +674,8 @@ def classify_eval(
 ) -> dict[str, Any]:
     """Image-level detection metrics of a scorer on labelled ``data``.
 
-    ``scorer="model"``: ``run`` is a classifier run; the score is P(synthetic), threshold 0.5.
+    ``scorer="model"``: ``run`` is a run of any detection method (``classify train
+    --method``); the score is P(synthetic) at native resolution, threshold 0.5.
     ``scorer="heatmap"``: ``run`` is a FakeSegment run; the score is the flagged-pixel fraction
     of its heat map, threshold :data:`DECISION_COVERAGE`. Writes ``metrics.json``
     (overall and per-source :func:`image_report`, config, versions, seed), ``metrics.md`` and
@@ -666,15 +690,13 @@ def classify_eval(
     seed: int | None = None
     seen = 0
     if scorer == "model":
-        model, meta, folder = load_classifier(run)
-        scores = predict_probabilities(model, paths, size=int(meta["size"]),
-                                       fit=str(meta.get("fit", "crop")), batch_size=batch_size,
-                                       device=resolve_device(device), progress=progress)
+        scores, meta, folder, detector = _run_scores(run, paths, batch_size=batch_size,
+                                                     device=device, progress=progress)
         thr = float(meta.get("threshold", 0.5)) if threshold is None else float(threshold)
-        config, seed = meta.get("config"), meta.get("config", {}).get("seed")
+        config = meta.get("config") or meta.get("options")
+        seed = (config or {}).get("seed")
         seen = _seen_in_training(folder, paths)
-        described = (f"classifier {meta['backbone']} ({meta.get('weights_tag')}), "
-                     f"{folder}, epoch {meta.get('epoch')}")
+        described = f"{detector.describe()}, {folder}"
         score_name = "probability_synthetic"
     else:
         from fakeseg.inference.localizer import Localizer
@@ -727,21 +749,18 @@ def classify_predict(run: str | Path, images: Sequence[str | Path] | str | Path,
                      progress: bool = True) -> dict[str, Any]:
     """Write ``OUT/predictions.csv`` (image, probability_synthetic) for files/folders/globs."""
     out = check_output_dir(out)
-    model, meta, folder = load_classifier(run)
-    cache = ImageCache(CACHE_BYTES)
+    checked = ImageCache(0)
     paths, failures = [], []
     for path in _image_paths(images):  # one unreadable file is named and skipped, not fatal
         try:
-            cache.get(path)
+            checked.get(path)
         except FakesegError as exc:
             failures.append(str(exc))
             warn(f"fakeseg: skipped: {exc}")
             continue
         paths.append(path)
-    probs = predict_probabilities(model, paths, size=int(meta["size"]),
-                                  fit=str(meta.get("fit", "crop")), batch_size=batch_size,
-                                  device=resolve_device(device), cache=cache,
-                                  progress=progress)
+    probs, meta, folder, _ = _run_scores(run, paths, batch_size=batch_size, device=device,
+                                         progress=progress)
     names = meta.get("class_names", ["real", "synthetic"])
     column = "probability_synthetic" if names[1] in ("synthetic", "fake") else \
         f"probability_{names[1]}"

@@ -76,7 +76,7 @@ def forked_cli(argv: list[str], kill_at: str | None = None, timeout: float = 300
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["fakeseg.cli", "fakeseg.training.loop",
+        _context.set_forkserver_preload(["fakeseg.cli", "fakeseg.training.segmentation",
                                          "tests.robustness.helpers"])
     process = _context.Process(target=_cli_child, args=(argv, kill_at))  # type: ignore[attr-defined]
     process.start()

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fakeseg.cli.view_commands",
     "fakeseg.cli.spectral_commands",
     "fakeseg.cli.classify_commands",
+    "fakeseg.cli.detection_commands",
 )
 
 #: commands that take more than a moment: they announce themselves before importing torch

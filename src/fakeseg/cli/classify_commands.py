@@ -53,15 +53,20 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
     train = actions.add_parser(
         "train", parents=[common], help="train a real-vs-synthetic classifier",
-        description="Fine-tunes an ImageNet trunk with one logit on DATA (real/ + synthetic/ "
-                    "or fake/, or a CSV of path,label[,source]) with class-balanced sampling; "
-                    "the best validation balanced accuracy goes to RUN/best.",
-        epilog=example("fakeseg classify train data/labelled --out runs/clf --epochs 5 "
-                       "--augment flip,jpeg"),
+        description="Fits a detection method (--method) on DATA (real/ + synthetic/ or fake/, "
+                    "or a CSV of path,label[,source]); the fitted scorer goes to RUN/best. The "
+                    "cnn methods fine-tune an ImageNet trunk with one logit and class-balanced "
+                    "sampling, keeping the epoch with the best validation balanced accuracy.",
+        epilog=example("fakeseg classify train data/labelled --out runs/clf --method probe"),
     )
     train.add_argument("data", metavar="DATA",
                        help="folder with real/ and synthetic/ (or fake/), or a CSV")
     train.add_argument("--out", required=True, metavar="RUN", help="run folder")
+    train.add_argument("--method", default=None, metavar="NAME",
+                       help="detection method: probe | probe_lite0 | probe_concat | spectral | "
+                            "npr | cnn | cnn_blurjpeg | ensemble (default: the best of "
+                            "'fakeseg benchmark-detection'); the options below apply to cnn*; "
+                            "--backbone/--backbone-weights also set the probe's trunk")
     _training_options(train, size=224, epochs=5)
     train.add_argument("--seed", type=int, default=0, metavar="N",
                        help="seed of the split, sampling and init")
@@ -174,7 +179,25 @@ def _fmt(value: Any) -> str:
 
 def _train(args: argparse.Namespace) -> int:
     from fakeseg.classify import classify_train
+    from fakeseg.detection.registry import DEFAULT_METHOD, METHODS, check_method, train_method
 
+    method = check_method(args.method or DEFAULT_METHOD)
+    family, preset = METHODS[method]
+    if family != "cnn":
+        options = {"trunks": args.backbone, "weights": args.backbone_weights} \
+            if family == "probe" and (args.backbone, args.backbone_weights) != \
+            ("mobilenet_v2", "auto") else {}
+        result = train_method(args.data, args.out, method, options=options, seed=args.seed,
+                              val_fraction=args.val_fraction,
+                              source_pattern=_pattern(args.source_pattern), progress=True)
+        print(f"best checkpoint: {result['best']} ({result['description']}; "
+              f"{result['n_train']} train / {result['n_val']} validation images)")
+        if result["val"]:
+            print(f"validation: balanced accuracy {_fmt(result['val']['balanced_accuracy'])}, "
+                  f"ROC AUC {_fmt(result['val']['roc_auc'])}")
+        return 0
+    if args.augment is None and "augment" in preset:
+        args.augment = preset["augment"]
     result = classify_train(
         args.data, args.out, backbone=args.backbone, weights=args.backbone_weights,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, size=args.size,

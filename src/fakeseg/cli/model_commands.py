@@ -130,7 +130,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fakeseg.training.loop import train
+    from fakeseg.training.segmentation import train
 
     config = train_config_from_args(args)
     result = train(args.data, args.out, config, resume=args.resume,

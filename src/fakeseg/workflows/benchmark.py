@@ -79,7 +79,7 @@ def benchmark(data: str | Path, out: str | Path, *,
               progress: bool = True) -> dict[str, Any]:
     """Train and evaluate each (name, config) entry; default: FakeSegment + every baseline."""
     from fakeseg.inference.localizer import Localizer
-    from fakeseg.training.loop import train
+    from fakeseg.training.segmentation import train
 
     out, data = Path(out), Path(data)
     base = (base or TrainConfig()).validate()

@@ -21,12 +21,13 @@ from fakeseg.training.segmentation import train
 
 TINY = dict(backbone_weights="random", crop_size=64, batch_size=4, steps=4, steps_per_epoch=2,
             encoder="resnet18", reduce_channels=8, amp=False, device="cpu", val_fraction=0.25,
-            test_fraction=0.25, p_reencode=0.0)
+            test_fraction=0.25, p_reencode=0.0, decoder_channels=[32, 16, 8, 8])
 
 
 def tiny_net() -> FakeSegment:
     torch.manual_seed(0)
-    return FakeSegment(build_backbone("ssdlite_mobilenet_v2", "random"), reduce_channels=8)
+    return FakeSegment(build_backbone("ssdlite_mobilenet_v2", "random"), reduce_channels=8,
+                       decoder_channels=(32, 16, 8, 8))
 
 
 def test_target_is_exactly_zero_where_real_equals_synthetic() -> None:

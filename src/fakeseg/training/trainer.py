@@ -211,6 +211,7 @@ class Trainer:
 
     def fit(self, *, resume: bool = False) -> TrainResult:
         run_dir = check_output_dir(self.out)
+        threads = torch.get_num_threads()  # a config's ``threads`` lasts for this run only
         with folder_lock(run_dir, "train"):
             for name in ("last", "best"):  # finish or undo a switch a crash interrupted
                 recover_checkpoint(run_dir / name)
@@ -222,6 +223,8 @@ class Trainer:
                 raise FakesegError(f"{run_dir}: cannot write the run ({exc.strerror}); free "
                                    "disk space or choose another --out (--resume continues "
                                    "from the last checkpoint)") from exc
+            finally:
+                torch.set_num_threads(threads)
 
     def _fit(self, run_dir: Path, resume: bool) -> TrainResult:
         task, progress = self.task, self.progress

@@ -2,9 +2,10 @@
 
 For each generator G of ``../shared/data/cnndetection`` (``real/`` and ``fake/``, files named
 ``N_GENERATOR_{real,fake}.jpg``, 20 + 20 per generator), train the classifier
-(``fakeseg.classify.classify_train``, package-shipped ImageNet weights) on the real and fake
-images of the other generators and report ROC AUC, AP, balanced accuracy and EER on G's real and
-fake images (``classify_eval``: ``fakeseg.evaluation.metrics.image_report``). The real images
+(``fakeseg.training.classification.train_classifier``, package-shipped ImageNet weights) on the
+real and fake images of the other generators and report ROC AUC, AP, balanced accuracy and EER on
+G's real and fake images (``classify_eval``: ``fakeseg.evaluation.metrics.image_report``). The real
+images
 of each generator come from that generator's own dataset (e.g. ImageNet for BigGAN, horses and
 zebras for CycleGAN), so the held-out set is a new domain as well as a new generator.
 
@@ -20,6 +21,7 @@ Writes ``benchmarks/results/detection_logo.json`` and ``.md`` and prints the Mar
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import shutil
 import time
@@ -30,14 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fakeseg.classify import (
-    DEFAULT_AUGMENT,
-    classify_eval,
-    classify_train,
-    load_labeled,
-)
-from fakeseg.config import versions
+from fakeseg.config import ClassifierConfig, versions
+from fakeseg.data.labeled import DEFAULT_AUGMENT, load_labeled
+from fakeseg.detection.evaluate import classify_eval
 from fakeseg.io import write_json, write_text
+from fakeseg.training.classification import train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared/data/cnndetection"
@@ -81,20 +80,21 @@ def main() -> None:
         train = [i for i in items if i.source != generator]
         test = [i for i in items if i.source == generator]
         t0 = time.time()
-        summary = classify_train(train, runs / generator / "run", backbone=args.backbone,
-                                 weights=args.weights, epochs=args.epochs,
-                                 batch_size=args.batch_size, lr=args.lr, size=args.size,
-                                 fit=args.fit, seed=args.seed, augment=augment,
-                                 val_fraction=0.0, threads=args.threads, progress=False)
-        result = classify_eval(summary["best"], test, runs / generator / "eval", progress=False)
+        config = ClassifierConfig(backbone=args.backbone, weights=args.weights,
+                                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                  size=args.size, fit=args.fit, seed=args.seed,
+                                  augment=list(augment), val_fraction=0.0, threads=args.threads)
+        trained = train_classifier(train, runs / generator / "run", config, progress=False)
+        meta = json.loads((trained.best_dir / "model.json").read_text())
+        result = classify_eval(trained.best_dir, test, runs / generator / "eval", progress=False)
         report = result["overall"]
         rows.append({
-            "held_out": generator, "n_train": summary["n_train"], "n_test": report["n"],
+            "held_out": generator, "n_train": meta["n_train"], "n_test": report["n"],
             "roc_auc": report["roc_auc"], "average_precision": report["average_precision"],
             "balanced_accuracy": report["balanced_accuracy"], "accuracy": report["accuracy"],
             "eer": report["eer"], "recall_synthetic": report["recall"],
-            "final_train_loss": summary["history"][-1]["train_loss"],
-            "seconds": time.time() - t0, "weights_tag": summary["weights_tag"],
+            "final_train_loss": trained.history[-1]["loss_bce"],
+            "seconds": time.time() - t0, "weights_tag": meta["weights_tag"],
         })
         print(f"{generator}: ROC AUC {_fmt(report['roc_auc'])}, balanced accuracy "
               f"{_fmt(report['balanced_accuracy'])} ({time.time() - t0:.0f} s)", flush=True)

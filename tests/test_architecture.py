@@ -19,8 +19,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"inference"}),
     frozenset({"evaluation"}),
     frozenset({"training"}),
+    frozenset({"detection"}),
     frozenset({"reporting"}),
-    frozenset({"classify", "workflows"}),
+    frozenset({"workflows"}),
     frozenset({"api"}),
     frozenset({"cli", "__main__"}),
 )

@@ -11,23 +11,23 @@ import pytest
 import torch
 from scipy import ndimage
 
-from fakeseg.classify import (
+from fakeseg.cli import main
+from fakeseg.config import ClassifierConfig
+from fakeseg.data.labeled import (
     DEFAULT_SOURCE_PATTERN,
     LabeledImage,
     balanced_sampler,
-    classify_eval,
-    classify_predict,
-    classify_train,
-    heatmap_scores,
     load_labeled,
     source_of,
     split_items,
 )
-from fakeseg.cli import main
+from fakeseg.detection.evaluate import classify_eval, classify_predict, heatmap_scores
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.features.trunks import CLASSIFIER_BACKBONES, TRUNKS, build_trunk
 from fakeseg.io import write_image
 from fakeseg.models.classifier import build_classifier, load_classifier
+from fakeseg.training.classification import train_classifier
+from fakeseg.training.trainer import TrainResult
 
 SIZE = 48
 
@@ -54,16 +54,22 @@ def make_set(root: Path, n: int, seed: int, *, fake_name: str = "fake",
 
 
 TINY = {"backbone": "tiny_cnn", "weights": "random", "epochs": 3, "batch_size": 16, "lr": 3e-3,
-        "size": SIZE, "augment": ("flip",), "progress": False}
+        "size": SIZE, "augment": ["flip"]}
+
+
+def classify_train(data: object, out: Path, resume: bool = False, **options: object
+                   ) -> TrainResult:
+    return train_classifier(data, out, ClassifierConfig(**options),  # type: ignore[arg-type]
+                            resume=resume, progress=False)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, TrainResult]:
     root = tmp_path_factory.mktemp("cls")
     data = make_set(root / "train", 32, seed=0)
     held_out = make_set(root / "test", 10, seed=1)
-    summary = classify_train(data, root / "run", **TINY)
-    return root / "run", held_out, summary
+    result = classify_train(data, root / "run", **TINY)
+    return root / "run", held_out, result
 
 
 @pytest.mark.parametrize("name", [*CLASSIFIER_BACKBONES, "inception_v3"])
@@ -92,10 +98,11 @@ def test_missing_torchvision_weights_say_what_to_download(tmp_path: Path,
         build_classifier("densenet12", "random")
 
 
-def test_train_eval_predict_learns_the_checkerboard(trained: tuple[Path, Path, dict],
+def test_train_eval_predict_learns_the_checkerboard(trained: tuple[Path, Path, TrainResult],
                                                     tmp_path: Path) -> None:
-    run, held_out, summary = trained
-    assert summary["n_train"] + summary["n_val"] == 64 and summary["n_val"] >= 2
+    run, held_out, _ = trained
+    meta = json.loads((run / "best" / "model.json").read_text())
+    assert meta["n_train"] + meta["n_val"] == 64 and meta["n_val"] >= 2
     assert (run / "best" / "model.safetensors").exists() and (run / "split.json").exists()
     meta = json.loads((run / "best" / "model.json").read_text())
     assert meta["kind"] == "classifier" and meta["weights_tag"] == "random"
@@ -122,7 +129,17 @@ def test_train_eval_predict_learns_the_checkerboard(trained: tuple[Path, Path, d
     assert len(rows) == 2 and rows[1][0].endswith(first.name)
 
 
-def test_split_is_seeded_stratified_and_saved(trained: tuple[Path, Path, dict]) -> None:
+def test_classifier_runs_appear_in_the_report(trained: tuple[Path, Path, TrainResult],
+                                              tmp_path: Path) -> None:
+    from fakeseg.reporting import report
+
+    run, _, result = trained
+    assert {"loss_bce", "val_balanced_accuracy", "val_roc_auc"} <= set(result.history[-1])
+    page = report([run], tmp_path / "r.html").read_text()
+    assert "Classifier runs (classify train)" in page and "Training runs" not in page
+
+
+def test_split_is_seeded_stratified_and_saved(trained: tuple[Path, Path, TrainResult]) -> None:
     run, _, _ = trained
     split = json.loads((run / "split.json").read_text())
     items = [LabeledImage(Path(r["path"]), r["label"], r["source"])
@@ -138,10 +155,11 @@ def test_resume_continues_a_run(tmp_path: Path) -> None:
     classify_train(data, tmp_path / "run", **options)
     with pytest.raises(FakesegError, match="already holds a run"):
         classify_train(data, tmp_path / "run", **options)
-    with pytest.raises(FakesegError, match=r"different options.*lr"):
+    with pytest.raises(FakesegError, match=r"different config.*lr"):
         classify_train(data, tmp_path / "run", **{**options, "lr": 0.1}, resume=True)
     resumed = classify_train(data, tmp_path / "run", **{**options, "epochs": 2}, resume=True)
-    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert (tmp_path / "run" / "config.yaml").exists()  # the one run-folder format
 
 
 def test_same_seed_same_run(tmp_path: Path) -> None:
@@ -149,7 +167,8 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
     options = {**TINY, "epochs": 1, "augment": ("flip", "rotate", "jitter", "blur", "jpeg")}
     first = classify_train(data, tmp_path / "a", **options)
     second = classify_train(data, tmp_path / "b", **options)
-    assert first["history"] == second["history"]
+    strip = [{k: v for k, v in h.items() if k != "elapsed_s"} for h in first.history]
+    assert strip == [{k: v for k, v in h.items() if k != "elapsed_s"} for h in second.history]
     assert (tmp_path / "a" / "split.json").read_text() == (tmp_path / "b" / "split.json"
                                                            ).read_text()
 
@@ -217,7 +236,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no synthetic images"):
         classify_train(only_real, tmp_path / "run", **TINY)
     with pytest.raises(FakesegError, match="unknown augmentation 'mixup'"):
-        classify_train(only_real, tmp_path / "run", **{**TINY, "augment": ("mixup",)})
+        classify_train(only_real, tmp_path / "run", **{**TINY, "augment": ["mixup"]})
 
 
 def test_heatmap_scorer_uses_fakesegment_coverage(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from fakeseg.evaluation.protocol import (
     score_items,
 )
 from fakeseg.io import write_image
-from fakeseg.training.loop import train
+from fakeseg.training.segmentation import train
 from fakeseg.workflows.benchmark import PAPER_TABLE1, benchmark
 from tests.conftest import make_pairs
 from tests.test_fakesegment import TINY

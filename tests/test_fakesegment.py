@@ -16,17 +16,18 @@ from fakeseg.features import build_backbone
 from fakeseg.features.target import discrepancy_maps, fit_scales, fuse
 from fakeseg.inference.localizer import Localizer
 from fakeseg.models.fakesegment import FakeSegment
-from fakeseg.training.loop import train
 from fakeseg.training.losses import pixel_bce
+from fakeseg.training.segmentation import train
 
 TINY = dict(backbone_weights="random", crop_size=64, batch_size=4, steps=4, steps_per_epoch=2,
             encoder="resnet18", reduce_channels=8, amp=False, device="cpu", val_fraction=0.25,
-            test_fraction=0.25, p_reencode=0.0)
+            test_fraction=0.25, p_reencode=0.0, decoder_channels=[32, 16, 8, 8])
 
 
 def tiny_net() -> FakeSegment:
     torch.manual_seed(0)
-    return FakeSegment(build_backbone("ssdlite_mobilenet_v2", "random"), reduce_channels=8)
+    return FakeSegment(build_backbone("ssdlite_mobilenet_v2", "random"), reduce_channels=8,
+                       decoder_channels=(32, 16, 8, 8))
 
 
 def test_target_is_exactly_zero_where_real_equals_synthetic() -> None:

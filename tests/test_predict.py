@@ -18,7 +18,7 @@ from fakeseg.errors import FakesegError
 from fakeseg.inference.localizer import HeatMap, Localizer
 from fakeseg.inference.predict import output_names
 from fakeseg.io import folder_lock, read_image, write_image
-from fakeseg.training.loop import train
+from fakeseg.training.segmentation import train
 from tests.conftest import make_pairs, smooth_image
 from tests.test_fakesegment import TINY
 

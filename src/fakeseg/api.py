@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from fakeseg.inference.localizer import Localizer
     from fakeseg.inference.predict import PredictSummary
     from fakeseg.spectral.fingerprint import Fingerprint
-    from fakeseg.training.loop import TrainResult
+    from fakeseg.training.trainer import TrainResult
 
 
 def load(run: str | Path, *, device: str = "auto") -> Localizer:
@@ -47,7 +47,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     import dataclasses
 
     from fakeseg.config import TrainConfig
-    from fakeseg.training.loop import train as run_training
+    from fakeseg.training.segmentation import train as run_training
 
     base = config or TrainConfig()
     merged = dataclasses.replace(base, **options) if options else base

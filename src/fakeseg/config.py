@@ -40,6 +40,7 @@ class TrainConfig:
     reduce_channels: int = 32
     use_rgb: bool = True
     work_stride: int = 4
+    decoder_channels: list[int] | None = None  # U-Net widths, 4 levels; None: (128, 64, 32, 16)
     # targets and composites
     target_mode: str = "mask"  # heatmap | mask | hybrid
     mask_kinds: list[str] = field(default_factory=lambda: ["rectangles", "blobs", "classwise"])
@@ -75,24 +76,65 @@ class TrainConfig:
         known values of name fields whose registries live above this module (``model``,
         ``backbone``: see :func:`fakeseg.models.checkpoint.known_names`).
         """
-        origins = origins or {}
-        for name, rule in FIELD_RULES.items():
-            value = getattr(self, name)
-            if names and name in names:
-                rule = _known(names[name], rule.example)
-            try:
-                setattr(self, name, rule.check(value))
-            except _Invalid as exc:
-                raise FakesegError(f"{origins.get(name, source)}: {name} must be "
-                                   f"{exc.expected or rule.expected}, got {_show(value)}"
-                                   f"{exc.hint}; "
-                                   f"e.g. {name}={rule.example}") from None
-        for together, ok, expected in _CROSS_CHECKS:
-            if not ok(self):
-                where = origins.get(together[-1], origins.get(together[0], source))
-                got = ", ".join(f"{n}={_show(getattr(self, n))}" for n in together)
-                raise FakesegError(f"{where}: {expected} (got {got})")
-        return self
+        return validate_fields(self, FIELD_RULES, _CROSS_CHECKS, origins, source, names)
+
+
+@dataclass
+class ClassifierConfig:
+    """Everything that defines an image-classifier training run (``fakeseg classify train``)."""
+
+    backbone: str = "mobilenet_v2"
+    weights: str = "auto"
+    epochs: int = 5
+    batch_size: int = 16
+    lr: float = 1e-4  # Wimmer et al.: Adam(W), lr 1e-4, weight decay 1e-3
+    weight_decay: float = 1e-3
+    size: int = 224
+    fit: str = "crop"  # crop | resize (resizing erases high-frequency generator traces)
+    seed: int = 0
+    augment: list[str] = field(default_factory=lambda: ["flip", "rotate", "jitter"])
+    val_fraction: float = 0.2
+    dropout: float = 0.2
+    source_pattern: str | None = r"^\d+_(.+)_(?:real|fake)$"
+    class_names: list[str] = field(default_factory=lambda: ["real", "synthetic"])
+    early_stopping: int = 0  # epochs without val improvement; 0 keeps every epoch
+    device: str = "auto"
+    amp: bool = False
+    threads: int = 0  # 0: torch default
+
+    def validate(self, origins: Mapping[str, str] | None = None, source: str = "config",
+                 names: Mapping[str, Sequence[str]] | None = None) -> ClassifierConfig:
+        """Types and ranges of every field, as :meth:`TrainConfig.validate`."""
+        return validate_fields(self, CLASSIFIER_RULES, _CLASSIFIER_CROSS_CHECKS, origins,
+                               source, names)
+
+
+C = TypeVar("C")
+
+
+def validate_fields(config: C, rules: Mapping[str, Rule],
+                    cross_checks: Sequence[tuple[tuple[str, ...], Callable[[Any], bool], str]],
+                    origins: Mapping[str, str] | None, source: str,
+                    names: Mapping[str, Sequence[str]] | None) -> C:
+    """The one validator: each field through its :class:`Rule`, then the cross-field checks."""
+    origins = origins or {}
+    for name, rule in rules.items():
+        value = getattr(config, name)
+        if names and name in names:
+            rule = _known(names[name], rule.example)
+        try:
+            setattr(config, name, rule.check(value))
+        except _Invalid as exc:
+            raise FakesegError(f"{origins.get(name, source)}: {name} must be "
+                               f"{exc.expected or rule.expected}, got {_show(value)}"
+                               f"{exc.hint}; "
+                               f"e.g. {name}={rule.example}") from None
+    for together, ok, expected in cross_checks:
+        if not ok(config):
+            where = origins.get(together[-1], origins.get(together[0], source))
+            got = ", ".join(f"{n}={_show(getattr(config, n))}" for n in together)
+            raise FakesegError(f"{where}: {expected} (got {got})")
+    return config
 
 
 # ------------------------------------------------------------------- the one validator
@@ -274,6 +316,7 @@ FIELD_RULES: dict[str, Rule] = {
     "reduce_channels": _integer(1, 4096),
     "use_rgb": _boolean(),
     "work_stride": _choice(lambda: [1, 2, 4, 8], "4"),
+    "decoder_channels": _optional(_listing(_integer(1, 4096))),
     "target_mode": _choice(lambda: ["heatmap", "mask", "hybrid"], "mask"),
     "mask_kinds": _listing(_choice(lambda: list(MASK_KINDS), "rectangles"), split_text=True),
     "coverage": _pair(_real(0.0, 1.0, open_low=True, open_high=True, example="0.2")),
@@ -298,12 +341,40 @@ FIELD_RULES: dict[str, Rule] = {
     "threads": _integer(0, 1024),
 }
 _CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[TrainConfig], bool], str], ...] = (
+    (("decoder_channels",), lambda c: c.decoder_channels is None
+     or len(c.decoder_channels) == 4, "decoder_channels must list 4 widths (deep to shallow)"),
     (("coverage",), lambda c: c.coverage[0] <= c.coverage[1],
      "coverage must be [low, high] with low ≤ high"),
     (("val_fraction", "test_fraction"), lambda c: c.val_fraction + c.test_fraction < 1,
      "val_fraction + test_fraction must be below 1"),
     (("p_pure_real", "p_pure_synthetic"), lambda c: c.p_pure_real + c.p_pure_synthetic <= 1,
      "p_pure_real + p_pure_synthetic must be at most 1"),
+)
+
+CLASSIFIER_RULES: dict[str, Rule] = {
+    "backbone": _text(r"[A-Za-z0-9_.-]+", "a backbone name", "mobilenet_v2"),
+    "weights": _text(example="auto"),
+    "epochs": _integer(1),
+    "batch_size": _integer(1, 65536),
+    "lr": FIELD_RULES["lr"],
+    "weight_decay": FIELD_RULES["weight_decay"],
+    "size": _integer(32, 8192),
+    "fit": _choice(lambda: ["crop", "resize"], "crop"),
+    "seed": FIELD_RULES["seed"],
+    "augment": _listing(_text(r"[a-z]+", "an augmentation name", "flip"), split_text=True),
+    "val_fraction": _real(0.0, 1.0, open_high=True, example="0.2"),
+    "dropout": _real(0.0, 1.0, open_high=True, example="0.2"),
+    "source_pattern": _optional(_text(example="'^(.+)_'")),
+    "class_names": _listing(_text(example="real"), min_items=2),
+    "early_stopping": FIELD_RULES["early_stopping"],
+    "device": FIELD_RULES["device"],
+    "amp": FIELD_RULES["amp"],
+    "threads": FIELD_RULES["threads"],
+}
+_CLASSIFIER_CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[ClassifierConfig], bool], str],
+                                ...] = (
+    (("class_names",), lambda c: len(c.class_names) == 2
+     and c.class_names[0] != c.class_names[1], "class_names must be two different names"),
 )
 
 #: a config (or one --set value) may expand to at most this much text: YAML aliases can
@@ -361,7 +432,7 @@ def from_dict(cls: type[T], payload: Any, *, source: str = "config",
         raise FakesegError(f"{origins.get(key, source)}: unknown option '{key}'{hint}{more}; "
                            "see fakeseg.config.TrainConfig for the options")
     config = cls(**payload)
-    if isinstance(config, TrainConfig):
+    if isinstance(config, TrainConfig | ClassifierConfig):
         config.validate(origins, source, names)
     return config
 

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
+from fakeseg.errors import printable
+
 T = TypeVar("T")
 
 LINE_EVERY_S = 30.0
@@ -120,4 +122,4 @@ def progress_bar(iterable: Iterable[T] | None = None, *, total: int | None = Non
 
 def warn(message: str) -> None:
     """A one-line warning on stderr (a skipped input, say); printed even when quiet."""
-    tqdm.write(message.replace("\n", "\\n"), file=sys.stderr)
+    tqdm.write(printable(message), file=sys.stderr)

@@ -11,7 +11,7 @@ import pytest
 from fakeseg.cli import main
 
 #: a training run that takes seconds on one CPU thread (random backbone weights)
-TINY_RUN = dict(backbone_weights="random", crop_size=64, batch_size=2, steps=6,
+TINY_RUN = dict(backbone_weights="random", crop_size=64, batch_size=2, steps=4,
                 steps_per_epoch=2, encoder="resnet18", reduce_channels=8, amp=False,
                 device="cpu", val_fraction=0.25, test_fraction=0.25, p_reencode=0.0,
                 early_stopping=0)
@@ -59,6 +59,9 @@ def assert_problem_line(err: str, *fragments: str) -> str:
 
 
 def _cli_child(argv: list[str], kill_at: str | None) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # fast on a busy machine, and the same in every child
     if kill_at:
         os.environ["FAKESEG_TEST_KILL_AT"] = kill_at
     raise SystemExit(main(argv))
@@ -73,7 +76,7 @@ def forked_cli(argv: list[str], kill_at: str | None = None, timeout: float = 300
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["fakeseg.cli", "fakeseg.training.loop",
+        _context.set_forkserver_preload(["fakeseg.cli", "fakeseg.training.segmentation",
                                          "tests.robustness.helpers"])
     process = _context.Process(target=_cli_child, args=(argv, kill_at))  # type: ignore[attr-defined]
     process.start()

@@ -153,12 +153,12 @@ def test_kill_at_every_point_of_a_checkpoint_then_resume_is_bit_exact(tmp_path: 
     train = ["train", str(pairs), *tiny_sets(), "--quiet"]
     assert forked_cli([*train, "--out", str(straight)]) == 0
     # one process after another, each killed at another point; each resumes the last
-    chain = ["last.after_weights:1",  # first epoch, no last/ yet
-             "best.after_switch:1",   # best/ new, last/ never written
-             "last.after_aside:1",    # (epoch 2) old last/ moved aside, new one not in place
-             "last.after_switch:1",   # new last/ in place, old one not yet deleted
-             "last.after_meta:1",     # new set complete in its temp folder, not switched
-             "last.after_state:1"]    # weights + state written, no metadata
+    chain = ["last.after_weights:1",  # epoch 1, no last/ yet
+             "best.after_switch:1",   # epoch 1: best/ new, last/ never written
+             "last.after_aside:1",    # epoch 2: old last/ moved aside, new one not in place
+             "last.after_meta:1",     # epoch 2: new set complete in its temp folder
+             "last.after_state:1",    # epoch 2: weights + state written, no metadata
+             "last.after_switch:1"]   # epoch 2: new last/ in place, old one not yet deleted
     for i, point in enumerate(chain):
         resume = ["--resume"] if i else []
         assert forked_cli([*train, "--out", str(broken), *resume], kill_at=point) == \
@@ -183,7 +183,7 @@ def test_second_train_into_one_folder_fails_at_once_naming_the_pid(
         [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])}
     first = subprocess.Popen(
         [sys.executable, "-m", "fakeseg", "train", str(pairs), "--out", str(run),
-         *tiny_sets(steps=2), "--quiet"], env=env, stdout=subprocess.PIPE,
+         *tiny_sets(steps=2, threads=1), "--quiet"], env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
         lock = run / ".fakeseg.lock"

@@ -75,12 +75,12 @@ def test_bad_config_files(pairs: Path, tmp_path: Path,
 def test_bad_out_is_refused_before_any_model_is_built(pairs: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    import fakeseg.training.loop
+    import fakeseg.training.segmentation
 
     def no_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model was built before --out was checked")
 
-    monkeypatch.setattr(fakeseg.training.loop, "build_model", no_build)
+    monkeypatch.setattr(fakeseg.training.segmentation, "build_model", no_build)
     a_file = tmp_path / "file.txt"
     a_file.write_text("keep me")
     cases = {a_file: "existing file", a_file / "sub": "cannot create",
@@ -94,10 +94,10 @@ def test_bad_out_is_refused_before_any_model_is_built(pairs: Path, tmp_path: Pat
 
 def test_duplicate_stems_are_an_error_in_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    import fakeseg.training.loop
+    import fakeseg.training.segmentation
     from fakeseg.io import write_image
 
-    monkeypatch.setattr(fakeseg.training.loop, "build_model", None)  # refused before building
+    monkeypatch.setattr(fakeseg.training.segmentation, "build_model", None)  # never built
 
     root = make_pairs(tmp_path / "pairs", n=4, size=(32, 32))
     write_image(root / "real" / "p1.jpg", np.zeros((32, 32, 3), np.float32))

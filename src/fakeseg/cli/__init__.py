@@ -25,10 +25,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fakeseg.cli.view_commands",
     "fakeseg.cli.spectral_commands",
     "fakeseg.cli.classify_commands",
+    "fakeseg.cli.detection_commands",
 )
 
 #: commands that take more than a moment: they announce themselves before importing torch
-LONG_COMMANDS = frozenset({"train", "predict", "evaluate", "benchmark", "featdiff", "fingerprint",
+LONG_COMMANDS = frozenset({"benchmark-detection",
+                           "train", "predict", "evaluate", "benchmark", "featdiff", "fingerprint",
                            "defingerprint", "fid", "classify", "experiment", "demo", "heatmap"})
 
 EXIT_OK = 0

@@ -53,15 +53,20 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
     train = actions.add_parser(
         "train", parents=[common], help="train a real-vs-synthetic classifier",
-        description="Fine-tunes an ImageNet trunk with one logit on DATA (real/ + synthetic/ "
-                    "or fake/, or a CSV of path,label[,source]) with class-balanced sampling; "
-                    "the best validation balanced accuracy goes to RUN/best.",
-        epilog=example("fakeseg classify train data/labelled --out runs/clf --epochs 5 "
-                       "--augment flip,jpeg"),
+        description="Fits a detection method (--method) on DATA (real/ + synthetic/ or fake/, "
+                    "or a CSV of path,label[,source]); the fitted scorer goes to RUN/best. The "
+                    "cnn methods fine-tune an ImageNet trunk with one logit and class-balanced "
+                    "sampling, keeping the epoch with the best validation balanced accuracy.",
+        epilog=example("fakeseg classify train data/labelled --out runs/clf --method probe"),
     )
     train.add_argument("data", metavar="DATA",
                        help="folder with real/ and synthetic/ (or fake/), or a CSV")
     train.add_argument("--out", required=True, metavar="RUN", help="run folder")
+    train.add_argument("--method", default=None, metavar="NAME",
+                       help="detection method: probe | probe_lite0 | probe_concat | spectral | "
+                            "npr | cnn | cnn_blurjpeg | ensemble (default: the best of "
+                            "'fakeseg benchmark-detection'); the options below apply to cnn*; "
+                            "--backbone/--backbone-weights also set the probe's trunk")
     _training_options(train, size=224, epochs=5)
     train.add_argument("--seed", type=int, default=0, metavar="N",
                        help="seed of the split, sampling and init")
@@ -153,7 +158,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def _augment(text: str | None) -> tuple[str, ...]:
     if text is None:
-        from fakeseg.classify import DEFAULT_AUGMENT
+        from fakeseg.data.labeled import DEFAULT_AUGMENT
 
         return DEFAULT_AUGMENT
     return tuple(part.strip() for part in text.split(",") if part.strip()) or ("none",)
@@ -162,7 +167,7 @@ def _augment(text: str | None) -> tuple[str, ...]:
 def _pattern(text: str | None) -> str | None:
     """None: the default pattern; an empty string: no sources from file names."""
     if text is None:
-        from fakeseg.classify import DEFAULT_SOURCE_PATTERN
+        from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN
 
         return DEFAULT_SOURCE_PATTERN
     return text or None
@@ -173,26 +178,45 @@ def _fmt(value: Any) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fakeseg.classify import classify_train
+    from fakeseg.config import ClassifierConfig
+    from fakeseg.detection.registry import DEFAULT_METHOD, METHODS, check_method, train_method
+    from fakeseg.training.classification import train_classifier
 
-    result = classify_train(
-        args.data, args.out, backbone=args.backbone, weights=args.backbone_weights,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, size=args.size,
-        fit=args.fit, seed=args.seed, augment=_augment(args.augment),
-        val_fraction=args.val_fraction, source_pattern=_pattern(args.source_pattern),
-        device=args.device, threads=args.threads, resume=args.resume, progress=True)
-    val = result["val"]
-    print(f"best checkpoint: {result['best']} (epoch {result['best_epoch']}, "
-          f"{result['backbone']} {result['weights_tag']}, {result['n_train']} train / "
-          f"{result['n_val']} validation images)")
+    method = check_method(args.method or DEFAULT_METHOD)
+    family, preset = METHODS[method]
+    if family != "cnn":
+        options = {"trunks": args.backbone, "weights": args.backbone_weights} \
+            if family == "probe" and (args.backbone, args.backbone_weights) != \
+            ("mobilenet_v2", "auto") else {}
+        result = train_method(args.data, args.out, method, options=options, seed=args.seed,
+                              val_fraction=args.val_fraction,
+                              source_pattern=_pattern(args.source_pattern), progress=True)
+        print(f"best checkpoint: {result['best']} ({result['description']}; "
+              f"{result['n_train']} train / {result['n_val']} validation images)")
+        if result["val"]:
+            print(f"validation: balanced accuracy {_fmt(result['val']['balanced_accuracy'])}, "
+                  f"ROC AUC {_fmt(result['val']['roc_auc'])}")
+        return 0
+    if args.augment is None and "augment" in preset:
+        args.augment = preset["augment"]
+    config = ClassifierConfig(
+        backbone=args.backbone, weights=args.backbone_weights, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, size=args.size, fit=args.fit, seed=args.seed,
+        augment=list(_augment(args.augment)), val_fraction=args.val_fraction,
+        source_pattern=_pattern(args.source_pattern), device=args.device,
+        threads=args.threads or 0)
+    trained = train_classifier(args.data, args.out, config, resume=args.resume, progress=True)
+    val = trained.best_val
+    print(f"best checkpoint: {trained.best_dir} (step {trained.steps}, {config.epochs} "
+          f"epochs, {config.backbone})")
     if val:
         print(f"validation: balanced accuracy {_fmt(val['balanced_accuracy'])}, "
-              f"ROC AUC {_fmt(val['roc_auc'])}, F1 {_fmt(val['f1'])}")
+              f"ROC AUC {_fmt(val.get('roc_auc'))}, F1 {_fmt(val.get('f1'))}")
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from fakeseg.classify import classify_eval
+    from fakeseg.detection.evaluate import classify_eval
     from fakeseg.errors import FakesegError
 
     if args.model:
@@ -223,7 +247,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fakeseg.classify import classify_predict
+    from fakeseg.detection.evaluate import classify_predict
 
     result = classify_predict(args.run, args.images, args.out, batch_size=args.batch_size,
                               device=args.device, progress=True)
@@ -236,8 +260,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _composition(args: argparse.Namespace) -> int:
-    from fakeseg.classify import experiment_composition
     from fakeseg.errors import FakesegError
+    from fakeseg.workflows.composition import experiment_composition
 
     names = tuple(part.strip() for part in args.names.split(","))
     if len(names) != 2 or not all(names) or names[0] == names[1]:

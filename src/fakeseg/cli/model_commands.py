@@ -130,7 +130,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fakeseg.training.loop import train
+    from fakeseg.training.segmentation import train
 
     config = train_config_from_args(args)
     result = train(args.data, args.out, config, resume=args.resume,
@@ -163,7 +163,9 @@ def _heatmap(args: argparse.Namespace) -> int:
     layers = args.layers.split(",") if args.layers else None
     summary = heatmap(args.real, args.synthetic, args.out, backbone=args.backbone,
                       weights=args.backbone_weights, layers=layers, allow_resize=args.resize)
-    print(f"target map ({summary['weights_tag']}): {summary['files']['heat_png']}")
+    files = summary["files"]
+    assert isinstance(files, dict)
+    print(f"target map ({summary['weights_tag']}): {files['heat_png']}")
     return 0
 
 

@@ -101,6 +101,18 @@ def _is_classifier_metrics(path: Path) -> bool:
     return isinstance(payload, dict) and "scorer" in payload and "results" not in payload
 
 
+def _run_kind(folder: Path) -> str | None:
+    """``kind`` of a run folder's checkpoint (segmenter, classifier, detector), if readable."""
+    for name in ("best", "last"):
+        try:
+            meta = read_json(folder / name / "model.json", folder)
+        except (OSError, ValueError, RecursionError):
+            continue
+        if isinstance(meta, dict) and isinstance(meta.get("kind"), str):
+            return str(meta["kind"])
+    return None
+
+
 def _kinds_in(folder: Path, names: set[str]) -> list[str]:
     kinds = []
     if "results.jsonl" in names:
@@ -115,10 +127,12 @@ def _kinds_in(folder: Path, names: set[str]) -> list[str]:
         kinds.append("detection" if _is_classifier_metrics(folder / "metrics.json")
                      else "evaluation")
     has_run = "history.json" in names or (folder / "best" / "model.json").is_file()
-    if "config.yaml" in names and has_run:
-        kinds.append("training")
-    if "config.json" in names and has_run:
-        kinds.append("classifier")
+    if ("config.yaml" in names or "config.json" in names) and has_run:
+        kind = _run_kind(folder)
+        if kind == "classifier" or (kind is None and "config.json" in names):
+            kinds.append("classifier")
+        elif kind in (None, "segmenter"):
+            kinds.append("training")
     if "demo.json" in names:
         kinds.append("dataset")
     return kinds
@@ -793,9 +807,12 @@ def _classifier(folder: Path, emb: Embedder) -> Part:
         parts.append(html)
     history = _history(folder)
     if history:
-        flat = [{"epoch": h.get("epoch"), "train_loss": h.get("train_loss"),
+        # the trainer's entries (loss_bce, val_*), or older runs' (train_loss, nested val)
+        flat = [{"epoch": h.get("epoch"), "train_loss": h.get("train_loss", h.get("loss_bce")),
                  "val_loss": h.get("val_loss"),
-                 **{f"val_{k}": v for k, v in _dict(h.get("val")).items()}} for h in history]
+                 **{f"val_{k}": v for k, v in _dict(h.get("val")).items()},
+                 **{k: v for k, v in h.items() if k.startswith("val_") and k != "val_loss"}}
+                for h in history]
         marker = None
         epoch = T.num(meta.get("epoch")).value
         if meta_path is not None and epoch is not None:
@@ -815,7 +832,7 @@ def _classifier(folder: Path, emb: Embedder) -> Part:
                       f"{numbers['best epoch']}).")
     split = _read_dict(folder, "split.json")
     n_train, n_val = len(_list(split.get("train"))), len(_list(split.get("val")))
-    audited = [Audited(_maybe_text(config.get("data")),
+    audited = [Audited(_maybe_text(meta.get("data", config.get("data"))),
                        f"{n_train + n_val} labelled image(s) (train {n_train} / val {n_val}) "
                        f"for classifier run {folder.name}")]
     return Part("".join(parts), glance, [f"classifier run {folder}"] if tag == "random" else [],

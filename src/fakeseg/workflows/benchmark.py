@@ -112,7 +112,7 @@ def benchmark(data: str | Path, out: str | Path, *,
     tables are computed, not written (see :func:`save_evaluation`).
     """
     from fakeseg.inference.localizer import Localizer
-    from fakeseg.training.loop import train
+    from fakeseg.training.segmentation import train
 
     out, data = Path(out), Path(data)
     base = (base or TrainConfig()).validate()

@@ -40,7 +40,7 @@ def demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int =
     from fakeseg.evaluation.evaluate import evaluate_pairs, save_evaluation
     from fakeseg.inference.predict import predict
     from fakeseg.reporting import report
-    from fakeseg.training.loop import train
+    from fakeseg.training.segmentation import train
 
     out = Path(out)
     data, run, predictions = out / "data", out / "train", out / "predict"

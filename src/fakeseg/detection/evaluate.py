@@ -1,0 +1,216 @@
+"""Evaluating and applying image-level detectors: ``classify eval`` and ``classify predict``.
+
+Any detection method's run (``classify train --method``) is scored at native resolution;
+``scorer="heatmap"`` scores images by the share of pixels a FakeSegment heat map flags (the
+MediaEval team's Task B decision rule).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fakeseg.config import versions
+from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN, ImageCache, LabeledImage, load_labeled
+from fakeseg.device import resolve_device
+from fakeseg.errors import FakesegError
+from fakeseg.evaluation.evaluate import fmt
+from fakeseg.evaluation.metrics import grouped_image_report, image_report
+from fakeseg.inference.classifier import predict_probabilities
+from fakeseg.inference.localizer import DECISION_COVERAGE
+from fakeseg.io import check_output_dir, expand_inputs, write_json, write_text
+from fakeseg.models.checkpoint import resolve_checkpoint
+from fakeseg.models.classifier import load_classifier
+from fakeseg.progress import progress_bar, warn
+
+SCORERS = ("model", "heatmap")
+
+
+def _image_paths(images: Sequence[str | Path] | str | Path) -> list[Path]:
+    if isinstance(images, str | Path):
+        images = [images]
+    return expand_inputs([str(p) for p in images])
+
+
+def heatmap_scores(fakesegment_run: str | Path | Any, images: Sequence[str | Path], *,
+                   device: str = "auto", progress: bool = True) -> np.ndarray:
+    """Model-free image scores: the share of pixels a FakeSegment heat map flags
+    (``HeatMap.score``), the MediaEval team's Task B decision rule. ``fakesegment_run`` is a
+    run / checkpoint folder or a loaded :class:`~fakeseg.inference.localizer.Localizer`."""
+    from fakeseg.inference.localizer import Localizer
+
+    model = (fakesegment_run if isinstance(fakesegment_run, Localizer)
+             else Localizer.load(fakesegment_run, device=device))
+    return np.array([model.predict(Path(p)).score
+                     for p in progress_bar(images, desc="heat maps", unit="img",
+                                          enabled=progress)], dtype=np.float64)
+
+
+_METRIC_COLUMNS = (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"),
+                   ("f1", "F1"), ("roc_auc", "ROC AUC"), ("average_precision", "AP"),
+                   ("balanced_accuracy", "balanced acc."), ("eer", "EER"))
+
+
+def metrics_table(reports: dict[str, dict[str, Any]], first: str = "group") -> str:
+    """A Markdown table with one row per report (n, positives and the image metrics)."""
+    head = [first, "n", "n synthetic", *(label for _, label in _METRIC_COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, report in reports.items():
+        cells = [name, str(report["n"]), str(report["n_positive"]),
+                 *(fmt(report.get(key)) for key, _ in _METRIC_COLUMNS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _seen_in_training(folder: Path, paths: Sequence[Path]) -> int:
+    split = folder.parent / "split.json"
+    if not split.exists():
+        return 0
+    try:
+        payload = json.loads(split.read_text())
+        seen = {str(Path(r["path"]).resolve()) for r in payload["train"] + payload["val"]}
+    except (ValueError, KeyError, TypeError):
+        return 0
+    return sum(str(p.resolve()) in seen for p in paths)
+
+
+def _run_scores(run: str | Path, paths: Sequence[Path], *, batch_size: int, device: str,
+                progress: bool) -> tuple[np.ndarray, dict[str, Any], Path, Any]:
+    """(P(synthetic), checkpoint meta, checkpoint folder, scorer) for any detection method's
+    run (``fakeseg.detection``), scored at native resolution; a classifier trained on resized
+    images is scored on resized images."""
+    from fakeseg.detection import load_scorer
+
+    folder = resolve_checkpoint(run)
+    meta = json.loads((folder / "model.json").read_text())
+    detector = load_scorer(folder)
+    if meta.get("fit") == "resize":
+        model, _, _ = load_classifier(folder)  # a resize-fit classifier: scored as trained
+        scores = predict_probabilities(model, paths, size=int(meta["size"]),
+                                       fit="resize", batch_size=batch_size,
+                                       device=resolve_device(device), progress=progress)
+    else:
+        scores = detector.score(paths, progress=progress)
+    return scores, meta, folder, detector
+
+
+def classify_eval(
+    run: str | Path,
+    data: str | Path | Sequence[LabeledImage],
+    out: str | Path,
+    *,
+    scorer: str = "model",
+    threshold: float | None = None,
+    source_pattern: str | None = DEFAULT_SOURCE_PATTERN,
+    batch_size: int = 16,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Image-level detection metrics of a scorer on labelled ``data``.
+
+    ``scorer="model"``: ``run`` is a run of any detection method (``classify train
+    --method``); the score is P(synthetic) at native resolution, threshold 0.5.
+    ``scorer="heatmap"``: ``run`` is a FakeSegment run; the score is the flagged-pixel fraction
+    of its heat map, threshold :data:`DECISION_COVERAGE`. Writes ``metrics.json``
+    (overall and per-source :func:`image_report`, config, versions, seed), ``metrics.md`` and
+    ``predictions.csv``; returns the JSON payload.
+    """
+    if scorer not in SCORERS:
+        raise FakesegError(f"unknown scorer '{scorer}'; use model or heatmap")
+    items = load_labeled(data, source_pattern=source_pattern)
+    paths = [i.path for i in items]
+    labels = np.array([i.label for i in items], dtype=np.int64)
+    config: dict[str, Any] | None = None
+    seed: int | None = None
+    seen = 0
+    if scorer == "model":
+        scores, meta, folder, detector = _run_scores(run, paths, batch_size=batch_size,
+                                                     device=device, progress=progress)
+        thr = float(meta.get("threshold", 0.5)) if threshold is None else float(threshold)
+        config = meta.get("config") or meta.get("options")
+        seed = (config or {}).get("seed")
+        seen = _seen_in_training(folder, paths)
+        described = f"{detector.describe()}, {folder}"
+        score_name = "probability_synthetic"
+    else:
+        from fakeseg.inference.localizer import Localizer
+
+        segmenter = Localizer.load(run, device=device)
+        scores = heatmap_scores(segmenter, paths, progress=progress)
+        thr = DECISION_COVERAGE if threshold is None else float(threshold)
+        meta = segmenter.meta
+        config, seed = meta.get("config"), (meta.get("config") or {}).get("seed")
+        described = (f"FakeSegment heat-map coverage (pixel threshold "
+                     f"{segmenter.threshold:.3f}), {run}")
+        score_name = "flagged_fraction"
+    overall = image_report(scores, labels, threshold=thr)
+    sources = [i.source for i in items]
+    per_source = None
+    if any(s is not None for s in sources):
+        per_source = grouped_image_report(scores, labels, [s or "unknown" for s in sources],
+                                          threshold=thr)
+    out_dir = Path(out)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", "label", "source", score_name])
+    for item, score in zip(items, scores, strict=True):
+        writer.writerow([str(item.path), item.label, item.source or "", f"{score:.6f}"])
+    predictions = write_text(out_dir / "predictions.csv", buffer.getvalue())
+    payload: dict[str, Any] = {
+        "scorer": scorer, "scorer_description": described, "run": str(run),
+        "data": str(data) if isinstance(data, str | Path) else "list",
+        "threshold": thr, "score": score_name, "n": len(items),
+        "n_seen_in_training": seen, "overall": overall, "per_source": per_source,
+        "source_pattern": source_pattern, "config": config, "seed": seed,
+        "versions": versions(), "predictions": str(predictions),
+    }
+    write_json(out_dir / "metrics.json", payload)
+    lines = [f"# Detection metrics: {scorer} scorer", "",
+             f"- scorer: {described}", f"- data: {payload['data']} ({len(items)} images, "
+             f"{int(labels.sum())} synthetic)",
+             f"- decision: {score_name} ≥ {thr:g}"]
+    if seen:
+        lines.append(f"- **warning**: {seen} of these images were used in training or "
+                     "validation; these numbers are not a held-out estimate")
+    lines += ["", metrics_table({"all": overall} if per_source is None else per_source,
+                                "source" if per_source else "group"), ""]
+    write_text(out_dir / "metrics.md", "\n".join(lines))
+    return payload
+
+
+def classify_predict(run: str | Path, images: Sequence[str | Path] | str | Path,
+                     out: str | Path, *, batch_size: int = 16, device: str = "auto",
+                     progress: bool = True) -> dict[str, Any]:
+    """Write ``OUT/predictions.csv`` (image, probability_synthetic) for files/folders/globs."""
+    out = check_output_dir(out)
+    checked = ImageCache(0)
+    paths, failures = [], []
+    for path in _image_paths(images):  # one unreadable file is named and skipped, not fatal
+        try:
+            checked.get(path)
+        except FakesegError as exc:
+            failures.append(str(exc))
+            warn(f"fakeseg: skipped: {exc}")
+            continue
+        paths.append(path)
+    probs, meta, folder, _ = _run_scores(run, paths, batch_size=batch_size, device=device,
+                                         progress=progress)
+    names = meta.get("class_names", ["real", "synthetic"])
+    column = "probability_synthetic" if names[1] in ("synthetic", "fake") else \
+        f"probability_{names[1]}"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", column])
+    for path, prob in zip(paths, probs, strict=True):
+        writer.writerow([str(path), f"{prob:.6f}"])
+    target = write_text(Path(out) / "predictions.csv", buffer.getvalue())
+    threshold = float(meta.get("threshold", 0.5))
+    return {"csv": str(target), "n": len(paths), "model": str(folder),
+            "n_flagged": int((probs >= threshold).sum()), "threshold": threshold,
+            "failures": failures}

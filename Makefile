@@ -21,6 +21,7 @@ demo: venv
 	$(BIN)/fakeseg demo --out $(DEMO_OUT)
 
 test: venv
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: venv

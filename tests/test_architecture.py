@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fakeseg"
 
 #: bottom to top; a module may import its own layer and the layers below it, never above
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "registry", "faults", "progress"}),
+    frozenset({"errors", "registry", "faults", "progress", "numbers"}),
     frozenset({"io", "config", "device", "viz"}),
     frozenset({"data"}),
     frozenset({"features"}),

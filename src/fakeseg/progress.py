@@ -45,7 +45,7 @@ def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-class LineProgress(tqdm):  # type: ignore[type-arg]
+class LineProgress(tqdm):
     """A tqdm whose display is a plain line, printed at the start, every 10 % or 30 s, at the end.
 
     tqdm still does the counting and the rate/ETA arithmetic; only the drawing differs.
@@ -103,8 +103,9 @@ class _LineFile:
 _stderr_lines = _LineFile()
 
 
-def progress_bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
-             unit: str = "it", enabled: bool = True, initial: int = 0) -> tqdm:  # type: ignore[type-arg]
+def progress_bar(iterable: Iterable[T] | None = None, *, total: int | None = None,
+                 desc: str = "", unit: str = "it", enabled: bool = True,
+                 initial: int = 0) -> tqdm:
     """A progress reporter over ``iterable`` (or updated by hand up to ``total``).
 
     ``enabled=False`` or :func:`set_quiet` gives a silent one with the same interface.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+
+from fakeseg.numbers import fmt
 
 # register() stays free of torch imports (fakeseg --help must be instant): defaults that live
 # in fakeseg.classify are applied there when an option is left out (None).
@@ -173,10 +174,6 @@ def _pattern(text: str | None) -> str | None:
     return text or None
 
 
-def _fmt(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _train(args: argparse.Namespace) -> int:
     from fakeseg.config import ClassifierConfig
     from fakeseg.detection.registry import DEFAULT_METHOD, METHODS, check_method, train_method
@@ -194,8 +191,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"best checkpoint: {result['best']} ({result['description']}; "
               f"{result['n_train']} train / {result['n_val']} validation images)")
         if result["val"]:
-            print(f"validation: balanced accuracy {_fmt(result['val']['balanced_accuracy'])}, "
-                  f"ROC AUC {_fmt(result['val']['roc_auc'])}")
+            print(f"validation: balanced accuracy {fmt(result['val']['balanced_accuracy'])}, "
+                  f"ROC AUC {fmt(result['val']['roc_auc'])}")
         return 0
     if args.augment is None and "augment" in preset:
         args.augment = preset["augment"]
@@ -210,8 +207,8 @@ def _train(args: argparse.Namespace) -> int:
     print(f"best checkpoint: {trained.best_dir} (step {trained.steps}, {config.epochs} "
           f"epochs, {config.backbone})")
     if val:
-        print(f"validation: balanced accuracy {_fmt(val['balanced_accuracy'])}, "
-              f"ROC AUC {_fmt(val.get('roc_auc'))}, F1 {_fmt(val.get('f1'))}")
+        print(f"validation: balanced accuracy {fmt(val['balanced_accuracy'])}, "
+              f"ROC AUC {fmt(val.get('roc_auc'))}, F1 {fmt(val.get('f1'))}")
     return 0
 
 
@@ -232,14 +229,14 @@ def _eval(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, device=args.device, progress=True)
     overall = result["overall"]
     print(f"metrics: {args.out}/metrics.json, {args.out}/metrics.md")
-    print(f"{result['n']} images, {args.scorer} scorer: ROC AUC {_fmt(overall['roc_auc'])}, "
-          f"AP {_fmt(overall['average_precision'])}, balanced accuracy "
-          f"{_fmt(overall['balanced_accuracy'])}, F1 {_fmt(overall['f1'])} at "
+    print(f"{result['n']} images, {args.scorer} scorer: ROC AUC {fmt(overall['roc_auc'])}, "
+          f"AP {fmt(overall['average_precision'])}, balanced accuracy "
+          f"{fmt(overall['balanced_accuracy'])}, F1 {fmt(overall['f1'])} at "
           f"{result['score']} ≥ {result['threshold']:g}")
     for source, report in (result["per_source"] or {}).items():
         if source != "all":
-            print(f"  {source}: n {report['n']}, ROC AUC {_fmt(report['roc_auc'])}, "
-                  f"balanced accuracy {_fmt(report['balanced_accuracy'])}")
+            print(f"  {source}: n {report['n']}, ROC AUC {fmt(report['roc_auc'])}, "
+                  f"balanced accuracy {fmt(report['balanced_accuracy'])}")
     if result["n_seen_in_training"]:
         print(f"fakeseg: warning: {result['n_seen_in_training']} of these images were used in "
               "training or validation", file=sys.stderr)
@@ -279,5 +276,5 @@ def _composition(args: argparse.Namespace) -> int:
     for row in result["rows"]:
         bal = row["balanced_accuracy"]
         print(f"  {row['composition']}: balanced accuracy "
-              f"{_fmt(bal['mean'])} ± {_fmt(bal['std'])}")
+              f"{fmt(bal['mean'])} ± {fmt(bal['std'])}")
     return 0

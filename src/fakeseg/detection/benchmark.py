@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from fakeseg.detection.registry import METHODS, check_methods, fit_method, metho
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.metrics import image_report
 from fakeseg.io import check_output_dir, folder_lock, write_json, write_text
+from fakeseg.numbers import mean_std
 from fakeseg.progress import say
 
 IN_DISTRIBUTION = "in-distribution"
@@ -111,13 +112,6 @@ def _bootstrap_mean_auc(groups: Sequence[tuple[np.ndarray, np.ndarray]], reps: i
     return float(low), float(high)
 
 
-def _mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
-    finite = [float(v) for v in values if v is not None]
-    if not finite:
-        return None, None
-    return float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
-
-
 def summarise_method(cells: Sequence[dict[str, Any]], *, reps: int = BOOTSTRAP
                      ) -> dict[str, Any]:
     """Per-generator rows and LOGO / in-distribution summaries of one method's cells."""
@@ -127,9 +121,9 @@ def summarise_method(cells: Sequence[dict[str, Any]], *, reps: int = BOOTSTRAP
     groups = []
     for held_out in sorted({c["held_out"] for c in logo}):
         runs = [c for c in logo if c["held_out"] == held_out]
-        auc, auc_std = _mean_std(c["report"]["roc_auc"] for c in runs)
-        bal, _ = _mean_std(c["report"]["balanced_accuracy"] for c in runs)
-        ap, _ = _mean_std(c["report"]["average_precision"] for c in runs)
+        auc, auc_std = mean_std(c["report"]["roc_auc"] for c in runs)
+        bal, _ = mean_std(c["report"]["balanced_accuracy"] for c in runs)
+        ap, _ = mean_std(c["report"]["average_precision"] for c in runs)
         labels = np.asarray(runs[0]["labels"])
         scores = np.mean([np.asarray(c["scores"]) for c in runs], axis=0)  # seed-averaged
         if 0 < labels.sum() < len(labels):
@@ -141,18 +135,18 @@ def summarise_method(cells: Sequence[dict[str, Any]], *, reps: int = BOOTSTRAP
     per_seed = {}
     for seed in sorted({c["seed"] for c in logo}):
         aucs = [c["report"]["roc_auc"] for c in logo if c["seed"] == seed]
-        per_seed[seed] = _mean_std(aucs)[0]
-    mean, std = _mean_std(r["roc_auc"] for r in rows.values())
+        per_seed[seed] = mean_std(aucs)[0]
+    mean, std = mean_std(r["roc_auc"] for r in rows.values())
     worst = min(rows.items(), key=lambda kv: kv[1]["roc_auc"] or 0.0) if rows else None
-    ind_auc, ind_std = _mean_std(c["report"]["roc_auc"] for c in ind)
-    ind_bal, _ = _mean_std(c["report"]["balanced_accuracy"] for c in ind)
+    ind_auc, ind_std = mean_std(c["report"]["roc_auc"] for c in ind)
+    ind_bal, _ = mean_std(c["report"]["balanced_accuracy"] for c in ind)
     return {
         "logo_roc_auc_mean": mean, "logo_roc_auc_std_over_generators": std,
         "logo_roc_auc_ci95": _bootstrap_mean_auc(groups, reps) if groups else None,
         "logo_roc_auc_by_seed": per_seed,
-        "logo_roc_auc_std_over_seeds": _mean_std(per_seed.values())[1] if len(per_seed) > 1
+        "logo_roc_auc_std_over_seeds": mean_std(per_seed.values())[1] if len(per_seed) > 1
         else None,
-        "logo_balanced_accuracy_mean": _mean_std(r["balanced_accuracy"]
+        "logo_balanced_accuracy_mean": mean_std(r["balanced_accuracy"]
                                                  for r in rows.values())[0],
         "worst_generator": worst[0] if worst else None,
         "worst_roc_auc": worst[1]["roc_auc"] if worst else None,

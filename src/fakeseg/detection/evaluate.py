@@ -20,13 +20,13 @@ from fakeseg.config import versions
 from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN, ImageCache, LabeledImage, load_labeled
 from fakeseg.device import resolve_device
 from fakeseg.errors import FakesegError
-from fakeseg.evaluation.evaluate import fmt
 from fakeseg.evaluation.metrics import grouped_image_report, image_report
 from fakeseg.inference.classifier import predict_probabilities
 from fakeseg.inference.localizer import DECISION_COVERAGE
 from fakeseg.io import check_output_dir, expand_inputs, write_json, write_text
 from fakeseg.models.checkpoint import resolve_checkpoint
 from fakeseg.models.classifier import load_classifier
+from fakeseg.numbers import fmt
 from fakeseg.progress import progress_bar, warn
 
 SCORERS = ("model", "heatmap")

@@ -37,6 +37,7 @@ from fakeseg.evaluation.protocol import (
 )
 from fakeseg.inference.localizer import DECISION_COVERAGE
 from fakeseg.io import list_images, read_image, read_mask, write_json, write_text
+from fakeseg.numbers import fmt
 from fakeseg.progress import progress_bar
 from fakeseg.viz import new_figure, save_figure
 
@@ -60,14 +61,6 @@ def trivial_rows(test: Sequence[CompositeItem],
     """The floors every table carries: answering "all synthetic" or "all real"."""
     return [score_items(label, constant_scorer(value), [], test, threshold=0.5,
                         class_names=class_names) for label, value in TRIVIAL]
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def markdown_table(results: Sequence[MethodScores], extra_columns: Sequence[str] = ()) -> str:

@@ -23,6 +23,7 @@ from fakeseg.data.pairs import Pair
 from fakeseg.errors import FakesegError
 from fakeseg.features.backbones import FeatureExtractor
 from fakeseg.features.trunks import Trunk
+from fakeseg.numbers import fmt, mean_std
 from fakeseg.progress import progress_bar, warn
 from fakeseg.viz import new_figure, overlay, save_figure
 
@@ -350,12 +351,6 @@ def cell_overlay(cell: Cell, synthetic: np.ndarray) -> tuple[np.ndarray, float]:
     return overlay(synthetic, up / scale), scale
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
-
-
 def draw_grid(stem: str, real: np.ndarray, synthetic: np.ndarray, cells: Sequence[Cell],
               overlays: Sequence[np.ndarray], backbones: Sequence[str], tags: Mapping[str, str],
               path: Path) -> Path:
@@ -378,7 +373,7 @@ def draw_grid(stem: str, real: np.ndarray, synthetic: np.ndarray, cells: Sequenc
             ax.set_title(f"{backbone} · {cell.layer} (stride {cell.stride})"
                          f"{' · random-init layer' if cell.random_init and not random else ''}"
                          f"{' · RANDOM WEIGHTS' if random else ''}\n"
-                         f"MSE {_fmt(cell.mse)} · SSIM {_fmt(cell.ssim.value, 3)}", fontsize=8,
+                         f"MSE {fmt(cell.mse)} · SSIM {fmt(cell.ssim.value, 3)}", fontsize=8,
                          color="crimson" if random else "black")
             ax.axis("off")
     weights = "weights: " + ", ".join(f"{b} = {tags[b]}" for b in backbones)
@@ -393,13 +388,6 @@ def draw_grid(stem: str, real: np.ndarray, synthetic: np.ndarray, cells: Sequenc
 # --------------------------------------------------------------------------- tables
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    array = np.asarray(values, np.float64)
-    return float(array.mean()), (float(array.std(ddof=1)) if len(array) > 1 else None)
-
-
 def summarize(pairs: Sequence[PairViews], records: Mapping[str, Mapping[str, Any]]
               ) -> list[dict[str, Any]]:
     """One row per (backbone, layer): MSE and SSIM as mean and std (ddof=1) over pairs."""
@@ -410,9 +398,9 @@ def summarize(pairs: Sequence[PairViews], records: Mapping[str, Mapping[str, Any
         for layer in record["layers"]:
             values = [c for p in pairs for c in p.cells
                       if c.backbone == backbone and c.layer == layer]
-            mse_mean, mse_std = _mean_std([c.mse for c in values])
+            mse_mean, mse_std = mean_std([c.mse for c in values])
             ssims = [c.ssim.value for c in values if c.ssim.value is not None]
-            ssim_mean, ssim_std = _mean_std(ssims)
+            ssim_mean, ssim_std = mean_std(ssims)
             rows.append({"backbone": backbone, "layer": layer,
                          "random_init": layer in record["random_init_layers"],
                          "stride": record["strides"][layer],
@@ -438,7 +426,7 @@ def rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _pm(mean: float | None, std: float | None, digits: int) -> str:
-    return _fmt(mean, digits) + ("" if std is None else f" ± {_fmt(std, digits)}")
+    return fmt(mean, digits) + ("" if std is None else f" ± {fmt(std, digits)}")
 
 
 def rows_markdown(rows: Sequence[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]],

@@ -15,6 +15,8 @@ from functools import cache
 from html import escape
 from typing import Any
 
+from fakeseg.numbers import fmt
+
 CSS = """
 :root { --ink: #1d232b; --muted: #5b6573; --line: #dde2e8; --accent: #2f5d8c;
         --bad: #a40e0e; --bad-bg: #fde8e7; --soft: #f5f7fa; }
@@ -145,21 +147,6 @@ def num(value: Any, digits: int = 3) -> Num:
 def esc(value: Any) -> str:
     """HTML-escaped text (quotes too)."""
     return escape("" if value is None else str(value), quote=True)
-
-
-def fmt(value: Any, digits: int = 3) -> str:
-    """A number for a table cell: fixed digits, tiny values in scientific form, None as –."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 10 ** -digits:
-            return f"{value:.2e}"
-        return f"{value:.{digits}f}"
-    if isinstance(value, int) and abs(value) >= 10_000:
-        return f"{value:,}"
-    return str(value)
 
 
 def cell_html(value: Any, digits: int = 3) -> str:

@@ -23,23 +23,22 @@ from fakeseg.evaluation.metrics import image_report
 from fakeseg.inference.classifier import predict_probabilities
 from fakeseg.io import list_images, write_json, write_text
 from fakeseg.models.classifier import DEFAULT_CLASSIFIER_BACKBONE, load_classifier
+from fakeseg.numbers import mean_std
 from fakeseg.training.classification import train_classifier
 
 COMPOSITIONS: tuple[str, ...] = ("real/real", "synthetic/real", "synthetic/synthetic")
 
 
 def _mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
-    finite = [float(v) for v in values if v is not None]
-    if not finite:
-        return {"mean": None, "std": None}
-    return {"mean": float(np.mean(finite)),
-            "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0}
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std}
 
 
 def _cell(stat: dict[str, float | None]) -> str:
     if stat["mean"] is None:
         return "–"
-    return f"{stat['mean']:.2f} ({stat['std']:.2f})"
+    spread = "–" if stat["std"] is None else f"{stat['std']:.2f}"
+    return f"{stat['mean']:.2f} ({spread})"
 
 
 def _held_out_split(paths: Sequence[Path], fraction: float, seed: int, what: str

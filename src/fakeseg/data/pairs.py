@@ -120,25 +120,37 @@ def index_pairs(root: str | Path) -> PairIndex:
                 f"{root}: missing '{name}/' folder; a paired dataset holds "
                 f"{REAL_DIR}/ and {SYNTHETIC_DIR}/ (optional {LABELS_DIR}/, {MASKS_DIR}/)"
             )
+    optional = {name: root / name if (root / name).is_dir() else None
+                for name in (LABELS_DIR, MASKS_DIR)}
+    return pair_folders(root / REAL_DIR, root / SYNTHETIC_DIR, labels_dir=optional[LABELS_DIR],
+                        masks_dir=optional[MASKS_DIR], root=root)
+
+
+def pair_folders(real_dir: Path, synthetic_dir: Path, *, labels_dir: Path | None = None,
+                 masks_dir: Path | None = None, root: Path | None = None) -> PairIndex:
+    """Pair the files of two folders by stem (any extensions); unpaired, duplicate and
+    unknown files become problems. No shared stem at all is an error naming both folders."""
     problems: list[Problem] = []
-    real = _files_by_stem(root / REAL_DIR, problems)
-    synthetic = _files_by_stem(root / SYNTHETIC_DIR, problems)
-    labels = _files_by_stem(root / LABELS_DIR, problems) if (root / LABELS_DIR).is_dir() else {}
-    masks = _files_by_stem(root / MASKS_DIR, problems) if (root / MASKS_DIR).is_dir() else {}
+    real = _files_by_stem(real_dir, problems)
+    synthetic = _files_by_stem(synthetic_dir, problems)
+    labels = _files_by_stem(labels_dir, problems) if labels_dir is not None else {}
+    masks = _files_by_stem(masks_dir, problems) if masks_dir is not None else {}
     for stem in sorted(set(real) - set(synthetic)):
         problems.append(Problem(real[stem], f"no synthetic partner (expected "
-                                            f"{SYNTHETIC_DIR}/{stem}.*); add it or remove this"))
+                                            f"{synthetic_dir.name}/{stem}.*); add it or remove "
+                                            "this"))
     for stem in sorted(set(synthetic) - set(real)):
-        problems.append(Problem(synthetic[stem], f"no real partner (expected {REAL_DIR}/{stem}.*);"
-                                                 " add it or remove this"))
+        problems.append(Problem(synthetic[stem], f"no real partner (expected "
+                                                 f"{real_dir.name}/{stem}.*); add it or remove "
+                                                 "this"))
     pairs = [
         Pair(stem, real[stem], synthetic[stem], labels.get(stem), masks.get(stem))
         for stem in sorted(set(real) & set(synthetic))
     ]
     if not pairs:
-        raise DataError(f"{root}: no pairs found (real/ and synthetic/ share no file stems); "
-                        "name each pair's files with the same stem")
-    return PairIndex(root, pairs, problems)
+        raise DataError(f"{real_dir} and {synthetic_dir}: no pairs found (they share no file "
+                        "stems); name each pair's files with the same stem")
+    return PairIndex(root or real_dir.parent, pairs, problems)
 
 
 @dataclass

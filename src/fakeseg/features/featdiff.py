@@ -103,7 +103,7 @@ def activation_ssim(real: np.ndarray, synthetic: np.ndarray) -> SsimResult:
 def resolve_pairs(real: str | Path | None, synthetic: str | Path | None,
                   pairs_root: str | Path | None = None) -> tuple[list[Pair], list[str]]:
     """Pairs from two files, two folders (matched by stem) or a dataset root; plus problems."""
-    from fakeseg.data.pairs import REAL_DIR, SYNTHETIC_DIR, _files_by_stem, index_pairs
+    from fakeseg.data.pairs import REAL_DIR, SYNTHETIC_DIR, index_pairs, pair_folders
 
     if pairs_root is not None:
         if real is not None or synthetic is not None:
@@ -124,18 +124,8 @@ def resolve_pairs(real: str | Path | None, synthetic: str | Path | None,
     if (real.parent.resolve() == synthetic.parent.resolve() and real.name == REAL_DIR
             and synthetic.name == SYNTHETIC_DIR):
         return resolve_pairs(None, None, real.parent)
-    problems: list[Any] = []
-    by_real, by_synthetic = _files_by_stem(real, problems), _files_by_stem(synthetic, problems)
-    texts = [str(p) for p in problems]
-    texts += [f"{by_real[s]}: no synthetic partner in {synthetic}"
-              for s in sorted(set(by_real) - set(by_synthetic))]
-    texts += [f"{by_synthetic[s]}: no real partner in {real}"
-              for s in sorted(set(by_synthetic) - set(by_real))]
-    pairs = [Pair(s, by_real[s], by_synthetic[s]) for s in sorted(set(by_real) & set(by_synthetic))]
-    if not pairs:
-        raise FakesegError(f"{real} and {synthetic} share no file stems; name each pair's files "
-                           "with the same stem")
-    return pairs, texts
+    index = pair_folders(real, synthetic)
+    return index.pairs, [str(p) for p in index.problems]
 
 
 def fit_long_side(images: Sequence[np.ndarray], max_side: int | None

@@ -182,6 +182,7 @@ def test_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().err == "fakeseg: interrupted\n"
 
 
+@pytest.mark.slow  # a subprocess or several trainings: big by nature
 def test_train_logs_progress_with_an_eta_when_stderr_is_a_file(tmp_path: Path) -> None:
     data = make_pairs(tmp_path / "pairs", n=4)
     run = tmp_path / "run"

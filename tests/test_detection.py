@@ -164,6 +164,7 @@ def test_cell_splits_keep_the_held_out_generator_apart(data: Path) -> None:
     assert not {i.path for i in test} & {i.path for i in train + val}
 
 
+@pytest.mark.slow  # a subprocess or several trainings: big by nature
 def test_benchmark_runs_every_cell_and_resumes(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     methods = ["spectral", "npr", "ensemble"]
@@ -189,6 +190,7 @@ def test_benchmark_runs_every_cell_and_resumes(data: Path, tmp_path: Path) -> No
     assert json.loads((out / "metrics.json").read_text())["methods"].keys() == set(methods)
 
 
+@pytest.mark.slow  # a subprocess or several trainings: big by nature
 def test_benchmark_cli_and_classify_method(data: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"

@@ -191,6 +191,7 @@ def test_out_checks_and_lock(run: Path, images: Path, tmp_path: Path,
     assert "another model or threshold" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess or several trainings: big by nature
 def test_killed_predict_resumes_with_one_row_and_one_set_of_files_per_image(
         run: Path, images: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(4)

@@ -147,6 +147,7 @@ def _without_times(history: list[dict]) -> list[dict]:
     return [{k: v for k, v in entry.items() if k != "elapsed_s"} for entry in history]
 
 
+@pytest.mark.slow  # a subprocess or several trainings: big by nature
 def test_kill_at_every_point_of_a_checkpoint_then_resume_is_bit_exact(tmp_path: Path) -> None:
     pairs = make_pairs(tmp_path / "pairs")
     straight, broken = tmp_path / "straight", tmp_path / "broken"

@@ -4,14 +4,18 @@ image and its own nearest-neighbour down-then-up-sampled version.
 ``x − up2(down2(x))`` is zero at the top-left pixel of every 2×2 block and holds the local
 neighbouring-pixel relations elsewhere; generators that upsample (transposed convolutions,
 nearest/bilinear upsampling) leave correlated patterns there whatever the content. Training
-uses random ``crop`` × ``crop`` windows at even offsets (the 2×2 phase is kept) with flips,
-class-balanced batches and AdamW; scoring runs the fully convolutional net on each
-native-resolution window (``detection.common``) and averages the logits.
+uses random ``crop`` × ``crop`` windows at even offsets (the 2×2 phase is kept) with flips and
+class-balanced batches, through the one Trainer (AdamW, warm-up + cosine schedule); scoring
+runs the fully convolutional net on each native-resolution window (``detection.common``) and
+averages the logits.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,7 +39,7 @@ from fakeseg.detection.common import (
 )
 from fakeseg.errors import FakesegError
 from fakeseg.progress import progress_bar
-from fakeseg.training.trainer import seed_everything
+from fakeseg.training.trainer import Schedule, StepOutput, Task, Validation
 
 
 def npr_residual(x: torch.Tensor) -> torch.Tensor:
@@ -73,6 +77,73 @@ def _random_crop(image: np.ndarray, crop: int, rng: np.random.Generator) -> np.n
     return window[:, ::-1] if rng.random() < 0.5 else window
 
 
+@dataclass
+class NPRConfig:
+    """What defines an NPR fit (saved as the temporary run's config.yaml)."""
+
+    width: int = 16
+    crop: int = 96
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+class NPRTask(Task):
+    """Class-balanced batches of random even-offset crops (flipped at random), BCE on one logit;
+    no validation, so the last (only) epoch is kept."""
+
+    kind = "npr"
+    config: NPRConfig
+
+    def __init__(self, config: NPRConfig, data: Sequence[Any]) -> None:
+        super().__init__(config, data)
+        self.rng = np.random.default_rng(config.seed)
+        self.images: list[np.ndarray] = []
+        self.groups: list[np.ndarray] = []
+
+    def schedule(self) -> Schedule:
+        c = self.config
+        return Schedule(c.steps, c.steps, c.lr, c.weight_decay, 0, c.seed, "cpu", 0, False)
+
+    def build(self) -> NPRNet:
+        return NPRNet(self.config.width)
+
+    def prepare(self, net: nn.Module, run_dir: Path, device: torch.device,
+                progress: bool) -> None:
+        self.images = [read_rgb(p, self.config.crop) for p in paths_of(self.data)]
+        labels = labels_of(self.data)
+        self.groups = [np.flatnonzero(labels == c) for c in (0, 1)]
+        if not all(len(g) for g in self.groups):
+            raise FakesegError("npr: fitting needs real and synthetic training images")
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        c, rng = self.config, self.rng
+        target = rng.integers(0, 2, c.batch_size)  # class-balanced draws
+        chosen = [int(rng.choice(self.groups[k])) for k in target]
+        images = torch.stack([to_batch(_random_crop(self.images[i], c.crop, rng))[0]
+                              for i in chosen])
+        return images, torch.from_numpy(target).float()
+
+    def loss(self, net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
+             device: torch.device, amp: bool) -> StepOutput:
+        loss = F.binary_cross_entropy_with_logits(net(batch[0].to(device)), batch[1].to(device))
+        return StepOutput(loss, {"bce": float(loss.detach())})
+
+    def validate(self, net: nn.Module, device: torch.device) -> Validation:
+        return Validation({}, (1.0,), {}, "no validation (the last epoch is kept)")
+
+    def checkpoint_meta(self, net: nn.Module) -> dict[str, Any]:
+        return {"family": "npr", "n_train": len(self.images)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"numpy_rng": json.dumps(self.rng.bit_generator.state)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+
+
 class NPRScorer(Scorer):
     family = "npr"
     defaults: ClassVar[dict[str, Any]] = {"width": 16, "crop": 96, "steps": 300, "batch_size": 32,
@@ -86,38 +157,26 @@ class NPRScorer(Scorer):
     @classmethod
     def fit(cls, train: Sequence[Any], val: Sequence[Any], options: Mapping[str, Any] | None,
             *, method: str | None = None, progress: bool = False) -> NPRScorer:
+        """Train the CNN through the one :class:`~fakeseg.training.trainer.Trainer` (one epoch
+        of ``steps`` class-balanced batches; the run folder is temporary)."""
+        from fakeseg.models.checkpoint import load_checkpoint, load_into
+        from fakeseg.training.trainer import Trainer
+
         opts = check_options(cls.family, cls.defaults, options)
-        crop, steps, batch = int(opts["crop"]), int(opts["steps"]), int(opts["batch_size"])
-        if crop < 8 or crop % 2 or steps < 1 or batch < 2:
+        config = NPRConfig(width=int(opts["width"]), crop=int(opts["crop"]),
+                           steps=int(opts["steps"]), batch_size=int(opts["batch_size"]),
+                           lr=float(opts["lr"]), weight_decay=float(opts["weight_decay"]),
+                           seed=int(opts["seed"]))
+        if config.crop < 8 or config.crop % 2 or config.steps < 1 or config.batch_size < 2:
             raise FakesegError("npr: crop must be even and ≥ 8, steps ≥ 1, batch_size ≥ 2")
-        seed_everything(int(opts["seed"]))
-        rng = np.random.default_rng(int(opts["seed"]))
-        images = [read_rgb(p, crop) for p in paths_of(train)]
-        labels = labels_of(train)
-        groups = [np.flatnonzero(labels == c) for c in (0, 1)]
-        if not all(len(g) for g in groups):
-            raise FakesegError("npr: fitting needs real and synthetic training images")
-        net = NPRNet(int(opts["width"]))
-        optimizer = torch.optim.AdamW(net.parameters(), lr=float(opts["lr"]),
-                                      weight_decay=float(opts["weight_decay"]))
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, float(opts["lr"]),
-                                                       total_steps=steps)
-        net.train()
-        bar = progress_bar(range(steps), desc="npr", unit="step", enabled=progress)
-        for _ in bar:
-            target = rng.integers(0, 2, batch)  # class-balanced draws
-            chosen = [int(rng.choice(groups[c])) for c in target]
-            batch_x = torch.stack([to_batch(_random_crop(images[i], crop, rng))[0]
-                                   for i in chosen])
-            loss = F.binary_cross_entropy_with_logits(net(batch_x),
-                                                      torch.from_numpy(target).float())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        task = NPRTask(config, train)
+        with tempfile.TemporaryDirectory(prefix="fakeseg_npr_") as scratch:
+            result = Trainer(task, Path(scratch) / "run", progress=progress).fit()
+            state, _, folder = load_checkpoint(result.best_dir)
+            net = NPRNet(config.width)
+            load_into(net, state, folder / "model.safetensors")
         scorer = cls(method or cls.family, opts, net)
-        scorer.extra = {"final_loss": float(loss.detach())}
+        scorer.extra = {"final_loss": result.history[-1].get("loss_bce")}
         return scorer
 
     @torch.no_grad()

@@ -159,6 +159,9 @@ def test_resume_continues_a_run(tmp_path: Path) -> None:
         classify_train(data, tmp_path / "run", **{**options, "lr": 0.1}, resume=True)
     resumed = classify_train(data, tmp_path / "run", **{**options, "epochs": 2}, resume=True)
     assert [h["epoch"] for h in resumed.history] == [1, 2]
+    # a resume without a config continues with the saved one (here: nothing left to train)
+    again = train_classifier(data, tmp_path / "run", resume=True, progress=False)
+    assert [h["epoch"] for h in again.history] == [1, 2]
     assert (tmp_path / "run" / "config.yaml").exists()  # the one run-folder format
 
 

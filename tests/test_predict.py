@@ -71,6 +71,9 @@ def test_every_input_form_gives_the_same_map(model: Localizer, tmp_path: Path) -
         got = model.predict(image).probability
         assert got.shape == expected.shape, name
         np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=name)
+    bf16 = torch.from_numpy(as_float).permute(2, 0, 1).bfloat16()  # no NumPy twin: widened
+    np.testing.assert_allclose(model.predict(bf16).probability,
+                               model.predict(bf16.float()).probability, atol=1e-5)
     gray_expected = model.predict(gray_path).probability
     for image in (rgb8[:, :, 0], rgb8[:, :, :1], Image.open(gray_path),
                   torch.from_numpy(rgb8[:, :, 0])[None]):
@@ -189,6 +192,9 @@ def test_out_checks_and_lock(run: Path, images: Path, tmp_path: Path,
     assert main(["predict", str(run), str(images), "--out", str(out), "--threshold", "0.9",
                  "-q"]) == 2
     assert "another model or threshold" in capsys.readouterr().err
+    (out / "predict.json").write_text("{}")  # rows whose model nobody can tell: never mixed in
+    assert main(["predict", str(run), str(images), "--out", str(out), "-q"]) == 2
+    assert "unrecorded model" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # a subprocess or several trainings: big by nature

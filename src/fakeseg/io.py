@@ -484,6 +484,8 @@ def to_rgb_float(image: ImageInput, *, name: str = "image") -> np.ndarray:
         return _pil_to_rgb_float(image, name)
     if type(image).__module__.startswith("torch"):
         tensor = image.detach().cpu()
+        if str(tensor.dtype) == "torch.bfloat16":  # NumPy has no bfloat16
+            tensor = tensor.float()
         if tensor.ndim == 4 and tensor.shape[0] == 1:
             tensor = tensor[0]
         if tensor.ndim == 3 and tensor.shape[0] in (1, 3, 4):

@@ -25,7 +25,6 @@ from fakeseg.inference.classifier import predict_probabilities
 from fakeseg.inference.localizer import DECISION_COVERAGE
 from fakeseg.io import check_output_dir, expand_inputs, write_json, write_text
 from fakeseg.models.checkpoint import resolve_checkpoint
-from fakeseg.models.classifier import load_classifier
 from fakeseg.numbers import fmt
 from fakeseg.progress import progress_bar, warn
 
@@ -86,13 +85,13 @@ def _run_scores(run: str | Path, paths: Sequence[Path], *, batch_size: int, devi
     run (``fakeseg.detection``), scored at native resolution; a classifier trained on resized
     images is scored on resized images."""
     from fakeseg.detection import load_scorer
+    from fakeseg.detection.cnn import CNNScorer
 
     folder = resolve_checkpoint(run)
     meta = json.loads((folder / "model.json").read_text())
     detector = load_scorer(folder)
-    if meta.get("fit") == "resize":
-        model, _, _ = load_classifier(folder)  # a resize-fit classifier: scored as trained
-        scores = predict_probabilities(model, paths, size=int(meta["size"]),
+    if meta.get("fit") == "resize" and isinstance(detector, CNNScorer):
+        scores = predict_probabilities(detector.model, paths, size=int(meta["size"]),
                                        fit="resize", batch_size=batch_size,
                                        device=resolve_device(device), progress=progress)
     else:

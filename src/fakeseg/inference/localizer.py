@@ -6,10 +6,10 @@ same. Any registered segmenter works (FakeSegment or a baseline).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -26,6 +26,8 @@ from fakeseg.models.checkpoint import (
     segmenter_config,
 )
 from fakeseg.models.registry import build_model
+
+T = TypeVar("T")
 
 MIN_SIDE = 8
 #: Image-level decision from a heat map (the MediaEval seed's Task B rule): an image is called
@@ -169,17 +171,24 @@ class Localizer:
 
         arrays = [to_rgb_float(image, name=_describe(image, i)) for i, image in enumerate(images)]
         heats: list[HeatMap] = []
-        start = 0
-        while start < len(arrays):
-            end = start + 1
-            while (end < len(arrays) and end - start < batch_size
-                   and arrays[end].shape == arrays[start].shape):
-                end += 1
-            batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays[start:end]])
-            probs = self.predict_tensor(batch)
-            heats.extend(HeatMap(p[0].numpy(), self.threshold) for p in probs)
-            start = end
+        for group in same_shape_batches(arrays, batch_size, key=lambda a: a.shape):
+            batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in group])
+            heats.extend(HeatMap(p[0].numpy(), self.threshold) for p in self.predict_tensor(batch))
         return heats
+
+
+def same_shape_batches(items: Iterable[T], batch_size: int,
+                       key: Callable[[T], Hashable]) -> Iterator[list[T]]:
+    """Consecutive items of equal ``key`` (an image shape), at most ``batch_size`` per batch;
+    items are consumed lazily, so a stream of images is never held in memory whole."""
+    batch: list[T] = []
+    for item in items:
+        if batch and (len(batch) >= batch_size or key(batch[0]) != key(item)):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
 
 
 def _describe(image: object, index: int) -> str:

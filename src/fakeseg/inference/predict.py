@@ -20,8 +20,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io as _io
+import itertools
 import json
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,7 @@ import torch
 from fakeseg.config import versions
 from fakeseg.errors import FakesegError
 from fakeseg.faults import kill_point
-from fakeseg.inference.localizer import MIN_SIDE, HeatMap, Localizer
+from fakeseg.inference.localizer import MIN_SIDE, HeatMap, Localizer, same_shape_batches
 from fakeseg.io import (
     check_output_dir,
     expand_inputs,
@@ -80,15 +82,11 @@ def output_names(paths: list[Path], taken: dict[Path, str] | None = None) -> dic
     root = Path(os.path.commonpath([str(p.parent) for p in paths]))
     for path in fresh:
         base = path.relative_to(root).with_suffix("").as_posix()
-        candidates = [base, f"{base}_{path.suffix.lstrip('.').lower()}"]
-        name = next((c for c in candidates if c not in used), None)
-        counter = 2
-        while name is None:
-            name = f"{candidates[1]}_{counter}" if f"{candidates[1]}_{counter}" not in used \
-                else None
-            counter += 1
-        names[path] = name
-        used.add(name)
+        with_suffix = f"{base}_{path.suffix.lstrip('.').lower()}"
+        candidates = itertools.chain((base, with_suffix),
+                                     (f"{with_suffix}_{n}" for n in itertools.count(2)))
+        names[path] = next(c for c in candidates if c not in used)
+        used.add(names[path])
     return names
 
 
@@ -121,20 +119,11 @@ def _model_identity(model: Localizer) -> dict[str, Any]:
 
 
 def _previous_rows(out: Path, identity: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of an earlier run into ``out`` whose files are all there; refuse another model's."""
+    """Rows of an earlier run into ``out`` whose files are all there; rows that another model
+    or threshold wrote (or whose model cannot be told) are refused, never mixed in."""
     log_path = out / RESULTS_JSONL
     if not log_path.exists():
         return []
-    earlier = out / PREDICT_JSON
-    if earlier.exists():
-        try:
-            before = json.loads(earlier.read_text()).get("model_identity")
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            before = None
-        if before is not None and before != identity:
-            changed = sorted(k for k in identity if before.get(k) != identity[k])
-            raise FakesegError(f"{out}: holds predictions of another model or threshold "
-                               f"({', '.join(changed)} differ); choose another --out")
     rows = []
     for line in log_path.read_text(errors="replace").splitlines():
         try:
@@ -145,7 +134,22 @@ def _previous_rows(out: Path, identity: dict[str, Any]) -> list[dict[str, Any]]:
                 and isinstance(row.get("name"), str)
                 and all((out / str(row.get(k, ""))).is_file() for k in OUTPUT_KEYS)):
             rows.append(row)
+    if rows:
+        before = _earlier_identity(out / PREDICT_JSON)
+        if before != identity:
+            changed = (sorted(k for k in identity if before.get(k) != identity[k])
+                       if before is not None else ["unrecorded model"])
+            raise FakesegError(f"{out}: holds predictions of another model or threshold "
+                               f"({', '.join(changed)} differ); choose another --out")
     return rows
+
+
+def _earlier_identity(info: Path) -> dict[str, Any] | None:
+    try:
+        recorded = json.loads(info.read_text()).get("model_identity")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: str | Path, *,
@@ -191,7 +195,6 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, *, batch_siz
     _write_info(out, summary, model, identity, complete=False)
     log_path = out / RESULTS_JSONL
     write_text(log_path, "".join(json.dumps(row) + "\n" for row in previous))
-    pending: list[tuple[Path, np.ndarray]] = []
     writing: list[tuple[dict[str, Any], Future[dict[str, str]]]] = []
     bar = progress_bar(total=len(paths), initial=summary.n_resumed, desc="predict", unit="img",
                        enabled=progress)
@@ -218,53 +221,39 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, *, batch_siz
             warn(f"fakeseg: skipped: {message}")
             bar.update()
 
-        def flush() -> None:
-            batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for _, a in pending])
+        def readable() -> Iterator[tuple[Path, np.ndarray]]:
+            for path in todo:
+                try:
+                    array = read_image(path)
+                except FakesegError as exc:
+                    skip(path, str(exc))
+                    continue
+                if min(array.shape[:2]) < MIN_SIDE:
+                    skip(path, f"image is {array.shape[1]}x{array.shape[0]}, smaller than "
+                               f"{MIN_SIDE}x{MIN_SIDE}; the model cannot judge it (upscale it "
+                               "or leave it out)")
+                    continue
+                yield path, array
+
+        for group in same_shape_batches(readable(), batch_size, key=lambda item: item[1].shape):
+            batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for _, a in group])
             try:
                 probs = model.predict_tensor(batch)
             except FakesegError as exc:  # non-finite output: no score for these images
                 finish_writes()
-                for path, _ in pending:
+                for path, _ in group:
                     skip(path, str(exc))
-                pending.clear()
-                return
+                continue
             finish_writes()
-            for (path, array), prob in zip(pending, probs, strict=True):
+            for (path, array), prob in zip(group, probs, strict=True):
                 heat = HeatMap(prob[0].numpy(), model.threshold)
                 row = {"image": _relative(path, out), "name": names[path], **heat.summary()}
                 writing.append((row, writer.submit(write_heatmap_files, out, names[path],
                                                    array, heat)))
-            pending.clear()
-
-        for path in todo:
-            try:
-                array = read_image(path)
-            except FakesegError as exc:
-                skip(path, str(exc))
-                continue
-            reason = _unusable(array)
-            if reason:
-                skip(path, reason)
-                continue
-            if pending and (len(pending) >= batch_size or pending[0][1].shape != array.shape):
-                flush()
-            pending.append((path, array))
-        if pending:
-            flush()
         finish_writes()
     _write_tables(out, summary)
     _write_info(out, summary, model, identity, complete=True)
     return summary
-
-
-def _unusable(array: np.ndarray) -> str | None:
-    height, width = array.shape[:2]
-    if min(height, width) < MIN_SIDE:
-        return (f"image is {width}x{height}, smaller than {MIN_SIDE}x{MIN_SIDE}; "
-                "the model cannot judge it (upscale it or leave it out)")
-    if not np.isfinite(array).all():
-        return "contains NaN or infinite pixel values; re-export the image"
-    return None
 
 
 def _write_tables(out: Path, summary: PredictSummary) -> None:

@@ -103,14 +103,11 @@ def _is_classifier_metrics(path: Path) -> bool:
 
 def _run_kind(folder: Path) -> str | None:
     """``kind`` of a run folder's checkpoint (segmenter, classifier, detector), if readable."""
-    for name in ("best", "last"):
-        try:
-            meta = read_json(folder / name / "model.json", folder)
-        except (OSError, ValueError, RecursionError):
-            continue
-        if isinstance(meta, dict) and isinstance(meta.get("kind"), str):
-            return str(meta["kind"])
-    return None
+    try:
+        kind = _checkpoint_meta(folder)[1].get("kind")
+    except (OSError, ValueError, RecursionError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def _kinds_in(folder: Path, names: set[str]) -> list[str]:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from fakeseg.config import ClassifierConfig, from_dict, load_yaml, to_dict, versions
+from fakeseg.config import ClassifierConfig, to_dict, versions
 from fakeseg.data.labeled import (
     CACHE_BYTES,
     ImageCache,
@@ -39,14 +39,13 @@ from fakeseg.io import write_json
 from fakeseg.models.classifier import KIND, ImageClassifier, build_classifier
 from fakeseg.progress import progress_bar
 from fakeseg.training.trainer import (
-    CONFIG_FILE,
     Schedule,
     StepOutput,
     Task,
     Trainer,
     TrainResult,
     Validation,
-    check_run_config,
+    resolve_config,
 )
 
 
@@ -195,14 +194,6 @@ def train_classifier(data: str | Path | Sequence[LabeledImage], out: str | Path,
     ``val_items`` (a caller's own split) replaces the ``val_fraction`` split of ``data``.
     A resume keeps the saved config; only run length and hardware options may change.
     """
-    from fakeseg.io import check_output_dir
-
-    run_dir = check_output_dir(out)
-    chosen = (config or ClassifierConfig()).validate()
-    saved = run_dir / CONFIG_FILE
-    stored = load_yaml(saved) if resume and saved.exists() else None
-    check_run_config(run_dir, to_dict(chosen), resume, stored)
-    if stored is not None and config is None:
-        chosen = from_dict(ClassifierConfig, stored, source=str(saved))
+    chosen = resolve_config(Path(out), config, resume, ClassifierConfig)
     task = ClassificationTask(chosen, data, val_items)
-    return Trainer(task, run_dir, progress=progress).fit(resume=resume)
+    return Trainer(task, out, progress=progress).fit(resume=resume)

@@ -48,7 +48,7 @@ from fakeseg.training.trainer import (
     Trainer,
     TrainResult,
     Validation,
-    check_run_config,
+    resolve_config,
 )
 
 
@@ -269,22 +269,6 @@ def _segmenter(net: nn.Module) -> Segmenter:
     return net
 
 
-def effective_config(run_dir: Path, config: TrainConfig | None, resume: bool) -> TrainConfig:
-    """The config a run uses: a resume keeps the saved one (only RESUMABLE options change)."""
-    from fakeseg.config import from_dict, load_yaml
-
-    saved = run_dir / "config.yaml"
-    stored = load_yaml(saved) if resume and saved.exists() else None
-    if resume and stored is not None:
-        stored_config = from_dict(TrainConfig, stored, source=str(saved), names=known_names())
-        if config is None:
-            return stored_config
-        check_run_config(run_dir, to_dict(config), True, to_dict(stored_config))
-        return config.validate(names=known_names())
-    check_run_config(run_dir, {}, resume, stored)
-    return (config or TrainConfig()).validate(names=known_names())
-
-
 def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, *,
           resume: bool = False, progress: bool = True,
           stop_after: int | None = None) -> TrainResult:
@@ -293,9 +277,6 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     Returns where the best checkpoint is. ``stop_after`` ends this session after that many
     steps (a later ``resume`` continues).
     """
-    from fakeseg.io import check_output_dir
-
-    run_dir = check_output_dir(out)
-    chosen = effective_config(run_dir, config, resume)
-    return Trainer(SegmentationTask(chosen, data), run_dir, progress=progress,
+    chosen = resolve_config(Path(out), config, resume, TrainConfig, known_names())
+    return Trainer(SegmentationTask(chosen, data), out, progress=progress,
                    stop_after=stop_after).fit(resume=resume)

@@ -24,16 +24,17 @@ import random
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 import yaml
 from torch import nn
 
-from fakeseg.config import to_dict
+from fakeseg.config import ClassifierConfig, TrainConfig, from_dict, load_yaml, to_dict
 from fakeseg.device import resolve_device
 from fakeseg.errors import CheckpointError, FakesegError
 from fakeseg.io import check_output_dir, folder_lock, write_json, write_text
@@ -181,22 +182,34 @@ class Task(ABC):
         return None
 
 
-def check_run_config(run_dir: Path, config: dict[str, Any], resume: bool,
-                     stored: dict[str, Any] | None) -> None:
-    """The one resume rule: a new run needs an empty folder; a resume may change only
-    :data:`RESUMABLE` options."""
-    saved = run_dir / CONFIG_FILE
-    if resume:
-        if stored is None:
-            raise FakesegError(f"{run_dir}: nothing to resume (no {CONFIG_FILE}); "
-                               "start without --resume")
-        changed = sorted(k for k, v in config.items() if stored.get(k) != v)
-        if set(changed) - RESUMABLE:
-            raise FakesegError(f"{saved}: --resume with a different config "
-                               f"({', '.join(changed)}); resume as it was or use a new --out")
-    elif (run_dir / "last").exists() or (run_dir / "best").exists():
-        raise FakesegError(f"{run_dir}: already holds a run; pass --resume to continue it "
-                           "or choose another --out")
+RunConfig = TypeVar("RunConfig", TrainConfig, ClassifierConfig)
+
+
+def resolve_config(run_dir: Path, config: RunConfig | None, resume: bool,
+                   cls: type[RunConfig],
+                   names: Mapping[str, Sequence[str]] | None = None) -> RunConfig:
+    """The config a run uses, by the one resume rule: a new run takes ``config`` (default:
+    ``cls()``); a resume keeps the saved ``config.yaml``, and a given ``config`` may differ
+    from it only in :data:`RESUMABLE` options. The output folder is checked first, so a bad
+    ``--out`` is one line before anything else is read."""
+    saved = check_output_dir(run_dir) / CONFIG_FILE
+    if not resume:
+        if (run_dir / "last").exists() or (run_dir / "best").exists():
+            raise FakesegError(f"{run_dir}: already holds a run; pass --resume to continue it "
+                               "or choose another --out")
+        return (config or cls()).validate(names=names)
+    if not saved.exists():
+        raise FakesegError(f"{run_dir}: nothing to resume (no {CONFIG_FILE}); "
+                           "start without --resume")
+    stored = from_dict(cls, load_yaml(saved), source=str(saved), names=names)
+    if config is None:
+        return stored
+    chosen = config.validate(names=names)
+    changed = sorted(k for k, v in to_dict(chosen).items() if to_dict(stored).get(k) != v)
+    if set(changed) - RESUMABLE:
+        raise FakesegError(f"{saved}: --resume with a different config "
+                           f"({', '.join(changed)}); resume as it was or use a new --out")
+    return chosen
 
 
 class Trainer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,10 @@ def test_cli_train_then_predict(tiny_pairs: Path, tmp_path: Path,
     assert rows[0].startswith("image,name,score") and len(rows) == 5
     assert main(["train", str(tiny_pairs), "--out", str(run), "--set", "stepz=3"]) == 2
     assert "did you mean 'steps'" in capsys.readouterr().err
+    # a resume needs only what changes: the run's own config is the starting point
+    assert main(["train", str(tiny_pairs), "--out", str(run), "--resume", "--steps", "4",
+                 "-q"]) == 0
+    assert [e["step"] for e in json.loads((run / "history.json").read_text())] == [2, 4]
+    assert main(["train", str(tiny_pairs), "--out", str(run), "--resume", "--set", "lr=0.5",
+                 "-q"]) == 2
+    assert "different config (lr)" in capsys.readouterr().err

@@ -500,12 +500,17 @@ def parse_overrides(items: list[str], origins: dict[str, str] | None = None) -> 
 
 def train_config(config_file: str | Path | None = None, overrides: list[str] | None = None,
                  options: Mapping[str, Any] | None = None,
-                 names: Mapping[str, Sequence[str]] | None = None) -> TrainConfig:
-    """Defaults ← the ``--config`` file ← ``--set`` overrides ← option flags, validated once
-    (``names``: see :meth:`TrainConfig.validate`); an error names where the bad value came
-    from."""
+                 names: Mapping[str, Sequence[str]] | None = None,
+                 base: str | Path | None = None) -> TrainConfig:
+    """Defaults (or the ``base`` run config a resume continues) ← the ``--config`` file ←
+    ``--set`` overrides ← option flags, validated once (``names``: see
+    :meth:`TrainConfig.validate`); an error names where the bad value came from."""
     values = to_dict(TrainConfig())
     origins: dict[str, str] = {}
+    if base is not None:
+        stored = load_yaml(base)
+        values.update(stored)
+        origins.update(dict.fromkeys(stored, printable(base)))
     if config_file:
         loaded = load_yaml(config_file)
         values.update(loaded)

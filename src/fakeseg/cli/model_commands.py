@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -126,7 +127,9 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
              for name in ("backbone", "backbone_weights", "steps", "seed", "device")}
     if getattr(args, "resize", False):
         flags["allow_resize"] = True
-    return train_config(args.config, args.overrides, flags, known_names())
+    saved = Path(args.out) / "config.yaml" if getattr(args, "resume", False) else None
+    base = saved if saved is not None and saved.is_file() else None  # resume: only what is given
+    return train_config(args.config, args.overrides, flags, known_names(), base=base)
 
 
 def _train(args: argparse.Namespace) -> int:

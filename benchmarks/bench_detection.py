@@ -87,7 +87,7 @@ def main() -> None:
         trained = train_classifier(train, runs / generator / "run", config, progress=False)
         meta = json.loads((trained.best_dir / "model.json").read_text())
         result = classify_eval(trained.best_dir, test, runs / generator / "eval", progress=False)
-        report = result["overall"]
+        report = result.overall
         rows.append({
             "held_out": generator, "n_train": meta["n_train"], "n_test": report["n"],
             "roc_auc": report["roc_auc"], "average_precision": report["average_precision"],

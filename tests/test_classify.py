@@ -108,15 +108,15 @@ def test_train_eval_predict_learns_the_checkerboard(trained: tuple[Path, Path, T
     assert meta["kind"] == "classifier" and meta["weights_tag"] == "random"
     assert meta["config"]["seed"] == 0 and "torch" in meta["versions"]
     result = classify_eval(run, held_out, tmp_path / "eval", progress=False)
-    assert result["overall"]["roc_auc"] > 0.85
-    assert set(result["per_source"]) == {"gen0", "gen1", "all"}
-    assert result["n_seen_in_training"] == 0
+    assert result.overall["roc_auc"] > 0.85
+    assert set(result.per_source or {}) == {"gen0", "gen1", "all"}
+    assert result.n_seen_in_training == 0
     for name in ("metrics.json", "metrics.md", "predictions.csv"):
         assert (tmp_path / "eval" / name).exists()
     assert "| gen0 |" in (tmp_path / "eval" / "metrics.md").read_text()
     out = classify_predict(run, [str(held_out / "fake")], tmp_path / "pred", progress=False)
     rows = list(csv.reader((tmp_path / "pred" / "predictions.csv").open()))
-    assert rows[0] == ["image", "probability_synthetic"] and len(rows) == 11 == out["n"] + 1
+    assert rows[0] == ["image", "probability_synthetic"] and len(rows) == 11 == out.n + 1
     assert all(0.0 <= float(r[1]) <= 1.0 for r in rows[1:])
     first = sorted((held_out / "fake").iterdir())[0]
     broken = tmp_path / "broken"
@@ -258,7 +258,7 @@ def test_heatmap_scorer_uses_fakesegment_coverage(tmp_path: Path) -> None:
     assert scores.shape == (6,) and scores[0] == pytest.approx(expected)
     result = classify_eval(tmp_path / "seg", data, tmp_path / "eval", scorer="heatmap",
                            device="cpu", progress=False)
-    assert result["score"] == "flagged_fraction" and result["threshold"] == 0.05
+    assert result.score_name == "flagged_fraction" and result.threshold == 0.05
     assert (tmp_path / "eval" / "metrics.md").exists()
     with pytest.raises(FakesegError, match="not a classifier"):
         load_classifier(tmp_path / "seg")

@@ -172,14 +172,14 @@ def test_benchmark_runs_every_cell_and_resumes(data: Path, tmp_path: Path) -> No
                                  bootstrap=50, progress=False)
     cells = sorted(out.glob("cells/*/*/seed0.json"))
     assert len(cells) == 3 * (len(GENERATORS) + 1)
-    summary = result["methods"]["npr"]
+    summary = result.methods["npr"]
     assert set(summary["per_generator"]) == set(GENERATORS)
     assert summary["logo_roc_auc_mean"] > 0.75 and summary["in_distribution_roc_auc"] > 0.75
     low, high = summary["logo_roc_auc_ci95"]
     assert low <= summary["logo_roc_auc_mean"] <= high
     markdown = (out / "metrics.md").read_text()
     assert "| npr |" in markdown and "0.91" in markdown and "Reproduce" in markdown
-    assert "**Best method**" in markdown and result["best_method"] in methods
+    assert "**Best method**" in markdown and result.best_method in methods
     # a finished cell is skipped on a rerun; a removed one is recomputed
     stamps = {c: c.stat().st_mtime_ns for c in cells}
     cells[0].unlink()

@@ -9,15 +9,17 @@ names the file and the fix.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
+import io as _io
 import json
 import os
 import stat
 import struct
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -345,6 +347,20 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
+
+
+def write_csv(path: str | Path, columns: Sequence[str],
+              rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Path:
+    """Atomically write a CSV with a header row. A row is a sequence in column order, or a
+    mapping read by column name (None and missing keys → empty cells, other keys ignored)."""
+    buffer = _io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        if isinstance(row, Mapping):
+            row = [row.get(c) for c in columns]
+        writer.writerow(["" if v is None else v for v in row])
+    return write_text(path, buffer.getvalue())
 
 
 def write_json(path: str | Path, payload: Any) -> Path:

@@ -188,11 +188,11 @@ def _train(args: argparse.Namespace) -> int:
         result = train_method(args.data, args.out, method, options=options, seed=args.seed,
                               val_fraction=args.val_fraction,
                               source_pattern=_pattern(args.source_pattern), progress=True)
-        print(f"best checkpoint: {result['best']} ({result['description']}; "
-              f"{result['n_train']} train / {result['n_val']} validation images)")
-        if result["val"]:
-            print(f"validation: balanced accuracy {fmt(result['val']['balanced_accuracy'])}, "
-                  f"ROC AUC {fmt(result['val']['roc_auc'])}")
+        print(f"best checkpoint: {result.best} ({result.description}; "
+              f"{result.n_train} train / {result.n_val} validation images)")
+        if result.val:
+            print(f"validation: balanced accuracy {fmt(result.val['balanced_accuracy'])}, "
+                  f"ROC AUC {fmt(result.val['roc_auc'])}")
         return 0
     if args.augment is None and "augment" in preset:
         args.augment = preset["augment"]
@@ -227,18 +227,18 @@ def _eval(args: argparse.Namespace) -> int:
     result = classify_eval(run, data, args.out, scorer=args.scorer, threshold=args.threshold,
                            source_pattern=_pattern(args.source_pattern),
                            batch_size=args.batch_size, device=args.device, progress=True)
-    overall = result["overall"]
+    overall = result.overall
     print(f"metrics: {args.out}/metrics.json, {args.out}/metrics.md")
-    print(f"{result['n']} images, {args.scorer} scorer: ROC AUC {fmt(overall['roc_auc'])}, "
+    print(f"{result.n} images, {args.scorer} scorer: ROC AUC {fmt(overall['roc_auc'])}, "
           f"AP {fmt(overall['average_precision'])}, balanced accuracy "
           f"{fmt(overall['balanced_accuracy'])}, F1 {fmt(overall['f1'])} at "
-          f"{result['score']} ≥ {result['threshold']:g}")
-    for source, report in (result["per_source"] or {}).items():
+          f"{result.score_name} ≥ {result.threshold:g}")
+    for source, report in (result.per_source or {}).items():
         if source != "all":
             print(f"  {source}: n {report['n']}, ROC AUC {fmt(report['roc_auc'])}, "
                   f"balanced accuracy {fmt(report['balanced_accuracy'])}")
-    if result["n_seen_in_training"]:
-        print(f"fakeseg: warning: {result['n_seen_in_training']} of these images were used in "
+    if result.n_seen_in_training:
+        print(f"fakeseg: warning: {result.n_seen_in_training} of these images were used in "
               "training or validation", file=sys.stderr)
     return 0
 
@@ -248,10 +248,10 @@ def _predict(args: argparse.Namespace) -> int:
 
     result = classify_predict(args.run, args.images, args.out, batch_size=args.batch_size,
                               device=args.device, progress=True)
-    print(f"{result['n']} predictions in {result['csv']} ({result['n_flagged']} at or above "
-          f"{result['threshold']:g})")
-    if result["failures"]:
-        print(f"fakeseg: {len(result['failures'])} image(s) skipped, see above", file=sys.stderr)
+    print(f"{result.n} predictions in {result.csv} ({result.n_flagged} at or above "
+          f"{result.threshold:g})")
+    if result.failures:
+        print(f"fakeseg: {len(result.failures)} image(s) skipped, see above", file=sys.stderr)
         return 1
     return 0
 

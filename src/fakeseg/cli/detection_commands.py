@@ -57,7 +57,7 @@ def _benchmark(args: argparse.Namespace) -> int:
                                  test_fraction=args.test_fraction, source_pattern=pattern,
                                  threads=args.threads, command=command, progress=True)
     print(f"metrics: {args.out}/metrics.json, {args.out}/metrics.md")
-    for name, m in sorted(result["methods"].items(),
+    for name, m in sorted(result.methods.items(),
                           key=lambda kv: -(kv[1]["logo_roc_auc_mean"] or 0.0)):
         mean, std = m["logo_roc_auc_mean"], m["logo_roc_auc_std_over_generators"]
         ind = m["in_distribution_roc_auc"]

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 
 from fakeseg.data.sources import check_source_pattern, source_of
 from fakeseg.errors import DataError, FakesegError
-from fakeseg.io import list_images, read_image, to_uint8, write_text
+from fakeseg.io import list_images, read_image, to_uint8, write_csv
 
 #: ``N_GENERATOR_{real,fake}`` → GENERATOR (the shared CNNDetection sample's naming).
 DEFAULT_SOURCE_PATTERN = r"^\d+_(.+)_(?:real|fake)$"
@@ -146,12 +146,8 @@ def check_classes(items: Sequence[LabeledImage], data: Any, names: Sequence[str]
 
 def write_labeled_csv(path: str | Path, items: Iterable[LabeledImage]) -> Path:
     """Write ``path,label,source`` rows (absolute paths) that :func:`load_labeled` reads."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "label", "source"])
-    for item in items:
-        writer.writerow([str(Path(item.path).resolve()), item.label, item.source or ""])
-    return write_text(path, buffer.getvalue())
+    return write_csv(path, ["path", "label", "source"],
+                     ([str(Path(i.path).resolve()), i.label, i.source or ""] for i in items))
 
 
 

@@ -26,6 +26,7 @@ import json
 import platform
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,38 @@ BOOTSTRAP = 2000
 #: Seed 003 (Wimmer et al.), Table 2: a classifier trained and tested on real images of the
 #: same sources reaches balanced accuracy 0.91 — an in-distribution figure.
 SEED_003_REAL_REAL_BALANCED_ACCURACY = 0.91
+
+
+@dataclass
+class DetectionBenchmark:
+    """Every finished cell of a LOGO benchmark, summarised (``metrics.json``)."""
+
+    commands: list[str]  # the commands that wrote the cells
+    data: str
+    n_images: int
+    generators: list[str]
+    n_test_per_generator: dict[str, int]
+    val_fraction: float
+    test_fraction: float
+    seeds: int
+    methods: dict[str, dict[str, Any]]  # method → summarise_method(...)
+    best_method: str | None
+    machine: str
+    date: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "what": "leave-one-generator-out real-vs-synthetic detection",
+            "commands": self.commands, "data": self.data, "n_images": self.n_images,
+            "generators": self.generators,
+            "n_test_per_generator": ", ".join(f"{g} {n}"
+                                              for g, n in self.n_test_per_generator.items()),
+            "val_fraction": self.val_fraction, "test_fraction": self.test_fraction,
+            "seeds": self.seeds, "methods": self.methods,
+            "seed_003_real_real_balanced_accuracy": SEED_003_REAL_REAL_BALANCED_ACCURACY,
+            "machine": self.machine, "date": self.date, "versions": versions(),
+            "best_method": self.best_method,
+        }
 
 
 def _cell_path(out: Path, method: str, held_out: str, seed: int) -> Path:
@@ -291,8 +324,9 @@ def benchmark_detection(
     bootstrap: int = BOOTSTRAP,
     command: str = "",
     progress: bool = True,
-) -> dict[str, Any]:
-    """Run (or resume) the benchmark into ``out``; returns the ``metrics.json`` payload."""
+) -> DetectionBenchmark:
+    """Run (or resume) the benchmark into ``out`` (every finished cell is kept); summarise
+    every cell found there and write ``metrics.json`` and ``metrics.md``."""
     chosen = check_methods(methods or DEFAULT_BENCH_METHODS)
     if seeds < 1:
         raise FakesegError(f"seeds must be ≥ 1, got {seeds}")
@@ -359,23 +393,22 @@ def benchmark_detection(
         _add_member_fit_times(cells)
         commands = _previous_commands(out_dir / "metrics.json")
         command = command or f"fakeseg benchmark-detection {data} --out {out}"
-        payload: dict[str, Any] = {
-            "what": "leave-one-generator-out real-vs-synthetic detection",
-            "commands": [*(c for c in commands if c != command), command],
-            "data": str(data) if isinstance(data, str | Path) else "list",
-            "n_images": len(items), "generators": generators,
-            "n_test_per_generator": {g: sum(i.source == g for i in items) for g in generators},
-            "val_fraction": val_fraction, "test_fraction": test_fraction, "seeds": seeds,
-            "methods": {m: summarise_method(c, reps=bootstrap) for m, c in cells.items()},
-            "seed_003_real_real_balanced_accuracy": SEED_003_REAL_REAL_BALANCED_ACCURACY,
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), CPU",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": versions(),
-        }
-        payload["best_method"] = best_method(payload["methods"])
-        payload["n_test_per_generator"] = ", ".join(
-            f"{g} {n}" for g, n in payload["n_test_per_generator"].items())
-        write_json(out_dir / "metrics.json", payload)
-        write_text(out_dir / "metrics.md", _markdown(payload))
-    return payload
+        summaries = {m: summarise_method(c, reps=bootstrap) for m, c in cells.items()}
+        result = DetectionBenchmark(
+            commands=[*(c for c in commands if c != command), command],
+            data=str(data) if isinstance(data, str | Path) else "list",
+            n_images=len(items), generators=generators,
+            n_test_per_generator={g: sum(i.source == g for i in items) for g in generators},
+            val_fraction=val_fraction, test_fraction=test_fraction, seeds=seeds,
+            methods=summaries, best_method=best_method(summaries),
+            machine=f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), CPU")
+        save_detection_benchmark(result, out_dir)
+    return result
+
+
+def save_detection_benchmark(result: DetectionBenchmark, out: str | Path) -> None:
+    """``metrics.json`` and ``metrics.md`` of a benchmark."""
+    payload = result.to_json()
+    write_json(Path(out) / "metrics.json", payload)
+    write_text(Path(out) / "metrics.md", _markdown(payload))
 

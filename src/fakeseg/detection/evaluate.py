@@ -7,10 +7,9 @@ MediaEval team's Task B decision rule).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from fakeseg.errors import FakesegError
 from fakeseg.evaluation.metrics import grouped_image_report, image_report
 from fakeseg.inference.classifier import predict_probabilities
 from fakeseg.inference.localizer import DECISION_COVERAGE
-from fakeseg.io import check_output_dir, expand_inputs, write_json, write_text
+from fakeseg.io import check_output_dir, expand_inputs, write_csv, write_json, write_text
 from fakeseg.models.checkpoint import resolve_checkpoint
 from fakeseg.numbers import fmt
 from fakeseg.progress import progress_bar, warn
@@ -99,10 +98,45 @@ def _run_scores(run: str | Path, paths: Sequence[Path], *, batch_size: int, devi
     return scores, meta, folder, detector
 
 
-def classify_eval(
+@dataclass
+class DetectionEvaluation:
+    """Image-level detection metrics of one scorer on labelled images
+    (:func:`evaluate_detection`); :func:`save_detection_evaluation` writes them."""
+
+    scorer: str  # "model" or "heatmap"
+    scorer_description: str
+    run: str
+    data: str
+    threshold: float
+    score_name: str  # the score's column: probability_synthetic or flagged_fraction
+    items: list[LabeledImage]
+    scores: np.ndarray
+    overall: dict[str, Any]  # image_report over every image
+    per_source: dict[str, dict[str, Any]] | None  # image_report per source, with "all"
+    n_seen_in_training: int
+    source_pattern: str | None
+    config: dict[str, Any] | None
+    seed: int | None
+
+    @property
+    def n(self) -> int:
+        return len(self.items)
+
+    def to_json(self) -> dict[str, Any]:
+        """``metrics.json`` (without the per-image scores, which go to predictions.csv)."""
+        return {
+            "scorer": self.scorer, "scorer_description": self.scorer_description,
+            "run": self.run, "data": self.data, "threshold": self.threshold,
+            "score": self.score_name, "n": self.n,
+            "n_seen_in_training": self.n_seen_in_training, "overall": self.overall,
+            "per_source": self.per_source, "source_pattern": self.source_pattern,
+            "config": self.config, "seed": self.seed, "versions": versions(),
+        }
+
+
+def evaluate_detection(
     run: str | Path,
     data: str | Path | Sequence[LabeledImage],
-    out: str | Path,
     *,
     scorer: str = "model",
     threshold: float | None = None,
@@ -110,30 +144,26 @@ def classify_eval(
     batch_size: int = 16,
     device: str = "auto",
     progress: bool = True,
-) -> dict[str, Any]:
+) -> DetectionEvaluation:
     """Image-level detection metrics of a scorer on labelled ``data``.
 
     ``scorer="model"``: ``run`` is a run of any detection method (``classify train
     --method``); the score is P(synthetic) at native resolution, threshold 0.5.
     ``scorer="heatmap"``: ``run`` is a FakeSegment run; the score is the flagged-pixel fraction
-    of its heat map, threshold :data:`DECISION_COVERAGE`. Writes ``metrics.json``
-    (overall and per-source :func:`image_report`, config, versions, seed), ``metrics.md`` and
-    ``predictions.csv``; returns the JSON payload.
+    of its heat map, threshold :data:`DECISION_COVERAGE`. Metrics are :func:`image_report`
+    overall and per source.
     """
     if scorer not in SCORERS:
         raise FakesegError(f"unknown scorer '{scorer}'; use model or heatmap")
     items = load_labeled(data, source_pattern=source_pattern)
     paths = [i.path for i in items]
     labels = np.array([i.label for i in items], dtype=np.int64)
-    config: dict[str, Any] | None = None
-    seed: int | None = None
     seen = 0
     if scorer == "model":
         scores, meta, folder, detector = _run_scores(run, paths, batch_size=batch_size,
                                                      device=device, progress=progress)
         thr = float(meta.get("threshold", 0.5)) if threshold is None else float(threshold)
         config = meta.get("config") or meta.get("options")
-        seed = (config or {}).get("seed")
         seen = _seen_in_training(folder, paths)
         described = f"{detector.describe()}, {folder}"
         score_name = "probability_synthetic"
@@ -143,49 +173,80 @@ def classify_eval(
         segmenter = Localizer.load(run, device=device)
         scores = heatmap_scores(segmenter, paths, progress=progress)
         thr = DECISION_COVERAGE if threshold is None else float(threshold)
-        meta = segmenter.meta
-        config, seed = meta.get("config"), (meta.get("config") or {}).get("seed")
+        config = segmenter.meta.get("config")
         described = (f"FakeSegment heat-map coverage (pixel threshold "
                      f"{segmenter.threshold:.3f}), {run}")
         score_name = "flagged_fraction"
-    overall = image_report(scores, labels, threshold=thr)
     sources = [i.source for i in items]
     per_source = None
     if any(s is not None for s in sources):
         per_source = grouped_image_report(scores, labels, [s or "unknown" for s in sources],
                                           threshold=thr)
+    return DetectionEvaluation(
+        scorer=scorer, scorer_description=described, run=str(run),
+        data=str(data) if isinstance(data, str | Path) else "list", threshold=thr,
+        score_name=score_name, items=list(items), scores=np.asarray(scores),
+        overall=image_report(scores, labels, threshold=thr), per_source=per_source,
+        n_seen_in_training=seen, source_pattern=source_pattern, config=config,
+        seed=(config or {}).get("seed"))
+
+
+def save_detection_evaluation(result: DetectionEvaluation, out: str | Path) -> Path:
+    """Write ``metrics.json``, ``metrics.md`` and ``predictions.csv`` into ``out``; returns
+    the metrics.json path."""
     out_dir = Path(out)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["image", "label", "source", score_name])
-    for item, score in zip(items, scores, strict=True):
-        writer.writerow([str(item.path), item.label, item.source or "", f"{score:.6f}"])
-    predictions = write_text(out_dir / "predictions.csv", buffer.getvalue())
-    payload: dict[str, Any] = {
-        "scorer": scorer, "scorer_description": described, "run": str(run),
-        "data": str(data) if isinstance(data, str | Path) else "list",
-        "threshold": thr, "score": score_name, "n": len(items),
-        "n_seen_in_training": seen, "overall": overall, "per_source": per_source,
-        "source_pattern": source_pattern, "config": config, "seed": seed,
-        "versions": versions(), "predictions": str(predictions),
-    }
-    write_json(out_dir / "metrics.json", payload)
-    lines = [f"# Detection metrics: {scorer} scorer", "",
-             f"- scorer: {described}", f"- data: {payload['data']} ({len(items)} images, "
-             f"{int(labels.sum())} synthetic)",
-             f"- decision: {score_name} ≥ {thr:g}"]
-    if seen:
-        lines.append(f"- **warning**: {seen} of these images were used in training or "
-                     "validation; these numbers are not a held-out estimate")
-    lines += ["", metrics_table({"all": overall} if per_source is None else per_source,
+    rows = [[str(i.path), i.label, i.source or "", f"{score:.6f}"]
+            for i, score in zip(result.items, result.scores, strict=True)]
+    predictions = write_csv(out_dir / "predictions.csv",
+                             ["image", "label", "source", result.score_name], rows)
+    metrics = write_json(out_dir / "metrics.json",
+                         {**result.to_json(), "predictions": str(predictions)})
+    n_synthetic = sum(i.label for i in result.items)
+    lines = [f"# Detection metrics: {result.scorer} scorer", "",
+             f"- scorer: {result.scorer_description}",
+             f"- data: {result.data} ({result.n} images, {n_synthetic} synthetic)",
+             f"- decision: {result.score_name} ≥ {result.threshold:g}"]
+    if result.n_seen_in_training:
+        lines.append(f"- **warning**: {result.n_seen_in_training} of these images were used "
+                     "in training or validation; these numbers are not a held-out estimate")
+    per_source = result.per_source
+    lines += ["", metrics_table({"all": result.overall} if per_source is None else per_source,
                                 "source" if per_source else "group"), ""]
     write_text(out_dir / "metrics.md", "\n".join(lines))
-    return payload
+    return metrics
+
+
+def classify_eval(run: str | Path, data: str | Path | Sequence[LabeledImage],
+                  out: str | Path, **options: Any) -> DetectionEvaluation:
+    """``classify eval``: :func:`evaluate_detection` (same options), saved into ``out``."""
+    result = evaluate_detection(run, data, **options)
+    save_detection_evaluation(result, out)
+    return result
+
+
+@dataclass
+class DetectorPredictions:
+    """``classify predict``'s output: P(synthetic) per readable image, and what was skipped."""
+
+    csv: Path
+    model: Path
+    paths: list[Path]
+    probabilities: np.ndarray
+    threshold: float
+    failures: list[str]  # one line per unreadable input
+
+    @property
+    def n(self) -> int:
+        return len(self.paths)
+
+    @property
+    def n_flagged(self) -> int:
+        return int((self.probabilities >= self.threshold).sum())
 
 
 def classify_predict(run: str | Path, images: Sequence[str | Path] | str | Path,
                      out: str | Path, *, batch_size: int = 16, device: str = "auto",
-                     progress: bool = True) -> dict[str, Any]:
+                     progress: bool = True) -> DetectorPredictions:
     """Write ``OUT/predictions.csv`` (image, probability_synthetic) for files/folders/globs."""
     out = check_output_dir(out)
     checked = ImageCache(0)
@@ -203,13 +264,9 @@ def classify_predict(run: str | Path, images: Sequence[str | Path] | str | Path,
     names = meta.get("class_names", ["real", "synthetic"])
     column = "probability_synthetic" if names[1] in ("synthetic", "fake") else \
         f"probability_{names[1]}"
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["image", column])
-    for path, prob in zip(paths, probs, strict=True):
-        writer.writerow([str(path), f"{prob:.6f}"])
-    target = write_text(Path(out) / "predictions.csv", buffer.getvalue())
-    threshold = float(meta.get("threshold", 0.5))
-    return {"csv": str(target), "n": len(paths), "model": str(folder),
-            "n_flagged": int((probs >= threshold).sum()), "threshold": threshold,
-            "failures": failures}
+    target = write_csv(Path(out) / "predictions.csv", ["image", column],
+                        [[str(p), f"{prob:.6f}"] for p, prob in zip(paths, probs, strict=True)])
+    return DetectorPredictions(csv=target, model=Path(folder), paths=paths,
+                               probabilities=np.asarray(probs),
+                               threshold=float(meta.get("threshold", 0.5)), failures=failures)
+

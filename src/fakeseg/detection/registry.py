@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,10 +112,23 @@ def load_scorer(path: str | Path) -> Scorer:
     return CNNScorer.from_state(state, meta, folder)
 
 
+@dataclass(frozen=True)
+class DetectorRun:
+    """What :func:`train_method` wrote: the run folder, its scorer and validation report."""
+
+    run: Path
+    best: Path
+    method: str
+    description: str
+    n_train: int
+    n_val: int
+    val: dict[str, Any] | None  # image_report on the validation images, None without them
+
+
 def train_method(data: Any, out: str | Path, method: str, *,
                  options: Mapping[str, Any] | None = None, seed: int = 0,
                  val_fraction: float = 0.2, source_pattern: str | None = None,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True) -> DetectorRun:
     """``classify train --method`` for the non-CNN families: fit on ``data`` (as
     ``data.labeled.load_labeled`` reads it) and write RUN/config.yaml, RUN/split.json and
     RUN/best/ (the scorer, which ``classify eval|predict`` read)."""
@@ -142,5 +156,5 @@ def train_method(data: Any, out: str | Path, method: str, *,
         {"method": key, "data": str(data), "seed": seed, "val_fraction": val_fraction,
          "options": scorer.options, "source_pattern": source_pattern}, sort_keys=False))
     scorer.save(run / "best")
-    return {"run": str(run), "best": str(run / "best"), "method": key, "val": report,
-            "n_train": len(train), "n_val": len(val), "description": scorer.describe()}
+    return DetectorRun(run=run, best=run / "best", method=key, description=scorer.describe(),
+                       n_train=len(train), n_val=len(val), val=report)

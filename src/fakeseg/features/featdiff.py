@@ -8,8 +8,6 @@ pair and a table aggregated over pairs make the layers and backbones comparable 
 
 from __future__ import annotations
 
-import csv
-import io as _io
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -405,16 +403,6 @@ CSV_COLUMNS = ("backbone", "layer", "stride", "channels", "weights_tag", "random
                "n_pairs", "mse_mean", "mse_std", "ssim_mean", "ssim_std", "ssim_n_pairs")
 
 
-def rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n",
-                            extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_COLUMNS})
-    return buffer.getvalue()
-
-
 def _pm(mean: float | None, std: float | None, digits: int) -> str:
     return fmt(mean, digits) + ("" if std is None else f" ± {fmt(std, digits)}")
 
@@ -545,7 +533,7 @@ def save_featdiff(result: FeatdiffResult, out: str | Path, *,
     ``featdiff.md`` and ``featdiff.json`` under ``out``; returns the files by role."""
     from fakeseg.config import versions
     from fakeseg.data.pairs import load_pair
-    from fakeseg.io import write_image, write_json, write_npy, write_text
+    from fakeseg.io import write_csv, write_image, write_json, write_npy, write_text
 
     out = Path(out)
     allow_resize, max_side = result.config["allow_resize"], result.config["max_side"]
@@ -572,7 +560,7 @@ def save_featdiff(result: FeatdiffResult, out: str | Path, *,
             "synthetic": str(views.pair.synthetic), "size": list(views.size),
             "processed_size": list(views.processed_size),
             "downscale_factor": views.downscale_factor, "grid": str(grid), "layers": layers})
-    files = {"csv": write_text(out / "featdiff.csv", rows_csv(result.summary)),
+    files = {"csv": write_csv(out / "featdiff.csv", CSV_COLUMNS, result.summary),
              "markdown": write_text(out / "featdiff.md", rows_markdown(
                  result.summary, result.backbones, len(result.pairs)))}
     payload: dict[str, Any] = {

@@ -18,8 +18,6 @@ other half from the conjugate symmetry of real images; the result equals the mag
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,7 +31,7 @@ import scipy.fft
 from scipy import ndimage, stats
 
 from fakeseg.errors import FakesegError, ImageReadError
-from fakeseg.io import read_image, write_json, write_npy, write_text
+from fakeseg.io import read_image, write_csv, write_json, write_npy
 from fakeseg.progress import progress_bar, warn
 from fakeseg.viz import new_figure, save_figure
 
@@ -706,16 +704,13 @@ def save_fingerprint_outputs(fp: Fingerprint, out_dir: str | Path, *, k: int = 1
     figure.suptitle(f"Azimuthally averaged spectra (luminance)\n{_caption(fp)}", fontsize=9)
     paths["radial_png"] = save_figure(figure, out / "radial_spectra.png", bbox_inches="tight")
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["rank", "row", "col", "fy", "fx", "frequency", "magnitude", "prominence",
-                     "z", "significant"])
-    for rank, peak in enumerate(peaks, 1):
-        writer.writerow([rank, peak.row, peak.col, f"{peak.fy:.6f}", f"{peak.fx:.6f}",
-                         f"{peak.frequency:.6f}", f"{peak.magnitude:.6f}",
-                         f"{peak.prominence:.6f}", "" if peak.z is None else f"{peak.z:.3f}",
-                         int(fp.is_significant(peak))])
-    paths["peaks_csv"] = write_text(out / "peaks.csv", buffer.getvalue())
+    paths["peaks_csv"] = write_csv(
+        out / "peaks.csv", ["rank", "row", "col", "fy", "fx", "frequency", "magnitude",
+                            "prominence", "z", "significant"],
+        ([rank, peak.row, peak.col, f"{peak.fy:.6f}", f"{peak.fx:.6f}", f"{peak.frequency:.6f}",
+          f"{peak.magnitude:.6f}", f"{peak.prominence:.6f}",
+          None if peak.z is None else f"{peak.z:.3f}", int(fp.is_significant(peak))]
+         for rank, peak in enumerate(peaks, 1)))
     paths["npy"] = write_npy(out / "fingerprint.npy", fp.luminance.astype(np.float32))
     paths["json"] = write_json(out / "fingerprint.json", fp.summary(k))
     return paths

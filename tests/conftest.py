@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fakeseg.io import write_image
+from tests.labeled_sets import TINY, TrainedClassifier, classify_train, make_set
 
 torch.set_num_threads(2)
 
@@ -42,3 +43,14 @@ def make_pairs(root: Path, n: int = 4, size: tuple[int, int] = (64, 64), seed: i
 @pytest.fixture
 def tiny_pairs(tmp_path: Path) -> Path:
     return make_pairs(tmp_path / "pairs")
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tmp_path_factory: pytest.TempPathFactory) -> TrainedClassifier:
+    """A tiny classifier run on checkerboard sets, its held-out set, and its result."""
+
+    root = tmp_path_factory.mktemp("cls")
+    data = make_set(root / "train", 32, seed=0)
+    held_out = make_set(root / "test", 10, seed=1)
+    result = classify_train(data, root / "run", **TINY)
+    return root / "run", held_out, result

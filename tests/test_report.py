@@ -467,7 +467,9 @@ def test_composition_and_fid_results_appear(tmp_path: Path) -> None:
     page = parse(out)
     assert {"composition", "fid"} <= page.ids
     cells = {c.strip() for c in page.cells}
-    assert {"0.91 ± 0.01", "0.56 ± 0.01", "0.62 ± 0.01", "MSA", "38.3", "12.35"} <= cells
+    assert {"0.91\u00a0±\u00a00.01", "0.56\u00a0±\u00a00.01", "0.62\u00a0±\u00a00.01", "MSA",
+            "38.3", "12.35"} <= cells
     text = " ".join(page.glance)
-    assert "synthetic/real after MSA 0.62 ± 0.01" in text
+    assert "synthetic/real after MSA 0.62\u00a0±\u00a00.01" in text
+    assert "real images of class AUTH (composition experiment)" in text
     assert "FD[mobilenet_v2] = 12.35" in text

@@ -608,7 +608,8 @@ def _mean_std_cell(stat: Any) -> T.Raw:
     """A mean ± std entry of results.json as one cell (each part validated)."""
     stat = _dict(stat)
     mean, std = T.num(stat.get("mean"), 2), T.num(stat.get("std"), 2)
-    return T.Raw(str(mean) if stat.get("std") is None else f"{mean} ± {std}")
+    # non-breaking spaces: a narrow column never splits "0.91 ± 0.01" over three lines
+    return T.Raw(str(mean) if stat.get("std") is None else f"{mean}\u00a0±\u00a0{std}")
 
 
 def _composition(folder: Path, emb: Embedder) -> Part:
@@ -649,8 +650,12 @@ def _composition(folder: Path, emb: Embedder) -> Part:
     glance = [f"Composition experiment ({T.esc(name_a)} vs {T.esc(name_b)}, {seeds} seed(s), "
               "tested on real images): balanced accuracy " + "; ".join(glance_cells) + "."]
     folders = _dict(results.get("folders"))
-    audited = [Audited(_maybe_text(path), f"{what.replace('_', ' ')} images of the composition "
-                       "experiment") for what, path in folders.items()]
+    labels = {"a": name_a, "b": name_b}
+    audited = []
+    for key, path in folders.items():
+        cls, _, kind = _text(key).partition("_")
+        what = f"{kind} images of class {labels.get(cls, cls)} (composition experiment)"
+        audited.append(Audited(_maybe_text(path), what))
     return Part("".join(parts), glance if glance_cells else [], audited=audited)
 
 

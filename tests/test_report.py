@@ -419,3 +419,57 @@ def test_predicts_annotated_overlay_is_shown_as_drawn(tmp_path: Path) -> None:
     assert 'class="cbar"' not in html
     assert (drawn.shape[1], drawn.shape[0]) in embedded_sizes(html)
     assert "30" in parse(out).cells  # the regions table still comes from the heat map
+
+
+def make_composition_results(root: Path) -> Path:
+    """What ``experiment composition --defingerprint msa`` and ``fid --out`` write, through
+    their own writers; one classifier run inside the experiment folder."""
+    from fakeseg.features.frechet import FrechetResult
+    from fakeseg.workflows.composition import (
+        AttackSummary,
+        CompositionResult,
+        CompositionRow,
+        CompositionSettings,
+        MeanStd,
+        save_composition,
+    )
+
+    out = root / "composition"
+    rows = [CompositionRow(comp, attack, "128×128", dict(zip(("AUTH", "VOID"), comp.split("/"),
+                                                             strict=True)),
+                           {"AUTH": 4, "VOID": 4}, {"AUTH": MeanStd(0.9, 0.01),
+                                                    "VOID": MeanStd(0.8, 0.02)},
+                           MeanStd(balanced, 0.0123), MeanStd(0.95, None))
+            for comp, attack, balanced in (("real/real", None, 0.9132),
+                                           ("synthetic/real", None, 0.5611),
+                                           ("synthetic/real", "msa", 0.6234))]
+    attacks = [AttackSummary("msa", "AUTH", 64, 4, 4, 4, 38.26, 0.31, 0.12, 0.05, "x")]
+    result = CompositionResult(("AUTH", "VOID"), {"AUTH": 2, "VOID": 2},
+                               CompositionSettings("tiny_cnn", "random", 1, 4, 1e-4, "128×128",
+                                                   "crop", [], [0, 1, 2], 0.3, 0, ["msa"]),
+                               rows, attacks,
+                               out / "results.json", out / "results.md")
+    write_json(out / "test_split.json", {"test": {}})
+    save_composition(result, {"a_real": str(root / "a_real")})
+    make_classifier_results(out / "real_real" / "seed0")
+    fid = FrechetResult(value=12.3456, feature_space="mobilenet_v2 pooled, 1280-d", n_a=40,
+                        n_b=40, dims=1280, name="FD[mobilenet_v2]", a="real/", b="fake/")
+    write_json(root / "fid" / "real_vs_fake.json", fid.to_json())
+    return root
+
+
+def test_composition_and_fid_results_appear(tmp_path: Path) -> None:
+    root = make_composition_results(tmp_path / "runs")
+    found = {(f.kind, f.folder.name) for f in find_results([root])}
+    assert ("composition", "composition") in found and ("fid", "fid") in found
+    assert not any(kind == "classifier" for kind, _ in found)  # summarised by the table
+    out = report([root], tmp_path / "r.html")
+    page = parse(out)
+    assert {"composition", "fid"} <= page.ids
+    cells = {c.strip() for c in page.cells}
+    assert {"0.91\u00a0±\u00a00.01", "0.56\u00a0±\u00a00.01", "0.62\u00a0±\u00a00.01", "MSA",
+            "38.3", "12.35"} <= cells
+    text = " ".join(page.glance)
+    assert "synthetic/real after MSA 0.62\u00a0±\u00a00.01" in text
+    assert "real images of class AUTH (composition experiment)" in text
+    assert "FD[mobilenet_v2] = 12.35" in text

@@ -93,15 +93,61 @@ def test_composition_experiment(sets: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["experiment", "composition", *args, "--out", str(root / "out"), "--seeds",
                  "2", "--names", "AUTH,VOID", "--backbone", "tiny_cnn", "--backbone-weights",
                  "random", "--epochs", "1", "--size", str(SIZE), "--augment", "none",
-                 "--batch-size", "4"]) == 0
+                 "--batch-size", "4", "--defingerprint", "msa"]) == 0
     table = (root / "out" / "results.md").read_text()
     assert "| AUTH (train) | VOID (train) |" in table
-    for row in ("| real | real |", "| synthetic | real |", "| synthetic | synthetic |"):
+    for row in ("| – | real | real |", "| – | synthetic | real |",
+                "| – | synthetic | synthetic |", "| MSA | synthetic | real |",
+                "| MSA | synthetic | synthetic |"):
         assert row in table
+    assert "| MSA | real | real |" not in table  # nothing synthetic to attack
     result = json.loads((root / "out" / "results.json").read_text())
     assert result["n_test"] == {"AUTH": 1, "VOID": 1}
-    assert [len(r["runs"]) for r in result["rows"]] == [2, 2, 2]
-    assert "balanced accuracy" in capsys.readouterr().out
+    assert [len(r["runs"]) for r in result["rows"]] == [2, 2, 2, 2, 2]
+    assert [a["class_name"] for a in result["attacks"]] == ["AUTH", "VOID"]
+    attacked = result["rows"][3]
+    assert attacked["defingerprint"] == "msa" and attacked["n_train"] == {"AUTH": 4, "VOID": 3}
+    train_csv = (root / "out" / "synthetic_real_msa" / "seed0" / "train.csv").read_text()
+    assert str(root / "out" / "defingerprint" / "msa" / "AUTH" / "images") in train_csv
+    for attack in result["attacks"]:
+        assert attack["n_attacked"] == 4 and attack["mean_psnr_db"] > 10  # changed, not erased
+    assert "after MSA: balanced accuracy" in capsys.readouterr().out
+
+
+def test_composition_at_original_size_batches_by_size(sets: Path) -> None:
+    from fakeseg.workflows.composition import experiment_composition
+
+    root = sets / "original"
+    folders = [_write(root / "a_real", 4, 20, tint=0.1), _write(root / "a_syn", 3, 21),
+               _write(root / "b_real", 4, 22, tint=-0.1), _write(root / "b_syn", 3, 23)]
+    rng = np.random.default_rng(0)
+    for i in range(3):  # larger images in class B's real pool: batches of mixed sizes
+        write_image(folders[2] / f"big{i}.png", rng.random((40, 48, 3)))
+    result = experiment_composition(*folders, root / "out", seeds=1,
+                                    compositions=["real/real"], backbone="tiny_cnn",
+                                    weights="random", epochs=1, batch_size=4, size="original",
+                                    augment=("flip",), device="cpu", progress=False)
+    row = result.row("real/real")
+    assert row.image_size == "original" and len(row.runs) == 1
+    assert row.balanced_accuracy.mean is not None
+    assert "original sizes" in result.results_md.read_text()
+    config = (root / "out" / "real_real" / "seed0" / "run" / "config.yaml").read_text()
+    assert "fit: original" in config
+
+
+def test_same_size_batches() -> None:
+    import torch
+
+    from fakeseg.data.labeled import SameSizeBatchSampler, balanced_sampler
+
+    sizes = [(3, 32, 32)] * 5 + [(3, 40, 48)] * 4
+    sampler = SameSizeBatchSampler(
+        balanced_sampler([0] * 5 + [1] * 4, generator=torch.Generator().manual_seed(0)),
+        sizes, 3)
+    batches = list(sampler)
+    assert len(batches) >= len(sampler) == 3
+    assert sum(len(b) for b in batches) == 9
+    assert all(len({sizes[i] for i in b}) == 1 and len(b) <= 3 for b in batches)
 
 
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

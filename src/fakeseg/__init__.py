@@ -17,8 +17,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from fakeseg.errors import FakesegError
 
-_VERBS = frozenset({"load", "train", "predict", "evaluate", "evaluate_masks", "fingerprint",
-                    "featdiff", "report"})
+_VERBS = frozenset({"load", "train", "train_masked", "predict", "evaluate", "evaluate_masks",
+                    "fingerprint", "featdiff", "report"})
 
 
 def __getattr__(name: str) -> Any:
@@ -34,4 +34,4 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["FakesegError", "__version__", "evaluate", "evaluate_masks", "featdiff", "fingerprint",
-           "load", "predict", "report", "train"]
+           "load", "predict", "report", "train", "train_masked"]

@@ -2,6 +2,7 @@
 
     import fakeseg
     run = fakeseg.train("data/", "runs/a", steps=300)          # -> TrainResult
+    fakeseg.train_masked("images/", "masks/", "runs/b")        # -> TrainResult (Task B)
     model = fakeseg.load("runs/a")                             # -> Localizer
     heat = model.predict("render.png")                         # -> HeatMap
     fakeseg.predict(model, ["renders/"], "out/")               # -> PredictSummary
@@ -52,6 +53,27 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     base = config or TrainConfig()
     merged = dataclasses.replace(base, **options) if options else base
     return run_training(data, out, merged, resume=resume, progress=progress)
+
+
+def train_masked(images: str | Path, masks: str | Path, out: str | Path,
+                 config: TrainConfig | None = None, *, resume: bool = False,
+                 progress: bool = True, invert_masks: bool = False, resize_masks: bool = False,
+                 missing_mask: str = "error", **options: Any) -> TrainResult:
+    """Train on images with ground-truth masks (MediaEval Task B) into the run folder ``out``;
+    ``options`` override fields of ``config`` as in :func:`train` (``target_mode`` stays
+    ``mask``). ``missing_mask="real"`` trains on images without a mask as all real."""
+    import dataclasses
+
+    from fakeseg.config import TrainConfig
+    from fakeseg.data.masked import MaskOptions
+    from fakeseg.training.masked import train_masked as run_training
+
+    base = config or TrainConfig()
+    merged = dataclasses.replace(base, **options) if options else base
+    mask_options = MaskOptions(invert=invert_masks, resize=resize_masks,
+                               missing=missing_mask)  # type: ignore[arg-type]
+    return run_training(images, masks, out, merged, options=mask_options, resume=resume,
+                        progress=progress)
 
 
 def predict(model: str | Path | Localizer, inputs: Sequence[str | Path], out: str | Path,

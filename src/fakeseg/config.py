@@ -90,7 +90,7 @@ class ClassifierConfig:
     lr: float = 1e-4  # Wimmer et al.: Adam(W), lr 1e-4, weight decay 1e-3
     weight_decay: float = 1e-3
     size: int = 224
-    fit: str = "crop"  # crop | resize (resizing erases high-frequency generator traces)
+    fit: str = "crop"  # crop | resize (erases high-frequency traces) | original (no fitting)
     seed: int = 0
     augment: list[str] = field(default_factory=lambda: ["flip", "rotate", "jitter"])
     val_fraction: float = 0.2
@@ -359,7 +359,7 @@ CLASSIFIER_RULES: dict[str, Rule] = {
     "lr": FIELD_RULES["lr"],
     "weight_decay": FIELD_RULES["weight_decay"],
     "size": _integer(32, 8192),
-    "fit": _choice(lambda: ["crop", "resize"], "crop"),
+    "fit": _choice(lambda: ["crop", "resize", "original"], "crop"),
     "seed": FIELD_RULES["seed"],
     "augment": _listing(_text(r"[a-z]+", "an augmentation name", "flip"), split_text=True),
     "val_fraction": _real(0.0, 1.0, open_high=True, example="0.2"),

@@ -115,6 +115,22 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
 
 
+def add_mask_options(parser: argparse.ArgumentParser, *, what: str) -> None:
+    """``--images``, ``--masks``, ``--resize-masks`` and ``--invert-masks``: a localisation set
+    (images + binary masks of the same stems), as ``train`` and ``evaluate`` read it."""
+    parser.add_argument("--images", metavar="DIR",
+                        help=f"image folder, {what} (default: none, paired mode)")
+    parser.add_argument("--masks", metavar="DIR",
+                        help="binary ground-truth masks (0/1 or 0/255, white = synthetic) with "
+                             "the images' stems (default: none)")
+    parser.add_argument("--resize-masks", action="store_true",
+                        help="resample masks whose size differs from the image (default: "
+                             "refuse them)")
+    parser.add_argument("--invert-masks", action="store_true",
+                        help="masks mark real (not manipulated) pixels (default: they mark "
+                             "synthetic pixels)")
+
+
 def exit_code_help() -> str:
     rows = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
     return f"Exit codes:\n{rows}"

@@ -11,7 +11,13 @@ from fakeseg.numbers import fmt
 # in fakeseg.classify are applied there when an option is left out (None).
 
 
-def _training_options(parser: argparse.ArgumentParser, *, size: int, epochs: int) -> None:
+def _size(text: str) -> int | str:
+    """--size of the composition experiment: pixels, or 'original'."""
+    return text.strip().lower() if text.strip().lower() == "original" else int(text)
+
+
+def _training_options(parser: argparse.ArgumentParser, *, size: int, epochs: int,
+                      original_size: bool = False) -> None:
     from fakeseg.cli import add_device_option
 
     parser.add_argument("--backbone", default="mobilenet_v2", metavar="NAME",
@@ -26,11 +32,17 @@ def _training_options(parser: argparse.ArgumentParser, *, size: int, epochs: int
                         help="images per optimiser step")
     parser.add_argument("--lr", type=float, default=1e-4, metavar="LR",
                         help="AdamW learning rate")
-    parser.add_argument("--size", type=int, default=size, metavar="PX",
-                        help="input side in pixels")
-    parser.add_argument("--fit", choices=("crop", "resize"), default="crop",
+    if original_size:
+        parser.add_argument("--size", type=_size, default=size, metavar="PX|original",
+                            help="input side in pixels, or 'original': every image at its own "
+                                 f"size, batched by size (the seed's Table 2) (default: {size})")
+    else:
+        parser.add_argument("--size", type=int, default=size, metavar="PX",
+                            help=f"input side in pixels (default: {size})")
+    parser.add_argument("--fit", choices=("crop", "resize", "original"), default="crop",
                         help="crop (random in training, central otherwise; keeps the "
-                             "high-frequency traces) or resize the whole image")
+                             "high-frequency traces), resize the whole image, or original: "
+                             "neither, images batched by size (default: crop)")
     parser.add_argument("--augment", default=None, metavar="LIST",
                         help="comma list of flip, rotate, jitter, blur, jpeg, or none "
                              "(default: flip,rotate,jitter)")
@@ -134,11 +146,13 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="train on real / synthetic / mixed class compositions, test on real",
         description="Wimmer et al.'s Table 2: a class-A-vs-class-B classifier trained on "
                     "real/real, synthetic/real and synthetic/synthetic images, tested on "
-                    "held-out real images of both classes over several seeds; writes "
-                    "results.md (mean (std) per-class and balanced accuracy) and results.json.",
+                    "held-out real images of both classes over several seeds; with "
+                    "--defingerprint msa|fpa also Table 3 (the compositions rerun after "
+                    "fingerprint removal); writes results.md (mean ± std per-class and "
+                    "balanced accuracy) and results.json.",
         epilog=example("fakeseg experiment composition --a-real cats/real --a-synthetic "
                        "cats/synthetic --b-real dogs/real --b-synthetic dogs/synthetic "
-                       "--names cat,dog --out runs/composition --seeds 5"),
+                       "--names cat,dog --out runs/composition --defingerprint msa"),
     )
     comp.add_argument("--a-real", required=True, metavar="DIR", help="real images of class A")
     comp.add_argument("--a-synthetic", required=True, metavar="DIR",
@@ -147,13 +161,22 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     comp.add_argument("--b-synthetic", required=True, metavar="DIR",
                       help="synthetic images of class B")
     comp.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    comp.add_argument("--seeds", type=int, default=3, metavar="N", help="runs per composition")
+    comp.add_argument("--seeds", type=int, default=5, metavar="N",
+                      help="runs per composition, as mean ± std (default: 5, as the seed)")
+    comp.add_argument("--defingerprint", default="", metavar="msa|fpa",
+                      help="comma list of fingerprint-removal attacks (seed 003's Table 3): each "
+                           "is fitted per class on its real training images vs its synthetic "
+                           "images, applied to those, and every composition with synthetic "
+                           "images is rerun on them (default: none)")
+    comp.add_argument("--attack-size", type=int, default=None, metavar="PX",
+                      help="side of the square centre crop the attacks work on (default: the "
+                           "largest side all of a class's images share)")
     comp.add_argument("--names", default="A,B", metavar="A,B", help="the two class names")
     comp.add_argument("--compositions", default="real/real,synthetic/real,synthetic/synthetic",
                       metavar="LIST", help="comma list of X/Y (training source of A / of B)")
     comp.add_argument("--test-fraction", type=float, default=0.3, metavar="F",
                       help="share of each class's real images held out for testing")
-    _training_options(comp, size=128, epochs=3)
+    _training_options(comp, size=128, epochs=3, original_size=True)
     comp.set_defaults(handler=_composition)
 
 
@@ -268,13 +291,14 @@ def _composition(args: argparse.Namespace) -> int:
         args.a_real, args.a_synthetic, args.b_real, args.b_synthetic, args.out,
         seeds=args.seeds, class_names=(names[0], names[1]),
         compositions=[c for c in args.compositions.split(",") if c.strip()],
+        defingerprint_methods=args.defingerprint.split(","), attack_size=args.attack_size,
         test_fraction=args.test_fraction, backbone=args.backbone,
         weights=args.backbone_weights, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, size=args.size, fit=args.fit, augment=_augment(args.augment),
         device=args.device, progress=True)
-    print(f"results: {result['markdown']} (and results.json)")
-    for row in result["rows"]:
-        bal = row["balanced_accuracy"]
-        print(f"  {row['composition']}: balanced accuracy "
-              f"{fmt(bal['mean'])} ± {fmt(bal['std'])}")
+    print(f"results: {result.results_md} (and {result.results_json.name})")
+    for row in result.rows:
+        removal = f" after {row.defingerprint.upper()}" if row.defingerprint else ""
+        print(f"  {row.composition}{removal}: balanced accuracy "
+              f"{row.balanced_accuracy.cell()}")
     return 0

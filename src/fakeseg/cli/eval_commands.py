@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from fakeseg.cli import add_device_option, example
+    from fakeseg.cli import add_device_option, add_mask_options, example
 
     evaluate = subparsers.add_parser(
         "evaluate", parents=[common], help="score a model on composites or on masked images",
@@ -21,15 +21,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     evaluate.add_argument("data", nargs="?", metavar="DATA",
                           help="paired dataset folder (paired mode)")
     evaluate.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    evaluate.add_argument("--images", metavar="DIR",
-                          help="image folder, for mask mode (default: none, paired mode)")
-    evaluate.add_argument("--masks", metavar="DIR",
-                          help="binary ground-truth masks with the images' stems, for mask "
-                               "mode (default: none)")
-    evaluate.add_argument("--resize-masks", action="store_true",
-                          help="resample masks whose size differs from the image")
-    evaluate.add_argument("--invert-masks", action="store_true",
-                          help="masks mark real (not manipulated) pixels")
+    add_mask_options(evaluate, what="for mask mode")
     evaluate.add_argument("--threshold", type=float, metavar="P",
                           help="fixed pixel threshold in [0, 1] (default: chosen on the "
                                "validation pairs, else the checkpoint's)")

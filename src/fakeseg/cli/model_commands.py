@@ -32,16 +32,27 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from fakeseg.cli import DEVICE_HELP, example
+    from fakeseg.cli import DEVICE_HELP, add_mask_options, example
 
     train = subparsers.add_parser(
-        "train", parents=[common], help="train FakeSegment on a paired dataset",
-        description="Trains S on composites of the training pairs; checkpoints every epoch "
-                    "to RUN/last and the best validation F1 to RUN/best. Options come from "
-                    "TrainConfig's defaults, then --config, then each --set, then the flags.",
+        "train", parents=[common], help="train FakeSegment (or a baseline) on pairs or masks",
+        description="Paired mode: fakeseg train DATA trains S on composites of the training "
+                    "pairs.\nMask mode (MediaEval Task B): fakeseg train --images DIR --masks "
+                    "DIR trains on crops of the images with their masks as labels "
+                    "(target_mode must be mask), e.g. fakeseg train --images taskb/images "
+                    "--masks taskb/masks --out runs/b --set model=unet_rgb.\nCheckpoints every "
+                    "epoch to RUN/last and the best validation F1 to RUN/best. Options come "
+                    "from TrainConfig's defaults, then --config, then each --set, then the "
+                    "flags.",
         epilog=example("fakeseg train data/pairs --out runs/a --set steps=2000 --set lr=3e-4"),
     )
-    train.add_argument("data", metavar="DATA", help="paired dataset folder (real/, synthetic/)")
+    train.add_argument("data", nargs="?", metavar="DATA",
+                       help="paired dataset folder (real/, synthetic/) (default: none, mask "
+                            "mode with --images/--masks)")
+    add_mask_options(train, what="for mask mode")
+    train.add_argument("--missing-mask", choices=("error", "real"), default="error",
+                       help="an image without a mask: 'error' names them and stops, 'real' "
+                            "trains on it as all real (default: error)")
     train.add_argument("--out", required=True, metavar="RUN",
                        help="run folder to write (config, split, checkpoints, history)")
     add_config_options(train)
@@ -133,11 +144,24 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from fakeseg.errors import FakesegError
     from fakeseg.training.segmentation import train
 
+    if (args.data is None) == (args.images is None):
+        raise FakesegError("give either a paired dataset folder, or --images and --masks")
     config = train_config_from_args(args)
-    result = train(args.data, args.out, config, resume=args.resume,
-                   progress=True)
+    if args.data is not None:
+        result = train(args.data, args.out, config, resume=args.resume, progress=True)
+    elif args.masks is None:
+        raise FakesegError("--images needs --masks (binary ground-truth masks, same stems)")
+    else:
+        from fakeseg.data.masked import MaskOptions
+        from fakeseg.training.masked import train_masked
+
+        options = MaskOptions(invert=args.invert_masks, resize=args.resize_masks,
+                              missing=args.missing_mask)
+        result = train_masked(args.images, args.masks, args.out, config, options=options,
+                              resume=args.resume, progress=True)
     val = result.best_val
     print(f"best checkpoint: {result.best_dir}")
     print(f"validation: F1 {val.get('f1_best', float('nan')):.3f} at threshold "

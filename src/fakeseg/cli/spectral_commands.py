@@ -129,6 +129,7 @@ def _defingerprint(args: argparse.Namespace) -> int:
 
 
 def _fid(args: argparse.Namespace) -> int:
+    from fakeseg.config import versions
     from fakeseg.features.frechet import frechet_distance
     from fakeseg.io import write_json
 
@@ -138,5 +139,5 @@ def _fid(args: argparse.Namespace) -> int:
     if result.note:
         print(f"note: {result.note}")
     if args.out:
-        print(f"written to {write_json(args.out, result.to_json())}")
+        print(f"written to {write_json(args.out, {**result.to_json(), 'versions': versions()})}")
     return 0

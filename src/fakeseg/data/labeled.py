@@ -9,7 +9,9 @@ CNNDetection naming ``N_GENERATOR_{real,fake}``), and drives the per-source tabl
 
 Images are fitted to ``size`` by a crop (random when training, central otherwise; default,
 because resizing erases the high-frequency generator traces the fingerprints show — Wang et al.
-crop too) or by a resize (``fit="resize"``). Augmentations follow the MediaEval team
+crop too), by a resize (``fit="resize"``), or not at all (``fit="original"``: every image at its
+own size, batched with images of the same size; rotation, which needs a crop to leave no empty
+corners, is then left out). Augmentations follow the MediaEval team
 (horizontal flips, rotations, colour jitter; ``torchvision.transforms.v2``), plus optional blur
 and JPEG re-compression (CNNDetection's recipe).
 """
@@ -19,14 +21,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, WeightedRandomSampler
+from torch.utils.data import Dataset, Sampler, WeightedRandomSampler
 
 from fakeseg.data.sources import check_source_pattern, source_of
 from fakeseg.errors import DataError, FakesegError
@@ -37,7 +39,7 @@ DEFAULT_SOURCE_PATTERN = r"^\d+_(.+)_(?:real|fake)$"
 SYNTHETIC_FOLDERS = ("synthetic", "fake")
 AUGMENTATIONS = ("flip", "rotate", "jitter", "blur", "jpeg")
 DEFAULT_AUGMENT: tuple[str, ...] = ("flip", "rotate", "jitter")
-FITS = ("crop", "resize")
+FITS = ("crop", "resize", "original")
 ROTATE_DEGREES = 15.0
 JPEG_QUALITY = (40, 95)
 #: Window side / crop side that a ±15° rotation needs to leave no empty corners (cos + sin).
@@ -221,14 +223,19 @@ def check_augment(augment: Iterable[str]) -> tuple[str, ...]:
 
 def build_transform(size: int, *, train: bool, augment: Iterable[str] = (),
                     fit: str = "crop") -> Callable[[torch.Tensor], torch.Tensor]:
-    """uint8 (3, H, W) → float (3, size, size) in [0, 1]: augmentations (train only) + fit."""
+    """uint8 (3, H, W) → float (3, size, size) in [0, 1]: augmentations (train only) + fit.
+
+    ``fit="original"`` keeps each image's own size (``size`` is unused) and leaves out the
+    rotation (it needs a crop)."""
     from torchvision.transforms import v2
 
     if fit not in FITS:
-        raise FakesegError(f"unknown fit '{fit}'; use crop or resize")
+        raise FakesegError(f"unknown fit '{fit}'; use {', '.join(FITS)}")
     chosen = check_augment(augment) if train else ()
     ops: list[Callable[[Any], Any]] = []
-    if fit == "resize":
+    if fit == "original":
+        pass
+    elif fit == "resize":
         ops.append(v2.Resize((size, size), antialias=True))
         if "rotate" in chosen:
             ops.append(v2.RandomRotation(ROTATE_DEGREES))
@@ -279,6 +286,30 @@ def balanced_sampler(labels: Sequence[int], *, num_samples: int | None = None,
     weights = 1.0 / counts[array]
     return WeightedRandomSampler(weights.tolist(), num_samples or len(array),
                                  replacement=True, generator=generator)
+
+
+class SameSizeBatchSampler(Sampler[list[int]]):
+    """Batches of the indices ``sampler`` draws, each of one image size (``sizes[i]``): a batch
+    is yielded when its size's bucket holds ``batch_size`` indices, part-filled buckets at the
+    end. Its length, ceil(n / batch_size), is a lower bound on the batches it yields, so an
+    epoch of that many steps never runs dry."""
+
+    def __init__(self, sampler: Sampler[int], sizes: Sequence[Hashable], batch_size: int
+                 ) -> None:
+        self.sampler, self.sizes, self.batch_size = sampler, list(sizes), batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        buckets: dict[Hashable, list[int]] = {}
+        for index in self.sampler:
+            bucket = buckets.setdefault(self.sizes[index], [])
+            bucket.append(index)
+            if len(bucket) == self.batch_size:
+                yield bucket
+                buckets[self.sizes[index]] = []
+        yield from (bucket for bucket in buckets.values() if bucket)
+
+    def __len__(self) -> int:
+        return max(1, math.ceil(len(self.sizes) / self.batch_size))
 
 
 def split_items(items: Sequence[LabeledImage], val_fraction: float,

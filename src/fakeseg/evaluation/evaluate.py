@@ -20,6 +20,7 @@ from matplotlib import colormaps
 
 from fakeseg.config import versions
 from fakeseg.data.composites import CompositeItem
+from fakeseg.data.masked import MaskOptions, index_masked, load_masked
 from fakeseg.data.pairs import class_names, index_pairs, load_pair
 from fakeseg.data.sources import check_source_pattern, source_of
 from fakeseg.errors import DataError
@@ -36,7 +37,7 @@ from fakeseg.evaluation.protocol import (
     score_items,
 )
 from fakeseg.inference.localizer import DECISION_COVERAGE
-from fakeseg.io import list_images, read_image, read_mask, write_json, write_text
+from fakeseg.io import write_json, write_text
 from fakeseg.numbers import fmt
 from fakeseg.progress import progress_bar
 from fakeseg.viz import new_figure, save_figure
@@ -311,8 +312,6 @@ def _sources(names: Sequence[str], csv_path: str | Path | None,
     return {name: source for name, source in found.items() if source is not None}
 
 
-
-
 def evaluate_masks(model: Any, images: str | Path, masks: str | Path, *,
                    threshold: float | None = None, resize_masks: bool = False,
                    invert_masks: bool = False, sources_csv: str | Path | None = None,
@@ -325,26 +324,26 @@ def evaluate_masks(model: Any, images: str | Path, masks: str | Path, *,
     ``source_pattern`` each source gets its own table; a source whose images are all real
     keeps its row, with the pixel metrics marked undefined.
     """
-    from skimage.transform import resize
-
     check_source_pattern(source_pattern)
     segmenter = _load_model(model, device)
-    images, masks = Path(images), Path(masks)
-    mask_files = {p.stem: p for p in list_images(masks)}
+    options = MaskOptions(invert=invert_masks, resize=resize_masks)
+    dataset = index_masked(images, masks, options)
+    images, masks = dataset.images, dataset.masks
+    chosen, note = list(dataset.items), "every image"
+    split = segmenter.meta.get("split") or {}
+    if Path(segmenter.meta.get("data", "")).resolve() == images.resolve():
+        test = set(split.get("test", []))  # the model was trained on this folder
+        if not test:
+            raise DataError(f"{images}: the model was trained on these images and its split has "
+                            "no test images; evaluate on another folder or retrain with "
+                            "test_fraction > 0")
+        chosen, note = [i for i in chosen if i.stem in test], "test images of the model's split"
     items: list[CompositeItem] = []
-    for path in progress_bar(list_images(images), desc="loading", enabled=progress):
-        if path.stem not in mask_files:
-            raise DataError(f"{path}: no mask with stem '{path.stem}' in {masks}; add it or "
-                            "remove the image")
-        image, mask = read_image(path), read_mask(mask_files[path.stem], invert=invert_masks)
-        if mask.shape != image.shape[:2]:
-            if not resize_masks:
-                raise DataError(f"{mask_files[path.stem]}: mask is {mask.shape[1]}x"
-                                f"{mask.shape[0]} but the image is {image.shape[1]}x"
-                                f"{image.shape[0]}; pass --resize-masks to resample it")
-            mask = resize(mask.astype(np.float32), image.shape[:2], order=0) > 0.5
-        kind = "pure_real" if not mask.any() else "mask"
-        items.append(CompositeItem(path.stem, path.stem, kind, image, mask, image, None))
+    for entry in progress_bar(chosen, desc="loading", enabled=progress):
+        loaded = load_masked(entry, options)
+        kind = "pure_real" if not loaded.mask.any() else "mask"
+        items.append(CompositeItem(entry.stem, entry.stem, kind, loaded.image, loaded.mask,
+                                   loaded.image, None))
     thr = segmenter.threshold if threshold is None else threshold
     scorer = model_scorer(segmenter)
     sources = _sources([i.name for i in items], sources_csv, source_pattern)
@@ -352,7 +351,8 @@ def evaluate_masks(model: Any, images: str | Path, masks: str | Path, *,
     result = Evaluation({ALL_IMAGES: [everything]}, {
         "title": f"fakeseg evaluation of {images}", "mode": "masks", "images": str(images),
         "masks": str(masks), "threshold": thr, "inverted_masks": invert_masks,
-        "resized_masks": resize_masks, "sources": sources, "model": _model_name(model)})
+        "resized_masks": resize_masks, "sources": sources, "model": _model_name(model),
+        "split_note": note})
     if any(is_mixed(i) for i in items):
         result.galleries[section_slug(ALL_IMAGES)] = failure_cases([(everything, scorer)], items)
     for source in sorted(set(sources.values())):

@@ -65,6 +65,8 @@ class FrechetResult:
     weights: str = ""
     size: int = 0
     note: str = ""
+    a: str = ""  # what set A was: a folder, a glob, or "N paths"
+    b: str = ""
 
     def __str__(self) -> str:
         return (f"{self.name} = {self.value:.4f} ({self.feature_space}; n_a={self.n_a}, "
@@ -274,4 +276,9 @@ def frechet_distance(
         raise FakesegError(f"{name} is not finite; check the images")
     return FrechetResult(value=value, feature_space=description, n_a=moments_a.n,
                          n_b=moments_b.n, dims=trunk.dims, name=name, backbone=trunk.name,
-                         weights=trunk.weights_tag, size=side, note="; ".join(notes))
+                         weights=trunk.weights_tag, size=side, note="; ".join(notes),
+                         a=_describe_set(a), b=_describe_set(b))
+
+
+def _describe_set(images: Sequence[str | Path] | str | Path) -> str:
+    return str(images) if isinstance(images, str | Path) else f"{len(images)} paths"

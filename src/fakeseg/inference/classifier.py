@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from fakeseg.data.labeled import ImageCache, LabeledImage, build_transform
+from fakeseg.inference.localizer import same_shape_batches
 from fakeseg.models.classifier import ImageClassifier
 from fakeseg.progress import progress_bar
 
@@ -16,11 +17,12 @@ from fakeseg.progress import progress_bar
 def labeled_batches(items: Sequence[LabeledImage],
                     transform: Callable[[torch.Tensor], torch.Tensor], cache: ImageCache,
                     batch_size: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    """(images, labels) batches in order, through ``transform`` and ``cache``."""
-    for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        yield (torch.stack([transform(cache.get(item.path)) for item in chunk]),
-               torch.tensor([float(item.label) for item in chunk]))
+    """(images, labels) batches in order, through ``transform`` and ``cache``; a batch holds
+    consecutive images of one size (they differ when the transform keeps original sizes)."""
+    fitted = ((transform(cache.get(item.path)), float(item.label)) for item in items)
+    for chunk in same_shape_batches(fitted, batch_size, key=lambda pair: pair[0].shape):
+        yield (torch.stack([image for image, _ in chunk]),
+               torch.tensor([label for _, label in chunk]))
 
 
 @torch.no_grad()

@@ -1,14 +1,15 @@
 """``fakeseg report``: one self-contained HTML file that shows a whole audit.
 
 It walks the given folders, recognises fakeseg outputs by their files (``results.jsonl``,
-``featdiff.json``, ``fingerprint.json``, ``attack.json``, ``metrics.json`` of ``evaluate`` /
-``benchmark`` or of ``classify eval``, a segmentation run's ``config.yaml`` + ``history.json``,
-a classifier run's ``config.json`` + ``history.json``, a demo dataset's ``demo.json``) and
-renders one section per kind found. Numbers come only from the JSON the commands write, never
-from their Markdown; each is validated (:func:`templates.num`) and formatted once, so the "At a
-glance" box prints exactly the strings of the tables below. Images are embedded as data URIs
-(only files inside the result folder being shown, see :mod:`fakeseg.reporting.files`); the page
-needs no network: no external URL, font or script.
+``featdiff.json``, ``fingerprint.json``, ``attack.json``, an ``fid --out`` JSON, the
+``results.json`` + ``test_split.json`` of ``experiment composition``, ``metrics.json`` of
+``evaluate`` / ``benchmark`` or of ``classify eval``, a segmentation run's ``config.yaml`` +
+``history.json``, a classifier run's ``config.json`` + ``history.json``, a demo dataset's
+``demo.json``) and renders one section per kind found. Numbers come only from the JSON the
+commands write, never from their Markdown; each is validated (:func:`templates.num`) and
+formatted once, so the "At a glance" box prints exactly the strings of the tables below. Images
+are embedded as data URIs (only files inside the result folder being shown, see
+:mod:`fakeseg.reporting.files`); the page needs no network: no external URL, font or script.
 """
 
 from __future__ import annotations
@@ -40,15 +41,17 @@ from fakeseg.reporting.files import (
 from fakeseg.viz import REGION_COLORS, Region, top_regions
 
 #: section order on the page: where it is unreal, why, then how far to trust the model
-KINDS: tuple[str, ...] = ("predictions", "featdiff", "fingerprints", "attacks", "evaluation",
-                          "detection", "training", "classifier")
+KINDS: tuple[str, ...] = ("predictions", "featdiff", "fingerprints", "attacks", "fid",
+                          "evaluation", "detection", "composition", "training", "classifier")
 TITLES = {
     "predictions": "Where images look unreal (predictions)",
     "featdiff": "Feature discrepancy per layer (featdiff)",
     "fingerprints": "Generator fingerprints (spectra)",
     "attacks": "Fingerprint removal (attacks)",
+    "fid": "Distance between image sets (FID / FD)",
     "evaluation": "How good is the heat-map model (evaluation)",
     "detection": "How good is the real-vs-synthetic classifier (classify eval)",
+    "composition": "Training on real vs synthetic images (experiment composition)",
     "training": "Training runs (heat-map model)",
     "classifier": "Classifier runs (classify train)",
 }
@@ -71,6 +74,16 @@ HOW = {
                   "Pixel AUC needs no threshold.",
     "detection": "Image-level decisions: an image is called synthetic when its score reaches "
                  "the threshold. Balanced accuracy 0.5 and ROC AUC 0.5 are chance level.",
+    "fid": "Fréchet distance between the feature statistics of two image sets: 0 = same "
+           "distribution, larger = further apart. Only values measured in the same feature "
+           "space (the name says which: FID only for InceptionV3) and with similar set sizes "
+           "are comparable.",
+    "composition": "Each row trains a class-A-vs-class-B classifier on the named sources (and, "
+                   "with 'FP removal', on synthetic images whose spectral fingerprint was "
+                   "attacked) and tests it on held-out real images of both classes; mean ± "
+                   "sample std over seeds. A row far below real/real means the classifier "
+                   "learnt which generator made its images, not the classes. Balanced accuracy "
+                   "0.5 is chance.",
     "training": "Loss should fall and validation F1 / Dice rise; the best checkpoint is the "
                 "one with the highest validation F1.",
     "classifier": "Loss should fall and validation balanced accuracy / ROC AUC rise; the best "
@@ -120,6 +133,10 @@ def _kinds_in(folder: Path, names: set[str]) -> list[str]:
         kinds.append("fingerprints")
     if "attack.json" in names:
         kinds.append("attacks")
+    if _fid_files(folder, names):
+        kinds.append("fid")
+    if "results.json" in names and "test_split.json" in names:
+        kinds.append("composition")
     if "metrics.json" in names:
         kinds.append("detection" if _is_classifier_metrics(folder / "metrics.json")
                      else "evaluation")
@@ -135,8 +152,35 @@ def _kinds_in(folder: Path, names: set[str]) -> list[str]:
     return kinds
 
 
+#: JSON files other commands write: never read as an FID result
+_KNOWN_JSON = frozenset({"metrics.json", "featdiff.json", "fingerprint.json", "attack.json",
+                         "results.json", "history.json", "model.json", "split.json",
+                         "test_split.json", "demo.json", "config.json", "masked_data.json"})
+_FID_MAX_BYTES = 1 << 16
+
+
+def _fid_files(folder: Path, names: set[str]) -> list[Path]:
+    """The ``fakeseg fid --out`` files of ``folder`` (any name): small JSON objects with a
+    distance, its feature space and the set sizes."""
+    found = []
+    for name in sorted(names):
+        path = folder / name
+        if not name.endswith(".json") or name in _KNOWN_JSON:
+            continue
+        try:
+            if path.stat().st_size > _FID_MAX_BYTES:
+                continue
+            payload = read_json(path, folder)
+        except (OSError, ValueError, RecursionError):
+            continue
+        if isinstance(payload, dict) and {"value", "feature_space", "n_a", "n_b"} <= set(payload):
+            found.append(path)
+    return found
+
+
 def find_results(inputs: Sequence[str | Path]) -> list[Found]:
-    """Every recognised output folder under ``inputs`` (recursive), in page order."""
+    """Every recognised output folder under ``inputs`` (recursive), in page order. The
+    classifier runs inside a composition experiment are summarised by its table, not listed."""
     found: dict[tuple[str, Path], Found] = {}
     for item in inputs:
         root = Path(item)
@@ -149,8 +193,11 @@ def find_results(inputs: Sequence[str | Path]) -> list[Found]:
             folder = Path(dirpath)
             for kind in _kinds_in(folder, set(filenames)):
                 found.setdefault((kind, folder.resolve()), Found(kind, folder))
+    experiments = [f.folder.resolve() for f in found.values() if f.kind == "composition"]
+    kept = [f for f in found.values() if not (
+        f.kind == "classifier" and any(f.folder.resolve().is_relative_to(e) for e in experiments))]
     order = (*KINDS, "dataset")
-    return sorted(found.values(), key=lambda f: (order.index(f.kind), str(f.folder)))
+    return sorted(kept, key=lambda f: (order.index(f.kind), str(f.folder)))
 
 
 # --------------------------------------------------------------------------- small readers
@@ -538,6 +585,80 @@ def _attacks(folder: Path, emb: Embedder) -> Part:
     return Part(html, glance)
 
 
+def _fid(folder: Path, emb: Embedder) -> Part:
+    rows, glance, notes = [], [], []
+    for path in _fid_files(folder, {p.name for p in folder.iterdir()}):
+        fid = _read_dict(folder, path.name)
+        name, value = _text(fid.get("name"), "FD"), T.num(fid.get("value"), 2)
+        n_a, n_b = T.num(fid.get("n_a")), T.num(fid.get("n_b"))
+        rows.append([path.name, name, value, _text(fid.get("feature_space")), n_a, n_b,
+                     T.num(fid.get("size")), _text(fid.get("a"), "–"), _text(fid.get("b"), "–")])
+        glance.append(f"{T.esc(name)} = {value} between set A ({n_a} images) and set B ({n_b}) "
+                      f"({T.esc(path.name)}).")
+        if fid.get("note"):
+            notes.append(f"{path.name}: {_text(fid['note'])}")
+    html = T.table(("file", "name", "distance", "feature space", "images A", "images B",
+                    "input px", "set A", "set B"), rows)
+    if notes:
+        html += '<p class="note">' + T.esc(" ".join(notes)) + "</p>"
+    return Part(html, glance)
+
+
+def _mean_std_cell(stat: Any) -> T.Raw:
+    """A mean ± std entry of results.json as one cell (each part validated)."""
+    stat = _dict(stat)
+    mean, std = T.num(stat.get("mean"), 2), T.num(stat.get("std"), 2)
+    # non-breaking spaces: a narrow column never splits "0.91 ± 0.01" over three lines
+    return T.Raw(str(mean) if stat.get("std") is None else f"{mean}\u00a0±\u00a0{std}")
+
+
+def _composition(folder: Path, emb: Embedder) -> Part:
+    results = _read_dict(folder, "results.json")
+    classes = _dict(results.get("classes"))
+    name_a, name_b = _text(classes.get("0"), "A"), _text(classes.get("1"), "B")
+    settings = _dict(results.get("settings"))
+    n_test = _dict(results.get("n_test"))
+    seeds = len(_list(settings.get("seeds")))
+    body, glance_cells = [], []
+    for row in map(_dict, _list(results.get("rows"))):
+        sources = _dict(row.get("train_source"))
+        accuracy = _dict(row.get("accuracy"))
+        removal = _text(row.get("defingerprint"), "–").upper()
+        balanced = _mean_std_cell(row.get("balanced_accuracy"))
+        body.append([removal, _text(sources.get(name_a)), _text(sources.get(name_b)),
+                     _text(row.get("image_size")), _mean_std_cell(accuracy.get(name_a)),
+                     _mean_std_cell(accuracy.get(name_b)), balanced,
+                     _mean_std_cell(row.get("roc_auc"))])
+        after = "" if removal == "–" else f" after {T.esc(removal)}"
+        glance_cells.append(f"{T.esc(_text(row.get('composition')))}{after} {balanced}")
+    parts = [f"<p>Task: class {T.esc(name_a)} vs class {T.esc(name_b)}; tested on held-out real "
+             f"images only ({T.num(n_test.get(name_a))} {T.esc(name_a)}, "
+             f"{T.num(n_test.get(name_b))} {T.esc(name_b)}); {seeds} seed(s).</p>",
+             T.table(("FP removal", f"{name_a} (train)", f"{name_b} (train)", "image size",
+                      f"ACC {name_a}", f"ACC {name_b}", "balanced acc.", "ROC AUC"), body)]
+    attacks = [_dict(a) for a in _list(results.get("attacks"))]
+    if attacks:
+        parts.append("<h4>Fingerprint removal</h4>" + T.table(
+            ("attack", "class", "crop", "fitted on real", "fitted on synthetic", "attacked",
+             "mean PSNR dB", "FP energy before", "after", "chance level"),
+            [[_text(a.get("method")).upper(), _text(a.get("class_name")), T.num(a.get("size")),
+              T.num(a.get("n_fit_real")), T.num(a.get("n_fit_synthetic")),
+              T.num(a.get("n_attacked")), T.num(a.get("mean_psnr_db"), 1),
+              T.num(a.get("energy_before")), T.num(a.get("energy_after")),
+              T.num(a.get("energy_null"))] for a in attacks]))
+    parts.append(T.provenance(settings, _dict(results.get("versions"))))
+    glance = [f"Composition experiment ({T.esc(name_a)} vs {T.esc(name_b)}, {seeds} seed(s), "
+              "tested on real images): balanced accuracy " + "; ".join(glance_cells) + "."]
+    folders = _dict(results.get("folders"))
+    labels = {"a": name_a, "b": name_b}
+    audited = []
+    for key, path in folders.items():
+        cls, _, kind = _text(key).partition("_")
+        what = f"{kind} images of class {labels.get(cls, cls)} (composition experiment)"
+        audited.append(Audited(_maybe_text(path), what))
+    return Part("".join(parts), glance if glance_cells else [], audited=audited)
+
+
 #: evaluation table columns read from each method row of metrics.json
 _EVAL_COLUMNS = (("Dice (micro)", ("overall", "dice")), ("IoU (micro)", ("overall", "iou")),
                  ("Dice img-mean", ("overall", "dice_macro")),
@@ -919,15 +1040,17 @@ def report(inputs: Sequence[str | Path], out: str | Path, *, title: str = "fakes
     if not sections_found:
         raise FakesegError(
             f"no fakeseg results under {', '.join(map(str, inputs))} (looked for results.jsonl,"
-            " featdiff.json, fingerprint.json, attack.json, metrics.json, config.yaml or "
-            "config.json + history.json); point at run, predict, evaluate, fingerprint, "
-            "featdiff or classify folders")
+            " featdiff.json, fingerprint.json, attack.json, metrics.json, an fid JSON, "
+            "results.json + test_split.json, config.yaml or config.json + history.json); point "
+            "at run, predict, evaluate, fingerprint, fid, featdiff, classify or experiment "
+            "folders")
     emb = Embedder(out, display_px)
     builders: dict[str, Callable[[Path], Part]] = {
         "predictions": lambda f: _predictions(f, emb, max_images),
         "featdiff": lambda f: _featdiff(f, emb), "fingerprints": lambda f: _fingerprints(f, emb),
         "attacks": lambda f: _attacks(f, emb), "evaluation": lambda f: _evaluation(f, emb),
         "detection": lambda f: _detection(f, emb), "training": lambda f: _training(f, emb),
+        "fid": lambda f: _fid(f, emb), "composition": lambda f: _composition(f, emb),
         "classifier": lambda f: _classifier(f, emb),
     }
     sections: list[str] = []

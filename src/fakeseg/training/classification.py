@@ -26,6 +26,7 @@ from fakeseg.data.labeled import (
     ImageCache,
     LabeledDataset,
     LabeledImage,
+    SameSizeBatchSampler,
     balanced_sampler,
     build_transform,
     check_augment,
@@ -103,17 +104,24 @@ class ClassificationTask(Task):
                 "seed": c.seed, "val_fraction": c.val_fraction, "stratified_by": "label",
                 "train": [i.to_json() for i in self.train_items],
                 "val": [i.to_json() for i in self.val]})
+        sizes = {}
         for item in progress_bar(self.train_items + self.val, desc="loading", unit="img",
                                  enabled=progress):  # decode (and check) every image once
-            self.cache.get(item.path)
+            sizes[item.path] = tuple(self.cache.get(item.path).shape)
         self.eval_transform = build_transform(c.size, train=False, fit=c.fit)
         sampler = balanced_sampler([i.label for i in self.train_items],
                                    generator=self.generator)
         dataset = LabeledDataset(self.train_items,
                                  build_transform(c.size, train=True, augment=c.augment,
                                                  fit=c.fit), self.cache)
-        self.loader = DataLoader(dataset, batch_size=c.batch_size, sampler=sampler,
-                                 num_workers=0, drop_last=len(self.train_items) >= c.batch_size)
+        if c.fit == "original":  # images keep their sizes: a batch holds one size
+            batches = SameSizeBatchSampler(sampler, [sizes[i.path] for i in self.train_items],
+                                           c.batch_size)
+            self.loader = DataLoader(dataset, batch_sampler=batches, num_workers=0)
+        else:
+            self.loader = DataLoader(dataset, batch_size=c.batch_size, sampler=sampler,
+                                     num_workers=0,
+                                     drop_last=len(self.train_items) >= c.batch_size)
         self._per_epoch = len(self.loader)
         self.weights_tag = _classifier(net).trunk.weights_tag
 

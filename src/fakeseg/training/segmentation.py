@@ -169,6 +169,15 @@ class SegmentationTask(Task):
         assert self.index is not None
         self.prepared = prepare_data(self.index, run_dir, config, extractor, device=device,
                                      progress=progress)
+        self.prepare_adversaries(segmenter, device)
+        self.sampler = CompositeSampler(self.prepared.train, self.prepared.heats, config)
+        self.val_set = composite_set(self.prepared.val, seed=config.seed + 1,
+                                     kinds=config.mask_kinds, per_pair=3,
+                                     coverage=config.coverage, blend_sigma=config.blend_sigma)
+
+    def prepare_adversaries(self, segmenter: Segmenter, device: torch.device) -> None:
+        """The discriminator of Eq. 3 (``adv_weight`` > 0) and a model's own, with optimisers."""
+        config = self.config
         if config.adv_weight > 0:
             self.disc = PatchDiscriminator(with_image=True).to(device)
             self.d_optimizer = torch.optim.AdamW(self.disc.parameters(), lr=config.lr,
@@ -176,10 +185,6 @@ class SegmentationTask(Task):
         if segmenter.has_own_adversary:
             self.own_d_optimizer = torch.optim.AdamW(segmenter.discriminator_parameters(),
                                                      lr=config.lr, betas=(0.5, 0.999))
-        self.sampler = CompositeSampler(self.prepared.train, self.prepared.heats, config)
-        self.val_set = composite_set(self.prepared.val, seed=config.seed + 1,
-                                     kinds=config.mask_kinds, per_pair=3,
-                                     coverage=config.coverage, blend_sigma=config.blend_sigma)
 
     def next_batch(self) -> Batch:
         return self.sampler.batch(self.rng)

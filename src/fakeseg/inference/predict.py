@@ -577,7 +577,9 @@ def merge_predictions(out: str | Path) -> PredictSummary:
         _write_info(out / PREDICT_JSON, {**record, "merged_shards": count}, summary, len(rows),
                     complete=True, temp_dir=temp_dir)
         for k in range(count):
-            for name in (*_table_names(Shard(k, count)), f".fakeseg.{Shard(k, count).name}.lock"):
+            for name in _table_names(Shard(k, count)):
                 (out / name).unlink(missing_ok=True)
+        for lock in out.glob(".fakeseg.shard-*.lock"):  # nobody holds one while we hold out
+            lock.unlink(missing_ok=True)
     say(f"fakeseg predict: merged {count} shards into {out / RESULTS_JSONL} ({len(rows)} rows)")
     return summary

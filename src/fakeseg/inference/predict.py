@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import io as _io
 import itertools
 import json
 import os
@@ -53,6 +52,7 @@ from fakeseg.errors import FakesegError, FolderInUseError
 from fakeseg.faults import kill_point
 from fakeseg.inference.localizer import MIN_SIDE, HeatMap, Localizer, same_shape_batches
 from fakeseg.io import (
+    atomic_path,
     check_output_dir,
     expand_inputs,
     folder_lock,
@@ -62,7 +62,6 @@ from fakeseg.io import (
     write_image,
     write_json,
     write_npy,
-    write_text,
 )
 from fakeseg.progress import progress_bar, say, warn
 from fakeseg.viz import annotated_overlay
@@ -389,37 +388,19 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, temp_dir: Pa
                     progress: bool) -> PredictSummary:
     identity = _model_identity(model)
     log_name, info_name = _table_names(shard)
-    # every table of this split: the merged one, then each shard's (their names stay taken)
-    tables = [_table_names(None)]
-    if shard is not None:
-        tables += [_table_names(Shard(k, shard.count)) for k in range(shard.count)]
-    taken: dict[Path, str] = {}
-    done: set[Path] = set()
-    own_rows: list[str] = []
-    for table_log, table_info in tables:
-        rows = list(_complete_rows(out, table_log))
-        if rows:
-            _check_identity(out, table_info, identity)
-        for row in rows:
-            image = (out / row["image"]).resolve()
-            taken[image] = str(row["name"])
-            if table_log in (RESULTS_JSONL, log_name):
-                done.add(image)
-        if table_log == log_name:
-            own_rows = [json.dumps(row) + "\n" for row in rows]
+    earlier = _earlier_rows(out, shard, identity, temp_dir)
     mine = shard.select(paths) if shard is not None else paths
-    names = output_names(paths, {p: taken[p] for p in paths if p in taken})
-    todo = [p for p in mine if p not in done]
+    names = output_names(paths, {p: earlier.names[p] for p in paths if p in earlier.names})
+    todo = [p for p in mine if p not in earlier.done]
     summary = PredictSummary(out, 0, n_resumed=len(mine) - len(todo), results=out / log_name,
                              shard=shard)
     record = {**_model_record(model, identity), "inputs_digest": _inputs_digest(paths),
               "shard": None if shard is None else {"index": shard.index, "count": shard.count}}
     if shard is None:  # the merged table's csv stays while shards add to it
         (out / RESULTS_CSV).unlink(missing_ok=True)
-    _write_info(out / info_name, record, summary, len(own_rows), complete=False,
+    _write_info(out / info_name, record, summary, earlier.n_own, complete=False,
                 temp_dir=temp_dir)
-    write_text(out / log_name, "".join(own_rows), temp_dir=temp_dir)
-    n_rows = len(own_rows)
+    n_rows = earlier.n_own
     writing: list[tuple[dict[str, Any], Future[dict[str, str]]]] = []
     bar = progress_bar(total=len(mine), initial=summary.n_resumed, desc="predict", unit="img",
                        enabled=progress)
@@ -479,6 +460,38 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, temp_dir: Pa
     return summary
 
 
+@dataclass
+class _EarlierRows:
+    names: dict[Path, str] = field(default_factory=dict)  # image → name, any table of the split
+    done: set[Path] = field(default_factory=set)  # images this run need not predict again
+    n_own: int = 0  # complete rows kept in this run's own table
+
+
+def _earlier_rows(out: Path, shard: Shard | None, identity: dict[str, Any],
+                  temp_dir: Path) -> _EarlierRows:
+    """Read every table of this split once, streaming: the merged one, then each shard's (their
+    names stay taken; only the merged and this run's own rows count as done). Refuse tables of
+    another model; rewrite this run's own table with its complete rows only."""
+    own_log = _table_names(shard)[0]
+    tables = [_table_names(None)]
+    if shard is not None:
+        tables += [_table_names(Shard(k, shard.count)) for k in range(shard.count)]
+    earlier = _EarlierRows()
+    with atomic_path(out / own_log, temp_dir=temp_dir) as tmp, open(tmp, "w") as kept:
+        for table_log, table_info in tables:
+            for n, row in enumerate(_complete_rows(out, table_log)):
+                if n == 0:
+                    _check_identity(out, table_info, identity)
+                image = (out / row["image"]).resolve()
+                earlier.names[image] = str(row["name"])
+                if table_log in (RESULTS_JSONL, own_log):
+                    earlier.done.add(image)
+                if table_log == own_log:
+                    kept.write(json.dumps(row) + "\n")
+                    earlier.n_own += 1
+    return earlier
+
+
 def _relative(path: Path, out: Path) -> str:
     return Path(os.path.relpath(path, out)).as_posix()
 
@@ -492,11 +505,11 @@ def _model_record(model: Localizer, identity: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_csv(out: Path, log_name: str, temp_dir: Path) -> None:
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(_complete_rows(out, log_name))
-    write_text(out / RESULTS_CSV, buffer.getvalue(), temp_dir=temp_dir)
+    with (atomic_path(out / RESULTS_CSV, temp_dir=temp_dir) as tmp,
+          open(tmp, "w", newline="", encoding="utf-8") as table):
+        writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(_complete_rows(out, log_name))
 
 
 def _write_info(path: Path, record: dict[str, Any], summary: PredictSummary, n_images: int, *,
@@ -521,7 +534,8 @@ def _all_shards_complete(out: Path, count: int) -> bool:
 
 def merge_predictions(out: str | Path) -> PredictSummary:
     """Build one ``results.jsonl`` / ``results.csv`` / ``predict.json`` from the finished
-    shards of ``out`` (and the rows it held before), then remove the shard tables.
+    shards of ``out`` (the rows it held before, then shard 0's, 1's, …), then remove the
+    shard tables.
 
     Refuses, naming what to do: shards not all finished, rows of another model or threshold,
     shards given other inputs, and an image with two rows.
@@ -553,33 +567,33 @@ def merge_predictions(out: str | Path) -> PredictSummary:
                                    "odd shard with the same model and inputs, or choose "
                                    "another --out")
         identity = ordered[0]["model_identity"]
-        previous = list(_complete_rows(out, RESULTS_JSONL))
-        if previous:
-            _check_identity(out, PREDICT_JSON, identity)
-        rows, seen = list(previous), {row["image"]: RESULTS_JSONL for row in previous}
-        for k in range(count):
-            log_name = _table_names(Shard(k, count))[0]
-            for row in _complete_rows(out, log_name):
-                if row["image"] in seen:
-                    raise FakesegError(f"{out}: {row['image']} has a row in both "
-                                       f"{seen[row['image']]} and {log_name}; remove one")
-                seen[row["image"]] = log_name
-                rows.append(row)
-        rows.sort(key=lambda row: row["image"])
-        write_text(out / RESULTS_JSONL, "".join(json.dumps(row) + "\n" for row in rows),
-                   temp_dir=temp_dir)
+        tables = [RESULTS_JSONL] + [_table_names(Shard(k, count))[0] for k in range(count)]
+        seen: dict[str, str] = {}  # image → the table that holds its row
+        n_previous = 0
+        with (atomic_path(out / RESULTS_JSONL, temp_dir=temp_dir) as tmp,
+              open(tmp, "w") as merged):
+            for table in tables:  # the rows it held before, then shard 0's, 1's, …
+                for n, row in enumerate(_complete_rows(out, table)):
+                    if n == 0 and table == RESULTS_JSONL:
+                        _check_identity(out, PREDICT_JSON, identity)
+                    if row["image"] in seen:
+                        raise FakesegError(f"{out}: {row['image']} has a row in both "
+                                           f"{seen[row['image']]} and {table}; remove one")
+                    seen[row["image"]] = table
+                    n_previous += table == RESULTS_JSONL
+                    merged.write(json.dumps(row) + "\n")
         _write_csv(out, RESULTS_JSONL, temp_dir)
-        summary = PredictSummary(out, len(rows) - len(previous), n_resumed=len(previous),
+        summary = PredictSummary(out, len(seen) - n_previous, n_resumed=n_previous,
                                  failures=[f for info in ordered for f in info.get("failures", [])],
                                  results=out / RESULTS_JSONL)
         record = {key: ordered[0].get(key) for key in
                   ("threshold", "model_identity", "model", "model_config", "inputs_digest")}
-        _write_info(out / PREDICT_JSON, {**record, "merged_shards": count}, summary, len(rows),
+        _write_info(out / PREDICT_JSON, {**record, "merged_shards": count}, summary, len(seen),
                     complete=True, temp_dir=temp_dir)
         for k in range(count):
             for name in _table_names(Shard(k, count)):
                 (out / name).unlink(missing_ok=True)
         for lock in out.glob(".fakeseg.shard-*.lock"):  # nobody holds one while we hold out
             lock.unlink(missing_ok=True)
-    say(f"fakeseg predict: merged {count} shards into {out / RESULTS_JSONL} ({len(rows)} rows)")
+    say(f"fakeseg predict: merged {count} shards into {out / RESULTS_JSONL} ({len(seen)} rows)")
     return summary

@@ -30,6 +30,10 @@ class ImageReadError(FakesegError):
         super().__init__(f"{printable(path)}: {self.detail}")
 
 
+class FolderInUseError(FakesegError):
+    """An output folder that another fakeseg process holds locked."""
+
+
 class DataError(FakesegError):
     """A dataset layout problem (missing folders, unpaired files, size mismatch)."""
 

@@ -12,9 +12,9 @@ import contextlib
 import csv
 import errno
 import fcntl
-import io as _io
 import json
 import os
+import shutil
 import stat
 import struct
 import sys
@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-from fakeseg.errors import FakesegError, ImageReadError, printable
+from fakeseg.errors import FakesegError, FolderInUseError, ImageReadError, printable
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
@@ -303,12 +303,16 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it into place only on success."""
+def atomic_path(path: str | Path, *, temp_dir: Path | None = None) -> Iterator[Path]:
+    """Yield a temporary path; rename it into place only on success.
+
+    The temp sits next to ``path``, or in ``temp_dir`` (the folder :func:`folder_lock` yields,
+    on the same file system) so that a killed run's temps are found without a scan.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
-                                    dir=path.parent)
+                                    dir=temp_dir or path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
@@ -322,7 +326,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_image(path: str | Path, image: np.ndarray, **save_kwargs: Any) -> Path:
+def write_image(path: str | Path, image: np.ndarray, *, temp_dir: Path | None = None,
+                **save_kwargs: Any) -> Path:
     """Write an image atomically. Float arrays in [0, 1] become 8-bit; uint16 stays 16-bit."""
     path = Path(path)
     array = np.asarray(image)
@@ -334,42 +339,45 @@ def write_image(path: str | Path, image: np.ndarray, **save_kwargs: Any) -> Path
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise FakesegError(f"{path}: unknown output extension; use .png or .jpg")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, temp_dir=temp_dir) as tmp:
         pil.save(tmp, format=fmt, **save_kwargs)
     return path
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
+def write_bytes(path: str | Path, data: bytes, *, temp_dir: Path | None = None) -> Path:
+    with atomic_path(path, temp_dir=temp_dir) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    return write_bytes(path, text.encode("utf-8"))
+def write_text(path: str | Path, text: str, *, temp_dir: Path | None = None) -> Path:
+    return write_bytes(path, text.encode("utf-8"), temp_dir=temp_dir)
 
 
 def write_csv(path: str | Path, columns: Sequence[str],
-              rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Path:
-    """Atomically write a CSV with a header row. A row is a sequence in column order, or a
-    mapping read by column name (None and missing keys → empty cells, other keys ignored)."""
-    buffer = _io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        if isinstance(row, Mapping):
-            row = [row.get(c) for c in columns]
-        writer.writerow(["" if v is None else v for v in row])
-    return write_text(path, buffer.getvalue())
+              rows: Iterable[Sequence[Any] | Mapping[str, Any]], *,
+              temp_dir: Path | None = None) -> Path:
+    """Atomically write a CSV with a header row, streaming the rows (an iterator is never
+    held in memory). A row is a sequence in column order, or a mapping read by column name
+    (None and missing keys → empty cells, other keys ignored)."""
+    with (atomic_path(path, temp_dir=temp_dir) as tmp,
+          open(tmp, "w", newline="", encoding="utf-8") as handle):
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            if isinstance(row, Mapping):
+                row = [row.get(c) for c in columns]
+            writer.writerow(["" if v is None else v for v in row])
+    return Path(path)
 
 
-def write_json(path: str | Path, payload: Any) -> Path:
+def write_json(path: str | Path, payload: Any, *, temp_dir: Path | None = None) -> Path:
     return write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=_json_default)
-                      + "\n")
+                      + "\n", temp_dir=temp_dir)
 
 
-def write_npy(path: str | Path, array: np.ndarray) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+def write_npy(path: str | Path, array: np.ndarray, *, temp_dir: Path | None = None) -> Path:
+    with atomic_path(path, temp_dir=temp_dir) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
     return Path(path)
 
@@ -401,13 +409,37 @@ def list_images(source: str | Path, *, recursive: bool = False) -> list[Path]:
     return files
 
 
+#: an input with this suffix is a list of image paths, one per line
+PATH_LIST_SUFFIX = ".txt"
+
+
+def read_path_list(path: str | Path) -> list[Path]:
+    """The image paths a text file lists, one per line, relative to the file's own folder.
+
+    Blank lines and lines starting with ``#`` are skipped. Listed files are not checked here:
+    a missing or unreadable one fails when it is read, naming itself.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FakesegError(f"{path}: cannot read the list of image paths ({exc}); "
+                           "pass a UTF-8 text file with one path per line") from exc
+    lines = (line.strip() for line in text.splitlines())
+    return [path.parent / line for line in lines if line and not line.startswith("#")]
+
+
 def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders or globs → a sorted, de-duplicated list of image files."""
+    """Files, folders, globs or ``.txt`` lists of paths → a sorted, de-duplicated list of
+    image files (listed paths are kept even when missing, see :func:`read_path_list`)."""
     import glob
 
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
+        if path.suffix.lower() == PATH_LIST_SUFFIX and path.is_file():
+            found.extend(read_path_list(path))
+            continue
         if path.exists():
             found.extend(list_images(path))
             continue
@@ -416,11 +448,12 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         if not images:
             raise FakesegError(f"{item}: matches no image file; check the path or glob")
         found.extend(images)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    return unique
+    return sorted(dict.fromkeys(p.resolve() for p in found))
 
 
 LOCK_FILE = ".fakeseg.lock"
+#: each lock holder's own folder of temporary files, inside the locked folder
+TEMP_DIR = ".fakeseg-tmp"
 
 
 def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
@@ -442,15 +475,52 @@ def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` for this process (released even on kill -9).
+def folder_lock(folder: str | Path, what: str, *, share: str | None = None) -> Iterator[Path]:
+    """Hold a lock on ``folder`` for this process (released even on kill -9).
 
     A second fakeseg process that writes into the same folder fails at once with a one-line
-    error naming the holder's PID. Stale temporary files of a killed run are removed once
-    the lock is held.
+    error naming the holder's PID. With ``share`` (e.g. ``"shard-0-of-4"``) processes of
+    different share names hold the folder together (the same share twice is refused, and a
+    holder without a share excludes them all): the folder lock is taken shared and the
+    share's own lock file ``.fakeseg.SHARE.lock`` exclusively.
+
+    Yields the holder's own temp folder ``FOLDER/.fakeseg-tmp/SHARE`` (``main`` without a
+    share), emptied when the lock is taken: atomic writes given it as ``temp_dir`` leave a
+    killed run's temps there, so none is looked for in the folder itself. Temps written next
+    to their targets are removed by one scan of the folder (:func:`remove_stale_temps`) only
+    when an exclusive holder finds that the one before it was killed (its PID is still in the
+    lock file; a clean release empties it).
     """
     folder = Path(folder)
-    lock_path = folder / LOCK_FILE
+    with contextlib.ExitStack() as stack:
+        folder_fd = stack.enter_context(_locked_fd(
+            folder, folder / LOCK_FILE, what, exclusive=share is None))
+        own_fd = folder_fd if share is None else stack.enter_context(
+            _locked_fd(folder, folder / f".fakeseg.{share}.lock", what, exclusive=True))
+        killed = bool(os.pread(own_fd, 32, 0).strip())
+        os.ftruncate(own_fd, 0)
+        os.pwrite(own_fd, f"{os.getpid()}\n".encode(), 0)
+        temp_root = folder / TEMP_DIR
+        temp_dir = temp_root / (share or "main")
+        if share is None:  # nobody else holds the folder: every holder's temps are stale
+            shutil.rmtree(temp_root, ignore_errors=True)
+            if killed:
+                remove_stale_temps(folder)
+        else:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+        temp_dir.mkdir(parents=True)
+        try:
+            yield temp_dir
+        finally:  # an exception unwinds every atomic write, so this too is a clean release
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                temp_root.rmdir()  # only once no other share's temp folder is left
+            os.ftruncate(own_fd, 0)  # the next holder need not scan
+
+
+@contextlib.contextmanager
+def _locked_fd(folder: Path, lock_path: Path, what: str, *, exclusive: bool) -> Iterator[int]:
+    """An open descriptor of ``lock_path`` holding a shared or exclusive flock."""
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -458,21 +528,22 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
                            "check its permissions") from exc
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise FakesegError(f"{folder}: in use by another fakeseg {what} (PID {holder}); "
-                               "wait for it to finish or choose another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        remove_stale_temps(folder)
-        yield
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            who = f"PID {holder}" if holder else "shared by the shards of a split run"
+            raise FolderInUseError(f"{folder}: in use by another fakeseg {what} ({who}); "
+                                   "wait for it to finish or choose another --out") from None
+        yield fd
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
 
 def remove_stale_temps(folder: str | Path) -> int:
-    """Delete ``.NAME.*.tmp*`` files that :func:`atomic_path` left behind when killed."""
+    """Delete ``.NAME.*.tmp*`` files that :func:`atomic_path` left behind when killed.
+
+    This walks the whole folder; :func:`folder_lock` calls it only after a killed holder.
+    """
     removed = 0
     for path in Path(folder).rglob(".*.tmp*"):
         if path.is_file():

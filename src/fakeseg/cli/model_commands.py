@@ -78,19 +78,35 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         description="Writes per image NAME_heat.png, NAME_heat.npy (float32 probability) and "
                     "NAME_overlay.png, plus results.jsonl / results.csv with a score per "
                     "image.\nNAME_heat.png is 16-bit: probability × 65535 (divide by 65535 to "
-                    "get the probability back).",
+                    "get the probability back).\nA rerun into the same --out skips the images "
+                    "already done. --shard i/n (or torchrun's RANK/WORLD_SIZE) predicts every "
+                    "n-th image so that n processes share one --out; the last shard to finish "
+                    "merges the tables, or run 'fakeseg predict --merge OUT'.",
         epilog=example("fakeseg predict runs/a renders/ --out heat --threshold 0.4"),
     )
-    predict.add_argument("model", metavar="MODEL", help="run folder or checkpoint folder")
-    predict.add_argument("inputs", nargs="+", metavar="IMAGE",
-                         help="image files, folders or globs")
-    predict.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    predict.add_argument("model", nargs="?", metavar="MODEL",
+                         help="run folder or checkpoint folder (not with --merge)")
+    predict.add_argument("inputs", nargs="*", metavar="IMAGE",
+                         help="image files, folders, globs or .txt lists of image paths (one "
+                              "per line, relative to the list's folder; # comments)")
+    predict.add_argument("--out", metavar="DIR",
+                         help="output folder (default: none; required unless --merge)")
     predict.add_argument("--batch-size", type=int, default=4, metavar="N",
                          help="images per forward pass")
     predict.add_argument("--threshold", type=float, metavar="P",
                          help="probability that flags a pixel, in [0, 1] (default: the "
                               "threshold chosen on the model's validation pairs)")
     predict.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
+    predict.add_argument("--workers", type=int, metavar="N",
+                         help="processes that decode images; 0 decodes in the main process "
+                              "(default: the CPU cores less one)")
+    predict.add_argument("--shard", metavar="I/N",
+                         help="predict only shard I of N (every N-th image of the sorted "
+                              "inputs, from the I-th) into the shared --out (default: none, "
+                              "or RANK/WORLD_SIZE under torchrun)")
+    predict.add_argument("--merge", metavar="OUT",
+                         help="only merge the finished shards of OUT into one results table "
+                              "(default: off)")
     predict.set_defaults(handler=_predict)
 
     heat = subparsers.add_parser(
@@ -170,14 +186,26 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fakeseg.inference.predict import predict
+    from fakeseg.errors import FakesegError
+    from fakeseg.inference.predict import Shard, merge_predictions, predict
 
-    summary = predict(args.model, args.inputs, args.out, batch_size=args.batch_size,
-                      threshold=args.threshold, device=args.device,
-                      progress=True)
+    if args.merge is not None:
+        if args.model or args.inputs or args.out or args.shard:
+            raise FakesegError("--merge OUT takes no MODEL, IMAGE, --out or --shard; "
+                               "run it alone: fakeseg predict --merge OUT")
+        summary = merge_predictions(args.merge)
+    else:
+        if not (args.model and args.inputs and args.out):
+            raise FakesegError("predict needs MODEL, at least one IMAGE and --out, e.g. "
+                               "fakeseg predict runs/a renders/ --out heat")
+        summary = predict(args.model, args.inputs, args.out, batch_size=args.batch_size,
+                          threshold=args.threshold, device=args.device, workers=args.workers,
+                          shard=Shard.parse(args.shard) if args.shard else None, progress=True)
     resumed = f" ({summary.n_resumed} done by an earlier run)" if summary.n_resumed else ""
-    print(f"{summary.n_done} heat maps in {summary.out}{resumed} "
-          f"(scores: {summary.out / 'results.csv'})")
+    where = "" if summary.shard is None else f" for shard {summary.shard}"
+    table = (f"scores: {summary.out / 'results.csv'}" if summary.shard is None or summary.merged
+             else "merge when every shard is done: fakeseg predict --merge " + str(summary.out))
+    print(f"{summary.n_done} heat maps in {summary.out}{where}{resumed} ({table})")
     if summary.failures:
         print(f"fakeseg: {len(summary.failures)} image(s) skipped, see above", file=sys.stderr)
         return 1

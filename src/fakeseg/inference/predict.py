@@ -5,6 +5,11 @@ Per image it writes ``NAME_heat.png`` (16-bit: probability × 65535), ``NAME_hea
 ``NAME_overlay.png`` (boxes round the flagged regions, a colour bar with the threshold).
 NAME mirrors the image's path below the inputs' common folder, so names never collide.
 
+Inputs are files, folders, globs or ``.txt`` lists of paths (:func:`fakeseg.io.expand_inputs`),
+always taken in sorted order. Images are decoded by a :class:`torch.utils.data.DataLoader`
+(``workers`` processes), consecutive images of one size run through the model together, and
+the files of one batch are encoded on a writer thread while the next batch runs.
+
 The output folder is locked while a run writes to it, and a run is resumable: an image's row
 is appended to ``results.jsonl`` only once all its files are on disk, so a rerun into the same
 ``--out`` skips the images that have a row and does the rest. ``results.csv`` and
@@ -12,41 +17,53 @@ is appended to ``results.jsonl`` only once all its files are on disk, so a rerun
 after a kill), ``predict.json`` says ``"complete": false`` and there is no ``results.csv``.
 All paths in the tables are relative to the output folder.
 
-One unreadable, too small or non-finite image is named on stderr, counted and skipped.
+Sharding: with ``shard=Shard(i, n)`` (``--shard i/n``, or RANK / WORLD_SIZE under torchrun)
+a process takes every n-th image of the sorted list from the i-th on and writes its rows to
+``results.shard-i-of-n.jsonl`` (and ``predict.shard-i-of-n.json``), so n processes share one
+folder and never write the same row or file. The shards of one folder hold it together (see
+:func:`fakeseg.io.folder_lock`); :func:`merge_predictions` (``--merge``, or the last shard to
+finish by itself) builds the one ``results.jsonl`` / ``results.csv``, refusing duplicate rows,
+rows of another model and shards that were given other inputs.
+
+One unreadable, missing, too small or non-finite image is named on stderr, counted and skipped.
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import hashlib
-import io as _io
 import itertools
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from fakeseg.config import versions
-from fakeseg.errors import FakesegError
+from fakeseg.errors import FakesegError, FolderInUseError
 from fakeseg.faults import kill_point
 from fakeseg.inference.localizer import MIN_SIDE, HeatMap, Localizer, same_shape_batches
 from fakeseg.io import (
+    atomic_path,
     check_output_dir,
     expand_inputs,
     folder_lock,
+    get_max_pixels,
     read_image,
+    set_max_pixels,
+    write_csv,
     write_image,
     write_json,
     write_npy,
-    write_text,
 )
-from fakeseg.progress import progress_bar, warn
+from fakeseg.progress import progress_bar, say, warn
 from fakeseg.viz import annotated_overlay
 
 SCORE_DOC = ("score = fraction of pixels whose probability of being unreal is >= threshold; "
@@ -57,15 +74,78 @@ FILES_DOC = ("NAME_heat.png: 16-bit PNG, value = probability x 65535; NAME_heat.
 RESULTS_JSONL, RESULTS_CSV, PREDICT_JSON = "results.jsonl", "results.csv", "predict.json"
 OUTPUT_KEYS = ("heat_png", "heat_npy", "mask", "overlay")
 CSV_COLUMNS = ["image", "name", "score", "max", "topk_mean", "threshold", *OUTPUT_KEYS]
+_SHARD_INFO = re.compile(r"predict\.shard-(\d+)-of-(\d+)\.json")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count``: every ``count``-th of the sorted inputs from ``index``."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise FakesegError(f"--shard {self.index}/{self.count}: the index must be in 0 … "
+                               f"{self.count - 1} (shards are numbered from 0)")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"i/n"`` → Shard(i, n)."""
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not match:
+            raise FakesegError(f"--shard {text!r}: give it as i/n, e.g. 0/4 for the first of "
+                               "four shards")
+        return cls(int(match[1]), int(match[2]))
+
+    @classmethod
+    def from_env(cls) -> Shard | None:
+        """The shard torchrun gives this process (RANK of WORLD_SIZE), or None outside it."""
+        world = os.environ.get("WORLD_SIZE", "")
+        if not world.isdigit() or int(world) <= 1:
+            return None
+        rank = os.environ.get("RANK", "")
+        if not rank.isdigit():
+            raise FakesegError(f"WORLD_SIZE is {world} but RANK is {rank!r}; start the shards "
+                               "with torchrun, or give --shard i/n")
+        return cls(int(rank), int(world))
+
+    @property
+    def name(self) -> str:
+        return f"shard-{self.index}-of-{self.count}"
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def select(self, paths: list[Path]) -> list[Path]:
+        return paths[self.index::self.count]
 
 
 @dataclass
 class PredictSummary:
+    """What a predict (or merge) run did; ``results`` holds one JSON row per image."""
+
     out: Path
     n_done: int
     n_resumed: int = 0
     failures: list[str] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    results: Path | None = None
+    shard: Shard | None = None
+    merged: bool = False  # a shard run that found every shard done and merged them
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows of ``results`` (read from disk: a folder of a million images is never held
+        in memory)."""
+        return [] if self.results is None else list(_complete_rows(self.out, self.results.name))
+
+
+def default_workers() -> int:
+    """Decoding processes: the cores this process may use (divided among the processes that
+    torchrun started on this machine), less one for the model."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(0, (cores or 1) // max(local, 1) - 1)
 
 
 def output_names(paths: list[Path], taken: dict[Path, str] | None = None) -> dict[Path, str]:
@@ -90,26 +170,109 @@ def output_names(paths: list[Path], taken: dict[Path, str] | None = None) -> dic
     return names
 
 
-def write_heatmap_files(out: Path, name: str, image: np.ndarray, heat: HeatMap
-                        ) -> dict[str, str]:
+def write_heatmap_files(out: Path, name: str, image: np.ndarray, heat: HeatMap, *,
+                        temp_dir: Path | None = None) -> dict[str, str]:
     """The four files of one image; returns their paths relative to ``out``."""
     probability = heat.probability
     files = {
         "heat_png": write_image(out / f"{name}_heat.png",
                                 (np.clip(probability, 0, 1) * 65535 + 0.5).astype(np.uint16),
-                                compress_level=1),
-        "heat_npy": write_npy(out / f"{name}_heat.npy", probability.astype(np.float32)),
+                                temp_dir=temp_dir, compress_level=1),
+        "heat_npy": write_npy(out / f"{name}_heat.npy", probability.astype(np.float32),
+                              temp_dir=temp_dir),
         "mask": write_image(out / f"{name}_mask.png", heat.mask.astype(np.uint8) * 255,
-                            compress_level=1),
+                            temp_dir=temp_dir, compress_level=1),
         "overlay": write_image(out / f"{name}_overlay.png",
                                annotated_overlay(image, probability, heat.threshold),
-                               compress_level=1),
+                               temp_dir=temp_dir, compress_level=1),
     }
     return {key: path.relative_to(out).as_posix() for key, path in files.items()}
 
 
-def _relative(path: Path, out: Path) -> str:
-    return Path(os.path.relpath(path, out)).as_posix()
+# --- decoding in DataLoader workers --------------------------------------------------------
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """One input as a DataLoader worker hands it over: the image, or why it was skipped."""
+
+    index: int
+    image: torch.Tensor | None  # float32 (3, H, W) in [0, 1]
+    problem: str = ""
+
+    def pin_memory(self) -> DecodedImage:  # called by the DataLoader with pin_memory=True
+        return self if self.image is None else replace(self, image=self.image.pin_memory())
+
+
+class ImageFiles(Dataset[DecodedImage]):
+    """Image files decoded one by one (in worker processes); a file that cannot be used comes
+    back as a :class:`DecodedImage` with a ``problem``, so it never stops the loader."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        self.max_pixels = get_max_pixels()  # workers may be spawned: they get it from here
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> DecodedImage:
+        path = self.paths[index]
+        try:
+            array = read_image(path)
+        except FakesegError as exc:
+            return DecodedImage(index, None, str(exc))
+        except MemoryError:
+            return DecodedImage(index, None, f"{path}: too large to decode in memory; "
+                                             "downscale it or use a machine with more RAM")
+        if min(array.shape[:2]) < MIN_SIDE:
+            return DecodedImage(index, None, (
+                f"image is {array.shape[1]}x{array.shape[0]}, smaller than {MIN_SIDE}x{MIN_SIDE}; "
+                "the model cannot judge it (upscale it or leave it out)"))
+        return DecodedImage(index, torch.from_numpy(array).permute(2, 0, 1))
+
+    def init_worker(self, worker_id: int) -> None:
+        set_max_pixels(self.max_pixels)
+
+
+def _as_is(item: DecodedImage) -> DecodedImage:
+    return item
+
+
+def image_loader(paths: list[Path], *, workers: int, pin_memory: bool = False
+                 ) -> DataLoader[DecodedImage]:
+    """Decoded images in input order, ``workers`` processes ahead of the model (0: inline)."""
+    dataset = ImageFiles(paths)
+    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                      collate_fn=_as_is,  # type: ignore[arg-type]  # batch_size=None: one item
+                      pin_memory=pin_memory,
+                      worker_init_fn=dataset.init_worker if workers else None,
+                      prefetch_factor=2 if workers else None)
+
+
+# --- the tables of a folder ----------------------------------------------------------------
+
+def _table_names(shard: Shard | None) -> tuple[str, str]:
+    """(rows file, info file) of an unsharded run (the merged tables) or of one shard."""
+    if shard is None:
+        return RESULTS_JSONL, PREDICT_JSON
+    return f"results.{shard.name}.jsonl", f"predict.{shard.name}.json"
+
+
+def _complete_rows(out: Path, log_name: str) -> Iterator[dict[str, Any]]:
+    """Rows of ``out/log_name`` whose files are all there; a line cut short by a kill, or a row
+    whose files are missing, is left out (that image is done again)."""
+    log_path = out / log_name
+    if not log_path.exists():
+        return
+    with open(log_path, errors="replace") as lines:
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if (isinstance(row, dict) and isinstance(row.get("image"), str)
+                    and isinstance(row.get("name"), str)
+                    and all((out / str(row.get(k, ""))).is_file() for k in OUTPUT_KEYS)):
+                yield row
 
 
 def _model_identity(model: Localizer) -> dict[str, Any]:
@@ -118,60 +281,98 @@ def _model_identity(model: Localizer) -> dict[str, Any]:
     return {"checkpoint": hashlib.sha256(meta).hexdigest()[:16], "threshold": model.threshold}
 
 
-def _previous_rows(out: Path, identity: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of an earlier run into ``out`` whose files are all there; rows that another model
-    or threshold wrote (or whose model cannot be told) are refused, never mixed in."""
-    log_path = out / RESULTS_JSONL
-    if not log_path.exists():
-        return []
-    rows = []
-    for line in log_path.read_text(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill: that image is done again
-        if (isinstance(row, dict) and isinstance(row.get("image"), str)
-                and isinstance(row.get("name"), str)
-                and all((out / str(row.get(k, ""))).is_file() for k in OUTPUT_KEYS)):
-            rows.append(row)
-    if rows:
-        before = _earlier_identity(out / PREDICT_JSON)
-        if before != identity:
-            changed = (sorted(k for k in identity if before.get(k) != identity[k])
-                       if before is not None else ["unrecorded model"])
-            raise FakesegError(f"{out}: holds predictions of another model or threshold "
-                               f"({', '.join(changed)} differ); choose another --out")
-    return rows
-
-
-def _earlier_identity(info: Path) -> dict[str, Any] | None:
+def _read_info(path: Path) -> dict[str, Any] | None:
     try:
-        recorded = json.loads(info.read_text()).get("model_identity")
-    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        info = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
-    return recorded if isinstance(recorded, dict) else None
+    return info if isinstance(info, dict) else None
 
+
+def _check_identity(out: Path, info_name: str, identity: dict[str, Any]) -> None:
+    """Rows that another model or threshold wrote (or whose model cannot be told) are refused,
+    never mixed in."""
+    before = (_read_info(out / info_name) or {}).get("model_identity")
+    if before != identity:
+        changed = (sorted(k for k in identity if before.get(k) != identity[k])
+                   if isinstance(before, dict) else ["unrecorded model"])
+        raise FakesegError(f"{out}: holds predictions of another model or threshold "
+                           f"({', '.join(changed)} differ); choose another --out")
+
+
+def _shard_infos(out: Path) -> dict[Shard, Path]:
+    """The shard info files in ``out``, by shard."""
+    found = {}
+    for path in out.glob("predict.shard-*-of-*.json"):
+        match = _SHARD_INFO.fullmatch(path.name)
+        if match and int(match[1]) < int(match[2]):
+            found[Shard(int(match[1]), int(match[2]))] = path
+    return found
+
+
+def _check_split(out: Path, shard: Shard | None) -> None:
+    """One split per folder at a time: no unsharded run over unmerged shards, no mixed n."""
+    counts = sorted({s.count for s in _shard_infos(out)})
+    if shard is None and counts:
+        raise FakesegError(f"{out}: holds the unmerged results of a {counts[0]}-way sharded run; "
+                           f"finish its shards (--shard i/{counts[0]}) and run "
+                           f"'fakeseg predict --merge {out}', or choose another --out")
+    if shard is not None and set(counts) - {shard.count}:
+        other = next(c for c in counts if c != shard.count)
+        raise FakesegError(f"{out}: holds the unmerged results of a {other}-way sharded run; "
+                           f"use --shard i/{other}, or merge them first "
+                           f"('fakeseg predict --merge {out}')")
+
+
+def _inputs_digest(paths: list[Path]) -> str:
+    """The same for every shard given the same inputs."""
+    return hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
+
+
+# --- predict -------------------------------------------------------------------------------
 
 def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: str | Path, *,
             batch_size: int = 4, threshold: float | None = None, device: str = "auto",
+            workers: int | None = None, shard: Shard | None = None,
             progress: bool = True) -> PredictSummary:
-    """Predict heat maps for files, folders or globs; write maps, masks, overlays and tables.
+    """Predict heat maps for files, folders, globs or lists of paths; write maps, masks,
+    overlays and tables.
 
-    Resumes an interrupted run into the same ``out``; see the module docstring.
+    ``workers`` decoding processes (default :func:`default_workers`; 0 decodes inline).
+    ``shard`` (default: from torchrun's RANK / WORLD_SIZE, else none) predicts one share of the
+    inputs. Resumes an interrupted run into the same ``out``; see the module docstring.
     """
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise FakesegError(f"--threshold {threshold} must be in [0, 1]")
     if batch_size < 1:
         raise FakesegError(f"--batch-size {batch_size} must be ≥ 1")
+    if workers is not None and workers < 0:
+        raise FakesegError(f"--workers {workers} must be ≥ 0 (0 decodes in the main process)")
+    shard = shard if shard is not None else Shard.from_env()
     out = check_output_dir(out).resolve()
     paths = _inputs_outside(expand_inputs([str(p) for p in inputs]), out)
-    with folder_lock(out, "predict"):
+    with folder_lock(out, "predict", share=shard.name if shard else None) as temp_dir:
+        _check_split(out, shard)
         fakeseg_model = model if isinstance(model, Localizer) else Localizer.load(
-            model, device=device)
+            model, device=_rank_device(device))
         if threshold is not None:
             fakeseg_model.threshold = threshold
-        return _predict_locked(fakeseg_model, paths, out, batch_size=batch_size,
-                               progress=progress)
+        summary = _predict_locked(
+            fakeseg_model, paths, out, temp_dir, shard=shard, batch_size=batch_size,
+            workers=default_workers() if workers is None else workers, progress=progress)
+    if shard is not None and _all_shards_complete(out, shard.count):
+        with contextlib.suppress(FolderInUseError):  # another shard is finishing: it merges
+            merged = merge_predictions(out)
+            summary.results, summary.merged = merged.results, True
+    return summary
+
+
+def _rank_device(device: str) -> str:
+    """Under torchrun, ``auto`` means this process's own GPU (LOCAL_RANK)."""
+    local_rank = os.environ.get("LOCAL_RANK", "")
+    if device == "auto" and local_rank.isdigit() and torch.cuda.is_available():
+        return f"cuda:{int(local_rank) % torch.cuda.device_count()}"
+    return device
 
 
 def _inputs_outside(paths: list[Path], out: Path) -> list[Path]:
@@ -182,25 +383,32 @@ def _inputs_outside(paths: list[Path], out: Path) -> list[Path]:
     return kept
 
 
-def _predict_locked(model: Localizer, paths: list[Path], out: Path, *, batch_size: int,
+def _predict_locked(model: Localizer, paths: list[Path], out: Path, temp_dir: Path, *,
+                    shard: Shard | None, batch_size: int, workers: int,
                     progress: bool) -> PredictSummary:
     identity = _model_identity(model)
-    previous = _previous_rows(out, identity)
-    done = {(out / row["image"]).resolve(): row for row in previous}
-    names = output_names(paths, {p: str(done[p]["name"]) for p in paths if p in done})
-    summary = PredictSummary(out, 0, rows=[done[p] for p in paths if p in done])
-    summary.n_resumed = len(summary.rows)
-    todo = [p for p in paths if p not in done]
-    (out / RESULTS_CSV).unlink(missing_ok=True)
-    _write_info(out, summary, model, identity, complete=False)
-    log_path = out / RESULTS_JSONL
-    write_text(log_path, "".join(json.dumps(row) + "\n" for row in previous))
+    log_name, info_name = _table_names(shard)
+    earlier = _earlier_rows(out, shard, identity, temp_dir)
+    mine = shard.select(paths) if shard is not None else paths
+    names = output_names(paths, {p: earlier.names[p] for p in paths if p in earlier.names})
+    todo = [p for p in mine if p not in earlier.done]
+    summary = PredictSummary(out, 0, n_resumed=len(mine) - len(todo), results=out / log_name,
+                             shard=shard)
+    record = {**_model_record(model, identity), "inputs_digest": _inputs_digest(paths),
+              "shard": None if shard is None else {"index": shard.index, "count": shard.count}}
+    if shard is None:  # the merged table's csv stays while shards add to it
+        (out / RESULTS_CSV).unlink(missing_ok=True)
+    _write_info(out / info_name, record, summary, earlier.n_own, complete=False,
+                temp_dir=temp_dir)
+    n_rows = earlier.n_own
     writing: list[tuple[dict[str, Any], Future[dict[str, str]]]] = []
-    bar = progress_bar(total=len(paths), initial=summary.n_resumed, desc="predict", unit="img",
+    bar = progress_bar(total=len(mine), initial=summary.n_resumed, desc="predict", unit="img",
                        enabled=progress)
+    loader = image_loader(todo, workers=workers, pin_memory=model.device.type == "cuda")
     # files are encoded on a writer thread while the next batch runs through the model
-    with open(log_path, "a") as log, bar, ThreadPoolExecutor(max_workers=1) as writer:
+    with open(out / log_name, "a") as log, bar, ThreadPoolExecutor(max_workers=1) as writer:
         def finish_writes() -> None:
+            nonlocal n_rows
             for row, future in writing:
                 try:
                     row.update(future.result())
@@ -210,7 +418,7 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, *, batch_siz
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 kill_point("predict_row")
-                summary.rows.append(row)
+                n_rows += 1
                 summary.n_done += 1
             bar.update(len(writing))
             writing.clear()
@@ -221,22 +429,16 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, *, batch_siz
             warn(f"fakeseg: skipped: {message}")
             bar.update()
 
-        def readable() -> Iterator[tuple[Path, np.ndarray]]:
-            for path in todo:
-                try:
-                    array = read_image(path)
-                except FakesegError as exc:
-                    skip(path, str(exc))
-                    continue
-                if min(array.shape[:2]) < MIN_SIDE:
-                    skip(path, f"image is {array.shape[1]}x{array.shape[0]}, smaller than "
-                               f"{MIN_SIDE}x{MIN_SIDE}; the model cannot judge it (upscale it "
-                               "or leave it out)")
-                    continue
-                yield path, array
+        def usable(items: Iterable[DecodedImage]) -> Iterator[tuple[Path, torch.Tensor]]:
+            for item in items:
+                if item.image is None:
+                    skip(todo[item.index], item.problem)
+                else:
+                    yield todo[item.index], item.image
 
-        for group in same_shape_batches(readable(), batch_size, key=lambda item: item[1].shape):
-            batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for _, a in group])
+        for group in same_shape_batches(usable(loader), batch_size,
+                                        key=lambda item: tuple(item[1].shape)):
+            batch = torch.stack([image for _, image in group])
             try:
                 probs = model.predict_tensor(batch)
             except FakesegError as exc:  # non-finite output: no score for these images
@@ -245,34 +447,149 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, *, batch_siz
                     skip(path, str(exc))
                 continue
             finish_writes()
-            for (path, array), prob in zip(group, probs, strict=True):
+            for (path, image), prob in zip(group, probs, strict=True):
                 heat = HeatMap(prob[0].numpy(), model.threshold)
                 row = {"image": _relative(path, out), "name": names[path], **heat.summary()}
-                writing.append((row, writer.submit(write_heatmap_files, out, names[path],
-                                                   array, heat)))
+                writing.append((row, writer.submit(
+                    write_heatmap_files, out, names[path], image.permute(1, 2, 0).numpy(), heat,
+                    temp_dir=temp_dir)))
         finish_writes()
-    _write_tables(out, summary)
-    _write_info(out, summary, model, identity, complete=True)
+    if shard is None:
+        _write_csv(out, log_name, temp_dir)
+    _write_info(out / info_name, record, summary, n_rows, complete=True, temp_dir=temp_dir)
     return summary
 
 
-def _write_tables(out: Path, summary: PredictSummary) -> None:
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(summary.rows)
-    write_text(out / RESULTS_CSV, buffer.getvalue())
+@dataclass
+class _EarlierRows:
+    names: dict[Path, str] = field(default_factory=dict)  # image → name, any table of the split
+    done: set[Path] = field(default_factory=set)  # images this run need not predict again
+    n_own: int = 0  # complete rows kept in this run's own table
 
 
-def _write_info(out: Path, summary: PredictSummary, model: Localizer,
-                identity: dict[str, Any], *, complete: bool) -> None:
-    write_json(out / PREDICT_JSON, {
-        "complete": complete,
-        "score_meaning": SCORE_DOC, "files": FILES_DOC,
-        "paths": "relative to this folder",
+def _earlier_rows(out: Path, shard: Shard | None, identity: dict[str, Any],
+                  temp_dir: Path) -> _EarlierRows:
+    """Read every table of this split once, streaming: the merged one, then each shard's (their
+    names stay taken; only the merged and this run's own rows count as done). Refuse tables of
+    another model; rewrite this run's own table with its complete rows only."""
+    own_log = _table_names(shard)[0]
+    tables = [_table_names(None)]
+    if shard is not None:
+        tables += [_table_names(Shard(k, shard.count)) for k in range(shard.count)]
+    earlier = _EarlierRows()
+    with atomic_path(out / own_log, temp_dir=temp_dir) as tmp, open(tmp, "w") as kept:
+        for table_log, table_info in tables:
+            for n, row in enumerate(_complete_rows(out, table_log)):
+                if n == 0:
+                    _check_identity(out, table_info, identity)
+                image = (out / row["image"]).resolve()
+                earlier.names[image] = str(row["name"])
+                if table_log in (RESULTS_JSONL, own_log):
+                    earlier.done.add(image)
+                if table_log == own_log:
+                    kept.write(json.dumps(row) + "\n")
+                    earlier.n_own += 1
+    return earlier
+
+
+def _relative(path: Path, out: Path) -> str:
+    return Path(os.path.relpath(path, out)).as_posix()
+
+
+def _model_record(model: Localizer, identity: dict[str, Any]) -> dict[str, Any]:
+    return {
         "threshold": model.threshold, "model_identity": identity,
         "model": {k: model.meta.get(k) for k in ("kind", "weights_tag", "layers", "step")},
         "model_config": model.meta.get("config"),
-        "n_images": len(summary.rows), "n_resumed": summary.n_resumed,
+    }
+
+
+def _write_csv(out: Path, log_name: str, temp_dir: Path) -> None:
+    write_csv(out / RESULTS_CSV, CSV_COLUMNS, _complete_rows(out, log_name), temp_dir=temp_dir)
+
+
+def _write_info(path: Path, record: dict[str, Any], summary: PredictSummary, n_images: int, *,
+                complete: bool, temp_dir: Path) -> None:
+    write_json(path, {
+        "complete": complete,
+        "score_meaning": SCORE_DOC, "files": FILES_DOC,
+        "paths": "relative to this folder",
+        **record,
+        "n_images": n_images, "n_resumed": summary.n_resumed,
         "failures": summary.failures, "versions": versions(),
-    })
+    }, temp_dir=temp_dir)
+
+
+# --- merging the shards --------------------------------------------------------------------
+
+def _all_shards_complete(out: Path, count: int) -> bool:
+    infos = {s: p for s, p in _shard_infos(out).items() if s.count == count}
+    return len(infos) == count and all(
+        (_read_info(p) or {}).get("complete") is True for p in infos.values())
+
+
+def merge_predictions(out: str | Path) -> PredictSummary:
+    """Build one ``results.jsonl`` / ``results.csv`` / ``predict.json`` from the finished
+    shards of ``out`` (the rows it held before, then shard 0's, 1's, …), then remove the
+    shard tables.
+
+    Refuses, naming what to do: shards not all finished, rows of another model or threshold,
+    shards given other inputs, and an image with two rows.
+    """
+    out = Path(out).resolve()
+    if not out.is_dir():
+        raise FakesegError(f"{out}: no such folder; give the --out of the sharded predict runs")
+    with folder_lock(out, "predict --merge") as temp_dir:
+        infos = _shard_infos(out)
+        if not infos:
+            raise FakesegError(f"{out}: holds no shard results to merge (predict.shard-*.json); "
+                               "run 'fakeseg predict ... --shard i/n' into it first")
+        counts = sorted({s.count for s in infos})
+        if len(counts) > 1:
+            raise FakesegError(f"{out}: holds shards of {' and '.join(map(str, counts))}-way "
+                               "splits; remove the tables of the split you do not want")
+        count = counts[0]
+        loaded = {s: _read_info(p) or {} for s, p in infos.items()}
+        unfinished = [f"{k}/{count}" for k in range(count)
+                      if loaded.get(Shard(k, count), {}).get("complete") is not True]
+        if unfinished:
+            raise FakesegError(f"{out}: shard(s) {', '.join(unfinished)} not finished; run "
+                               "them (fakeseg predict ... --shard i/n), then merge")
+        ordered = [loaded[Shard(k, count)] for k in range(count)]
+        for key, what in (("model_identity", "another model or threshold"),
+                          ("inputs_digest", "other inputs")):
+            if len({json.dumps(info.get(key), sort_keys=True) for info in ordered}) > 1:
+                raise FakesegError(f"{out}: its shards hold predictions of {what}; rerun the "
+                                   "odd shard with the same model and inputs, or choose "
+                                   "another --out")
+        identity = ordered[0]["model_identity"]
+        tables = [RESULTS_JSONL] + [_table_names(Shard(k, count))[0] for k in range(count)]
+        seen: dict[str, str] = {}  # image → the table that holds its row
+        n_previous = 0
+        with (atomic_path(out / RESULTS_JSONL, temp_dir=temp_dir) as tmp,
+              open(tmp, "w") as merged):
+            for table in tables:  # the rows it held before, then shard 0's, 1's, …
+                for n, row in enumerate(_complete_rows(out, table)):
+                    if n == 0 and table == RESULTS_JSONL:
+                        _check_identity(out, PREDICT_JSON, identity)
+                    if row["image"] in seen:
+                        raise FakesegError(f"{out}: {row['image']} has a row in both "
+                                           f"{seen[row['image']]} and {table}; remove one")
+                    seen[row["image"]] = table
+                    n_previous += table == RESULTS_JSONL
+                    merged.write(json.dumps(row) + "\n")
+        _write_csv(out, RESULTS_JSONL, temp_dir)
+        summary = PredictSummary(out, len(seen) - n_previous, n_resumed=n_previous,
+                                 failures=[f for info in ordered for f in info.get("failures", [])],
+                                 results=out / RESULTS_JSONL)
+        record = {key: ordered[0].get(key) for key in
+                  ("threshold", "model_identity", "model", "model_config", "inputs_digest")}
+        _write_info(out / PREDICT_JSON, {**record, "merged_shards": count}, summary, len(seen),
+                    complete=True, temp_dir=temp_dir)
+        for k in range(count):
+            for name in _table_names(Shard(k, count)):
+                (out / name).unlink(missing_ok=True)
+        for lock in out.glob(".fakeseg.shard-*.lock"):  # nobody holds one while we hold out
+            lock.unlink(missing_ok=True)
+    say(f"fakeseg predict: merged {count} shards into {out / RESULTS_JSONL} ({len(seen)} rows)")
+    return summary

@@ -19,7 +19,7 @@ from fakeseg.faults import ENV_VAR
 from fakeseg.training.segmentation import train
 from tests.conftest import make_pairs
 
-TINY = dict(backbone_weights="random", crop_size=32, steps=3, steps_per_epoch=1,
+TINY = dict(backbone_weights="random", crop_size=64, steps=3, steps_per_epoch=1,
             encoder="resnet18", reduce_channels=8, amp=False, device="cpu", val_fraction=0.25,
             test_fraction=0.25, p_reencode=0.0, decoder_channels=[16, 8, 8, 8], workers=0,
             early_stopping=0, val_pairs=1)
@@ -43,8 +43,9 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "last" / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_two_ranks_of_b_update_like_one_rank_of_2b(tmp_path: Path) -> None:
-    data = make_pairs(tmp_path / "pairs", n=4, size=(48, 48))
+    data = make_pairs(tmp_path / "pairs", n=4, size=(64, 64))
     one = train(data, tmp_path / "one", TrainConfig(**TINY, batch_size=4, batchnorm="frozen"),
                 progress=False)
     assert one.steps == 3
@@ -76,7 +77,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 @pytest.mark.slow
 def test_killed_ddp_run_resumes_to_the_uninterrupted_weights(tmp_path: Path) -> None:
-    data = make_pairs(tmp_path / "pairs", n=4, size=(48, 48))
+    data = make_pairs(tmp_path / "pairs", n=4, size=(64, 64))
     options = ["--nproc", "2", "--workers", "0", "--device", "cpu"]
     sets = [arg for k, v in TINY.items() if k not in ("device", "workers")
             for arg in ("--set", f"{k}={v}")] + ["--set", "steps=4", "--set", "batch_size=2"]

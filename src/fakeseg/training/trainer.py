@@ -338,6 +338,7 @@ class Trainer:
             task.start_epoch(epoch)
             losses: dict[str, float] = {}
             epoch_end = min(plan.steps, (epoch + 1) * steps_per_epoch)
+            epoch_start, loop_started = step, time.perf_counter()
             while step < epoch_end:
                 batch = task.next_batch()
                 for group in optimizer.param_groups:
@@ -358,6 +359,7 @@ class Trainer:
             if step < epoch_end:  # stopped mid-epoch: no checkpoint of a partial epoch
                 break
             epoch += 1
+            steps_per_s = (step - epoch_start) / max(time.perf_counter() - loop_started, 1e-9)
             net.eval()
             val = None
             if ranks.main:  # validation runs once, on rank 0; the others wait for its verdict
@@ -374,7 +376,8 @@ class Trainer:
                 history.append({
                     "epoch": epoch, "step": step, **{f"loss_{k}": v for k, v in losses.items()},
                     **{f"val_{k}": v for k, v in val.scores.items()},
-                    "elapsed_s": round(time.time() - started, 1)})
+                    "elapsed_s": round(time.time() - started, 1),
+                    "steps_per_s": round(steps_per_s, 4)})  # the step loop alone
                 meta = {**meta_base, **val.meta, "step": step, "epoch": epoch,
                         "val": val.scores}
                 if improved:

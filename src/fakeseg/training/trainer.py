@@ -252,8 +252,10 @@ class Trainer:
                                "without torchrun / --nproc")
         task = self.task
         task.rank, task.world, task.local_world = ranks.rank, ranks.world, ranks.local_world
-        device = rank_device(resolve_device(task.schedule().device), ranks)
-        joined = join(ranks, device)
+        device = None  # one process resolves it after the cheap data checks, as always
+        if ranks.distributed:  # the process group's backend depends on it
+            device = rank_device(resolve_device(task.schedule().device), ranks)
+        joined = device is not None and join(ranks, device)
         threads = torch.get_num_threads()  # a config's ``threads`` lasts for this run only
         try:
             lock = folder_lock(run_dir, "train") if ranks.main else contextlib.nullcontext()
@@ -276,7 +278,7 @@ class Trainer:
                 torch.distributed.destroy_process_group()
 
     def _fit(self, run_dir: Path, resume: bool, ranks: Ranks,
-             device: torch.device) -> TrainResult:
+             device: torch.device | None) -> TrainResult:
         task = self.task
         progress = self.progress and ranks.main  # rank 0 alone reports and writes
         task.check_data()
@@ -286,6 +288,7 @@ class Trainer:
         plan = task.schedule()
         if plan.threads:
             torch.set_num_threads(plan.threads)
+        device = device or resolve_device(plan.device)
         seed_everything(plan.seed)
         net = task.build()
         for turn in (True, False):  # rank 0 splits and computes targets; then the others read

@@ -8,8 +8,8 @@ own (same pixels, distinct files for the loader and its cache). Then, each as it
 process with the peak RSS of its whole process tree (DataLoader workers included) sampled
 from /proc every 0.2 s:
 
-- ``fakeseg targets`` for at most ``--target-seconds``: pairs/s between the first and the
-  last pair stored (the window excludes start-up), then killed (targets resume);
+- ``fakeseg targets`` for at most ``--target-seconds``: pairs/s from the end of the first
+  batch of pairs stored to the last one (start-up excluded), then killed (targets resume);
 - ``fakeseg train`` for ``--train-steps`` steps (one epoch, ``val_pairs=4``): steps/s of the
   step loop (``history.json``) and peak RSS; the issue's targets are RSS@800 <= 1.25 x RSS@50
   and <= 4 GB;
@@ -169,7 +169,9 @@ def targets_rate(data: Path, run: Path, device: str, limit_s: float) -> dict[str
                       "--set", "target_mode=heatmap", "--quiet"], limit_s=limit_s)
     stamps = sorted(p.stat().st_mtime for p in (run / "targets").glob("*.json")
                     if p.name != "scales.json")
-    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else None
+    batch = TrainConfig().target_batch  # pairs stored together: time from the first batch's end
+    done = len(stamps) - batch
+    rate = done / (stamps[-1] - stamps[batch - 1]) if done > 0 else None
     return {**result, "pairs_stored": len(stamps),
             "pairs_per_s": round(rate, 4) if rate else None}
 
@@ -253,14 +255,17 @@ def table(result: dict[str, Any]) -> str:
              "predict peak RSS MB |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for n, part in result["sizes"].items():
-        t, tr, p = part["targets"], part["train"], part["predict"]
-        lines.append(f"| {n} | {t['pairs_per_s']} ({t['pairs_stored']} pairs) | "
-                     f"{t['peak_rss_mb']} | {tr['steps_per_s']} | {tr['peak_rss_mb']} | "
-                     f"{p['images']} | {p['images_per_s']} | {p['model_only_images_per_s']} | "
-                     f"{p['ratio_to_model_only']} | {p['peak_rss_mb']} |")
+        t, tr, p = (part.get(k, {}) for k in ("targets", "train", "predict"))
+        targets = (f"{t.get('pairs_per_s')} ({t.get('pairs_stored')} pairs in "
+                   f"{t.get('wall_s')} s)" if t else "-")
+        lines.append(f"| {n} | {targets} | {t.get('peak_rss_mb', '-')} | "
+                     f"{tr.get('steps_per_s', '-')} | {tr.get('peak_rss_mb', '-')} | "
+                     f"{p.get('images', '-')} | {p.get('images_per_s', '-')} | "
+                     f"{p.get('model_only_images_per_s', '-')} | "
+                     f"{p.get('ratio_to_model_only', '-')} | {p.get('peak_rss_mb', '-')} |")
     lines += [""]
     sizes = list(result["sizes"])
-    if len(sizes) > 1:
+    if len(sizes) > 1 and all("train" in result["sizes"][n] for n in sizes):
         small, large = result["sizes"][sizes[0]], result["sizes"][sizes[-1]]
         ratio = large["train"]["peak_rss_mb"] / small["train"]["peak_rss_mb"]
         lines.append(f"Train peak RSS at N={sizes[-1]} / N={sizes[0]}: {ratio:.2f} "
@@ -290,6 +295,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="(default: cpu)")
     parser.add_argument("--out", default=str(RESULTS), help=f"(default: {RESULTS})")
     parser.add_argument("--name", default="scale", help="result file stem (default: scale)")
+    parser.add_argument("--parts", default="targets,train,predict,loader",
+                        help="which parts to run (default: targets,train,predict,loader)")
     parser.add_argument("--size", default="1920x1080", help="WxH of the pairs (default: "
                         "1920x1080; smaller only to try the script)")
     args = parser.parse_args()
@@ -306,18 +313,22 @@ def main() -> None:
         work = root / f"work_n{n}"
         subprocess.run(["rm", "-rf", str(work)], check=True)
         part: dict[str, Any] = {"load_before": load_average()}
-        print(f"N={n}: targets", flush=True)
-        part["targets"] = targets_rate(data, work / "targets_run", args.device,
-                                       args.target_seconds)
-        print(f"N={n}: train", flush=True)
-        part["train"] = train_part(data, work / "run", args.train_steps, args.workers,
-                                   args.device)
-        print(f"N={n}: predict", flush=True)
-        part["predict"] = predict_part(work / "run", data, work, args.predict_images,
+        parts = set(args.parts.split(","))
+        if "targets" in parts:
+            print(f"N={n}: targets", flush=True)
+            part["targets"] = targets_rate(data, work / "targets_run", args.device,
+                                           args.target_seconds)
+        if "train" in parts or "predict" in parts:
+            print(f"N={n}: train", flush=True)
+            part["train"] = train_part(data, work / "run", args.train_steps, args.workers,
                                        args.device)
+        if "predict" in parts:
+            print(f"N={n}: predict", flush=True)
+            part["predict"] = predict_part(work / "run", data, work, args.predict_images,
+                                           args.device)
         part["load_after"] = load_average()
         result["sizes"][str(n)] = part
-        if "loader" not in result:
+        if "loader" not in result and "loader" in parts:
             print(f"N={n}: loader ratio", flush=True)
             result["loader"] = loader_ratio(data, args.workers, args.loader_steps, args.device)
         result["load_end"] = load_average()

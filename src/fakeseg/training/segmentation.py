@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from fakeseg.config import TrainConfig, from_dict, load_yaml, to_dict, versions
@@ -44,7 +43,7 @@ from fakeseg.features.target import (
     fit_scales,
     weights_digest,
 )
-from fakeseg.io import check_output_dir, folder_lock, write_json, write_text
+from fakeseg.io import check_output_dir, folder_lock, write_json
 from fakeseg.models.base import Segmenter
 from fakeseg.models.checkpoint import known_names
 from fakeseg.models.discriminator import PatchDiscriminator
@@ -140,23 +139,20 @@ def compute_targets(data: str | Path, out: str | Path, config: TrainConfig | Non
                     progress: bool = True) -> TargetsResult:
     """``fakeseg targets``: the training pairs' target maps and scales into ``RUN/targets``,
     resumable (pairs already stored are skipped). A run's own ``config.yaml`` wins when the
-    folder holds one, so the maps are those its training will use."""
+    folder holds one, so the maps are those its training will use; the split is the run's
+    ``split.json`` (made here when missing, then reused by ``train``)."""
     started = time.time()
     run_dir = check_output_dir(out)
     saved = run_dir / CONFIG_FILE
     if saved.exists():
         config = from_dict(TrainConfig, load_yaml(saved), source=str(saved), names=known_names())
     chosen = (config or TrainConfig()).validate(names=known_names())
-    if chosen.target_mode == "mask":
-        chosen = replace(chosen, target_mode="heatmap")  # the maps are asked for explicitly
     index = index_pairs(data)
     index.require_unambiguous()
     torch.manual_seed(chosen.seed)  # "random" backbone weights: the same each time
     extractor = build_backbone(chosen.backbone, chosen.backbone_weights, chosen.layers)
     device = resolve_device(chosen.device)
     with folder_lock(run_dir, "targets"):
-        if not saved.exists():
-            write_text(saved, yaml.safe_dump(to_dict(chosen), sort_keys=False))
         targets, computed = prepare_targets(index, run_dir, chosen, extractor, device=device,
                                             progress=progress, workers=resolve_workers(chosen))
     n_pairs = len(load_split(run_dir / "split.json").train)

@@ -116,7 +116,7 @@ def test_heatmap_target_mode_trains_and_predicts(tiny_pairs: Path, tmp_path: Pat
     assert heat.probability.shape == (17, 33) and 0 <= heat.score <= 1
     with pytest.raises(FakesegError, match="at least"):
         model.predict(np.zeros((1, 1, 3), np.float32))
-    assert list((tmp_path / "run" / "cache").glob("*.npz"))  # targets were cached
+    assert list((tmp_path / "run" / "targets").glob("*.npy"))  # targets were stored
 
 
 def test_tiled_prediction_matches_shape(tiny_pairs: Path, tmp_path: Path) -> None:

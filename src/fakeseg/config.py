@@ -66,6 +66,12 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     threads: int = 0  # 0: torch default
+    # scale: streaming data, targets, several processes
+    workers: int = -1  # DataLoader workers per process; -1: cores − 1 (shared between ranks)
+    cache_mb: int = 512  # decoded pairs kept in memory (all workers of a process together)
+    target_batch: int = 2  # pairs per forward pass when computing target maps
+    val_pairs: int = 32  # validation pairs scored each epoch (the first of the split); 0: all
+    batchnorm: str = "auto"  # under DDP: sync | local | frozen; auto: sync on CUDA, else local
 
     def validate(self, origins: Mapping[str, str] | None = None, source: str = "config",
                  names: Mapping[str, Sequence[str]] | None = None) -> TrainConfig:
@@ -339,6 +345,11 @@ FIELD_RULES: dict[str, Rule] = {
     "device": _text(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, cuda or cuda:N", "cpu"),
     "amp": _boolean(),
     "threads": _integer(0, 1024),
+    "workers": _integer(-1, 1024),
+    "cache_mb": _integer(0),
+    "target_batch": _integer(1, 1024),
+    "val_pairs": _integer(0),
+    "batchnorm": _text("auto|sync|local|frozen", "auto, sync, local or frozen", "sync"),
 }
 _CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[TrainConfig], bool], str], ...] = (
     (("decoder_channels",), lambda c: c.decoder_channels is None

@@ -17,3 +17,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise FakesegError("CUDA was asked for but is not available; use --device cpu")
     return resolved
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """Mixed precision's dtype: bfloat16 where the device computes it natively (CPU, recent
+    GPUs), else float16 (which the trainer pairs with a gradient scaler)."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16

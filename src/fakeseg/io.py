@@ -189,14 +189,16 @@ def _deep_colour(path: Path, image: ImageFile.ImageFile) -> np.ndarray | None:
     return (np.asarray(image, dtype=np.uint16) << 8) | low_bytes
 
 
-def _to_float_array(image: Image.Image, path: Path) -> np.ndarray:
+def _to_native_array(image: Image.Image, path: Path) -> np.ndarray:
+    """The decoded samples at their stored depth: uint8, uint16, or float32 in [0, 1]."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.asarray(image, dtype=np.float32) / 65535.0
+        return np.asarray(image, dtype=np.uint16)
     if mode == "I":
-        array = np.asarray(image, dtype=np.float32)
-        scale = 65535.0 if array.max(initial=0) > 255 else 255.0
-        return np.clip(array / scale, 0.0, 1.0)
+        array = np.asarray(image, dtype=np.int64)
+        if array.max(initial=0) > 255:
+            return np.clip(array, 0, 65535).astype(np.uint16)
+        return np.clip(array, 0, 255).astype(np.uint8)
     if mode == "F":
         array = np.asarray(image, dtype=np.float32)
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
@@ -206,25 +208,32 @@ def _to_float_array(image: Image.Image, path: Path) -> np.ndarray:
         top = float(array.max(initial=0))
         return np.clip(array / (top if top > 1.0 else 1.0), 0.0, 1.0)
     if mode in ("1", "L", "P", "LA", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
-        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
     raise ImageReadError(path, f"unsupported pixel mode '{mode}'", "convert it to 8-bit RGB")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as float32 RGB in [0, 1], shape (H, W, 3).
+def pixels_to_float(array: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 samples (or float already in [0, 1]) as float32 in [0, 1]."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    return array.astype(np.float32, copy=False)
 
-    Grayscale is repeated to three channels, alpha is dropped (the colour is kept as stored),
-    16-bit data (grayscale or colour) keeps its full precision, and NaN/inf pixels of float
-    TIFFs are an error.
-    """
+
+def read_pixels(path: str | Path) -> np.ndarray:
+    """Read an image as RGB (H, W, 3) at its stored depth: uint8 for 8-bit files, uint16 for
+    16-bit ones, float32 in [0, 1] for float TIFFs. Same checks as :func:`read_image`, which
+    is this converted with :func:`pixels_to_float`; streaming training keeps images in this
+    compact form until a crop is taken."""
     path = Path(path)
     with _open(path) as image:
         deep = _deep_colour(path, image)
         if deep is not None:
-            array = deep[:, :, :3].astype(np.float32) / 65535.0
+            array = np.ascontiguousarray(deep[:, :, :3])
         else:
             _decode(path, image)
-            array = _to_float_array(image, path)
+            array = _to_native_array(image, path)
         orientation = _orientation(image)
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
@@ -236,6 +245,16 @@ def read_image(path: str | Path) -> np.ndarray:
             path, f"image is {array.shape[1]}x{array.shape[0]}, too small", "use at least 2x2"
         )
     return np.ascontiguousarray(array)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as float32 RGB in [0, 1], shape (H, W, 3).
+
+    Grayscale is repeated to three channels, alpha is dropped (the colour is kept as stored),
+    16-bit data (grayscale or colour) keeps its full precision, and NaN/inf pixels of float
+    TIFFs are an error.
+    """
+    return pixels_to_float(read_pixels(path))
 
 
 def read_size(path: str | Path) -> tuple[int, int]:
@@ -591,7 +610,7 @@ def _pil_to_rgb_float(image: Image.Image, name: str) -> np.ndarray:
     """As the reader does for a file: EXIF orientation, then the same mode conversion."""
     with contextlib.suppress(Exception):
         image = ImageOps.exif_transpose(image)
-    return _array_to_rgb_float(_to_float_array(image, Path(name)), name)
+    return _array_to_rgb_float(pixels_to_float(_to_native_array(image, Path(name))), name)
 
 
 def _array_to_rgb_float(array: np.ndarray, name: str) -> np.ndarray:

@@ -201,7 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Usage errors exit 2 from argparse itself (``SystemExit``), as ``--help`` exits 0.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line as given (``train --nproc`` hands it to torchrun)
     debug = bool(getattr(args, "debug", False))
     try:
         return _run(args)

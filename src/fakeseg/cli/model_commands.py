@@ -71,7 +71,44 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                        help="resample real images whose size differs from their render")
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from RUN/last")
+    train.add_argument("--workers", type=int, metavar="N",
+                       help="DataLoader worker processes per training process; -1: the cores "
+                            "left (cores - 1, shared between --nproc processes) "
+                            + config_default("workers"))
+    train.add_argument("--cache-mb", type=int, metavar="MB",
+                       help="decoded pairs kept in memory per training process "
+                            + config_default("cache_mb"))
+    train.add_argument("--nproc", type=int, metavar="N",
+                       help="train in N processes with DistributedDataParallel, started "
+                            "through torchrun on this machine (same as 'torchrun "
+                            "--nproc_per_node=N -m fakeseg train ...') (default: 1, no DDP)")
     train.set_defaults(handler=_train)
+
+    targets = subparsers.add_parser(
+        "targets", parents=[common], help="compute a run's target maps |F(R) - F(S)| once",
+        description="Stores the per-layer target maps of the run's training pairs as float16 "
+                    "files in RUN/targets (memory-mapped by train) and fits their scales in "
+                    "one streaming pass. Resumable: pairs already stored are skipped. 'train' "
+                    "runs this itself when the maps are missing.",
+        epilog=example("fakeseg targets data/pairs --out runs/a --set target_mode=hybrid"),
+    )
+    targets.add_argument("data", metavar="DATA", help="paired dataset folder (real/, synthetic/)")
+    targets.add_argument("--out", required=True, metavar="RUN",
+                         help="run folder (its config.yaml wins when it has one)")
+    add_config_options(targets)
+    targets.add_argument("--backbone", metavar="NAME",
+                         help="feature backbone " + config_default("backbone"))
+    targets.add_argument("--backbone-weights", metavar="WEIGHTS",
+                         help="auto | imagenet | coco | random | PATH "
+                              + config_default("backbone_weights"))
+    targets.add_argument("--device", metavar="DEVICE",
+                         help=f"{DEVICE_HELP} " + config_default("device"))
+    targets.add_argument("--workers", type=int, metavar="N",
+                         help="decoding worker processes; -1: cores - 1 "
+                              + config_default("workers"))
+    targets.add_argument("--resize", action="store_true",
+                         help="resample real images whose size differs from their render")
+    targets.set_defaults(handler=_targets)
 
     predict = subparsers.add_parser(
         "predict", parents=[common], help="heat maps and scores for images",
@@ -151,7 +188,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     from fakeseg.models.checkpoint import known_names
 
     flags = {name: getattr(args, name, None)
-             for name in ("backbone", "backbone_weights", "steps", "seed", "device")}
+             for name in ("backbone", "backbone_weights", "steps", "seed", "device", "workers",
+                          "cache_mb")}
     if getattr(args, "resize", False):
         flags["allow_resize"] = True
     saved = Path(args.out) / "config.yaml" if getattr(args, "resume", False) else None
@@ -163,6 +201,10 @@ def _train(args: argparse.Namespace) -> int:
     from fakeseg.errors import FakesegError
     from fakeseg.training.segmentation import train
 
+    if args.nproc is not None and args.nproc > 1:
+        from fakeseg.training.distributed import launch
+
+        return launch(args.nproc, without_nproc(args.argv))
     if (args.data is None) == (args.images is None):
         raise FakesegError("give either a paired dataset folder, or --images and --masks")
     config = train_config_from_args(args)
@@ -182,6 +224,29 @@ def _train(args: argparse.Namespace) -> int:
     print(f"best checkpoint: {result.best_dir}")
     print(f"validation: F1 {val.get('f1_best', float('nan')):.3f} at threshold "
           f"{result.threshold:.2f}, Dice@0.5 {val.get('dice@0.5', float('nan')):.3f}")
+    return 0
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line less its ``--nproc N`` (each torchrun process runs the rest)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
+def _targets(args: argparse.Namespace) -> int:
+    from fakeseg.training.segmentation import compute_targets
+
+    result = compute_targets(args.data, args.out, train_config_from_args(args), progress=True)
+    scales = ", ".join(f"{name} {value:.4g}" for name, value in result.scales.items())
+    print(f"target maps of {result.n_pairs} training pairs in {result.root} "
+          f"({result.n_computed} computed now, {result.seconds:.1f} s); scales: {scales}")
     return 0
 
 

@@ -167,7 +167,7 @@ def _center(array: np.ndarray | None, side: int | None) -> np.ndarray | None:
     return array[top:top + side, left:left + side]
 
 
-def composite_set(pairs: Sequence[LoadedPair], *, seed: int, kinds: Sequence[str],
+def composite_set(pairs: Sequence[LoadedPair], *, seed: int | Sequence[int], kinds: Sequence[str],
                   per_pair: int = 2, coverage: tuple[float, float] = (0.2, 0.6),
                   blend_sigma: float = 2.0, reencode_quality: int | None = None,
                   include_pure: bool = True, max_side: int | None = 512) -> list[CompositeItem]:

@@ -8,23 +8,28 @@ training pairs.
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 
 from fakeseg.errors import DataError, FakesegError, ImageReadError, printable
 from fakeseg.io import (
     IMAGE_EXTENSIONS,
+    pixels_to_float,
     read_image,
     read_label_map,
     read_mask,
+    read_pixels,
     write_json,
 )
 from fakeseg.progress import progress_bar
 
 REAL_DIR, SYNTHETIC_DIR, LABELS_DIR, MASKS_DIR = "real", "synthetic", "labels", "masks"
+T = TypeVar("T")
 CLASSES_JSON = "classes.json"  # optional, in labels/: {"0": "road", "1": "sky", ...}
 
 
@@ -221,17 +226,27 @@ def check_dataset(root: str | Path, *, allow_resize: bool = False,
 @dataclass
 class LoadedPair:
     stem: str
-    real: np.ndarray  # float32 (H, W, 3) in [0, 1]
-    synthetic: np.ndarray  # float32 (H, W, 3) in [0, 1]
+    real: np.ndarray  # (H, W, 3): float32 in [0, 1], or uint8/uint16 samples (native=True)
+    synthetic: np.ndarray  # same form as real
     label: np.ndarray | None  # int64 (H, W)
     mask: np.ndarray | None  # bool (H, W)
 
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.real, self.synthetic, self.label, self.mask)
+                   if a is not None)
 
-def load_pair(pair: Pair, *, allow_resize: bool = False) -> LoadedPair:
-    """Read one pair; the real image is resampled to the synthetic size only if allowed."""
+
+def load_pair(pair: Pair, *, allow_resize: bool = False, native: bool = False) -> LoadedPair:
+    """Read one pair; the real image is resampled to the synthetic size only if allowed.
+
+    ``native`` keeps the images at their stored depth (uint8 / uint16, see
+    :func:`fakeseg.io.read_pixels`) instead of float32: a quarter of the memory for 8-bit
+    files, for readers that convert only the crop they take.
+    """
     from skimage.transform import resize
 
-    real, synthetic = read_image(pair.real), read_image(pair.synthetic)
+    real, synthetic = read_pixels(pair.real), read_pixels(pair.synthetic)
     if real.shape != synthetic.shape:
         if not allow_resize:
             raise DataError(
@@ -239,7 +254,12 @@ def load_pair(pair: Pair, *, allow_resize: bool = False) -> LoadedPair:
                 f"{pair.synthetic.name} {synthetic.shape[1]}x{synthetic.shape[0]}; "
                 "pass --resize to resample real images"
             )
-        real = resize(real, synthetic.shape, order=1, anti_aliasing=True).astype(np.float32)
+        resized = resize(pixels_to_float(real), synthetic.shape, order=1,
+                         anti_aliasing=True).astype(np.float32)
+        real = resized if real.dtype.kind == "f" else np.round(
+            resized * np.iinfo(real.dtype).max).astype(real.dtype)
+    if not native:
+        real, synthetic = pixels_to_float(real), pixels_to_float(synthetic)
     label = read_label_map(pair.label) if pair.label else None
     mask = read_mask(pair.mask) if pair.mask else None
     for extra, path in ((label, pair.label), (mask, pair.mask)):
@@ -247,6 +267,39 @@ def load_pair(pair: Pair, *, allow_resize: bool = False) -> LoadedPair:
             raise DataError(f"{path}: size {extra.shape[1]}x{extra.shape[0]} differs from "
                             f"{pair.synthetic.name}; make it match the synthetic image")
     return LoadedPair(pair.stem, real, synthetic, label, mask)
+
+
+class PairCache:
+    """Decoded pairs (native depth) in a least-recently-used cache bounded by bytes.
+
+    ``max_bytes`` 0 caches nothing. Each process (each DataLoader worker) holds its own.
+    Values are whatever :meth:`get`'s ``load`` returns, with its ``nbytes``.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max(0, int(max_bytes))
+        self._items: OrderedDict[str, tuple[object, int]] = OrderedDict()
+        self.used_bytes = 0
+        self.hits = self.misses = 0
+
+    def get(self, key: str, load: Callable[[], T], size: Callable[[T], int]) -> T:
+        if key in self._items:
+            self._items.move_to_end(key)
+            self.hits += 1
+            return cast(T, self._items[key][0])
+        self.misses += 1
+        value = load()
+        nbytes = size(value)
+        if nbytes <= self.max_bytes:
+            while self._items and self.used_bytes + nbytes > self.max_bytes:
+                _, (_, freed) = self._items.popitem(last=False)
+                self.used_bytes -= freed
+            self._items[key] = (value, nbytes)
+            self.used_bytes += nbytes
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 @dataclass

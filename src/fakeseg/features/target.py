@@ -1,23 +1,27 @@
 """The target heat map: D_l = mean_c |F_l(R) − F_l(S)| per tapped layer, fused and normalised.
 
-Per-layer maps are cached on disk at their native stride (keyed by the image files, the
-backbone and its weights), then upsampled, scaled by a robust per-layer scale fitted on the
-training pairs and fused with configurable weights.
+Per-layer maps are stored on disk at their native stride as float16 (:class:`TargetStore`,
+keyed by the image files, the backbone and its weights), then upsampled, scaled by a robust
+per-layer scale fitted in a streaming pass over the training pairs and fused with configurable
+weights.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fakeseg.io import atomic_path
+from fakeseg.data.pairs import Pair, load_pair
+from fakeseg.faults import kill_point
+from fakeseg.io import write_json, write_npy
+from fakeseg.progress import progress_bar
 
 
 def to_batch(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -62,14 +66,60 @@ def fuse(maps: Mapping[str, torch.Tensor], size: tuple[int, int], *,
     return fused.clamp(0.0, 1.0) if scales is not None else fused
 
 
-def fit_scales(layer_maps: Sequence[Mapping[str, torch.Tensor]],
+class PercentileSketch:
+    """Percentiles of a stream of non-negative values from a fixed-bin log histogram.
+
+    Bins are log-spaced from :attr:`LOW` to :attr:`HIGH` (``BINS`` of them: each spans a
+    0.12 % step), with one bin below (zeros included) and one above; memory is constant
+    whatever the number of values. A percentile is the geometric centre of the bin that holds
+    its rank, within 0.06 % of the value's bin edges (plus the spacing of the data itself
+    near that rank; ``tests/test_targets.py`` checks it against ``np.percentile``).
+    """
+
+    LOW, HIGH, BINS = 1e-8, 1e4, 24_000
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(self.BINS + 2, dtype=np.int64)
+        self.max = 0.0
+        self._log_low = math.log(self.LOW)
+        self._width = (math.log(self.HIGH) - self._log_low) / self.BINS
+
+    def add(self, values: np.ndarray | torch.Tensor) -> None:
+        array = np.asarray(values, dtype=np.float64).ravel()
+        if array.size == 0:
+            return
+        self.max = max(self.max, float(array.max()))
+        index = np.zeros(array.shape, dtype=np.int64)
+        positive = array >= self.LOW
+        index[positive] = np.minimum(
+            (np.log(array[positive]) - self._log_low) // self._width + 1, self.BINS + 1)
+        self.counts += np.bincount(index, minlength=self.BINS + 2)
+
+    def percentile(self, q: float) -> float:
+        total = int(self.counts.sum())
+        if total == 0:
+            return 0.0
+        rank = q / 100.0 * (total - 1)  # the order statistic np.percentile interpolates at
+        index = int(np.searchsorted(np.cumsum(self.counts), math.floor(rank) + 1))
+        if index == 0:
+            return 0.0
+        if index > self.BINS:
+            return self.max
+        return min(math.exp(self._log_low + (index - 0.5) * self._width), self.max)
+
+
+def fit_scales(layer_maps: Iterable[Mapping[str, torch.Tensor | np.ndarray]],
                percentile: float = 99.0) -> dict[str, float]:
-    """Robust per-layer scale: the ``percentile`` of the maps over the training pairs."""
+    """Robust per-layer scale: the ``percentile`` of the maps over the training pairs, fitted
+    in one streaming pass (:class:`PercentileSketch`), so the maps need not fit in memory."""
+    sketches: dict[str, PercentileSketch] = {}
+    for maps in layer_maps:
+        for name, values in maps.items():
+            sketches.setdefault(name, PercentileSketch()).add(values)
     scales: dict[str, float] = {}
-    for name in layer_maps[0]:
-        values = torch.cat([maps[name].flatten() for maps in layer_maps]).numpy()
-        scale = float(np.percentile(values, percentile))
-        scales[name] = scale if scale > 0 else float(values.max(initial=0.0)) or 1.0
+    for name, sketch in sketches.items():
+        scale = sketch.percentile(percentile)
+        scales[name] = scale if scale > 0 else sketch.max or 1.0
     return scales
 
 
@@ -82,48 +132,100 @@ def cache_key(real_path: Path, synthetic_path: Path, backbone: str, weights_tag:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
-class TargetCache:
-    """Per-layer discrepancy maps stored as ``.npz`` files under ``root``."""
+def weights_digest(module: torch.nn.Module) -> str:
+    """A short hash of a module's parameters and buffers: which weights made a stored map."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()[:16]
+
+
+class TargetStore:
+    """Per-layer discrepancy maps of each pair, float16 ``.npy`` files that load memory-mapped.
+
+    ``ROOT/STEM.L<i>.npy`` holds layer i's map (h_i, w_i); ``ROOT/STEM.json`` (written last,
+    atomically) records the key of the image files and backbone it was made from, so a pair is
+    done exactly when its JSON exists with the expected key: a killed run redoes only the pair
+    it was writing.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def _path(self, key: str) -> Path:
-        return self.root / f"{key}.npz"
+    def _marker(self, stem: str) -> Path:
+        return self.root / f"{stem}.json"
 
-    def get(self, key: str) -> dict[str, torch.Tensor] | None:
-        path = self._path(key)
-        if not path.exists():
-            return None
+    def is_done(self, stem: str, key: str) -> bool:
+        marker = self._marker(stem)
         try:
-            with np.load(path) as data:
-                return {name: torch.from_numpy(data[name]) for name in json.loads(
-                    str(data["__order__"]))}
-        except Exception:  # a broken cache entry is recomputed, never fatal
-            path.unlink(missing_ok=True)
-            return None
+            return bool(json.loads(marker.read_text()).get("key") == key)
+        except (OSError, ValueError, AttributeError):
+            return False
 
-    def put(self, key: str, maps: Mapping[str, torch.Tensor]) -> None:
+    def put(self, stem: str, key: str, maps: Mapping[str, torch.Tensor]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        arrays = {name: t.cpu().numpy().astype(np.float32) for name, t in maps.items()}
-        with atomic_path(self._path(key)) as tmp, open(tmp, "wb") as handle:
-            payload: dict[str, Any] = {"__order__": np.array(json.dumps(list(arrays))), **arrays}
-            np.savez(handle, **payload)
+        for i, layer_map in enumerate(maps.values()):
+            array = layer_map.detach().float().cpu().numpy().reshape(layer_map.shape[-2:])
+            write_npy(self.root / f"{stem}.L{i}.npy", array.astype(np.float16))
+        write_json(self._marker(stem), {"key": key, "layers": list(maps)})
+
+    def get(self, stem: str) -> dict[str, torch.Tensor]:
+        """The stored maps as (1, 1, h, w) float32 tensors (read through a memory map)."""
+        layers = json.loads(self._marker(stem).read_text())["layers"]
+        return {name: torch.from_numpy(np.array(
+            np.load(self.root / f"{stem}.L{i}.npy", mmap_mode="r"), dtype=np.float32))[None, None]
+            for i, name in enumerate(layers)}
 
 
 def pair_layer_maps(extractor: torch.nn.Module, real: np.ndarray, synthetic: np.ndarray, *,
-                    cache: TargetCache | None = None, key: str | None = None,
                     device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Per-layer discrepancy maps of one pair (1, 1, h_l, w_l), through the cache if given."""
-    if cache is not None and key is not None:
-        cached = cache.get(key)
-        if cached is not None:
-            return cached
-    maps = {name: m.cpu() for name, m in discrepancy_maps(
+    """Per-layer discrepancy maps of one pair (1, 1, h_l, w_l) on the CPU."""
+    return {name: m.cpu() for name, m in discrepancy_maps(
         extractor, to_batch(real, device), to_batch(synthetic, device)).items()}
-    if cache is not None and key is not None:
-        cache.put(key, maps)
-    return maps
+
+
+class _PairImages(torch.utils.data.Dataset[tuple[str, torch.Tensor, torch.Tensor]]):
+    """Pairs decoded to (3, H, W) float tensors (in DataLoader workers)."""
+
+    def __init__(self, pairs: Sequence[Pair], allow_resize: bool) -> None:
+        self.pairs, self.allow_resize = list(pairs), allow_resize
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[str, torch.Tensor, torch.Tensor]:
+        pair = load_pair(self.pairs[index], allow_resize=self.allow_resize)
+        return pair.stem, to_batch(pair.real)[0], to_batch(pair.synthetic)[0]
+
+
+def compute_target_maps(extractor: torch.nn.Module, pairs: Sequence[Pair],
+                        keys: Mapping[str, str], store: TargetStore, *,
+                        device: torch.device | str = "cpu", batch_size: int = 2,
+                        workers: int = 0, allow_resize: bool = False,
+                        progress: bool = True) -> int:
+    """Store the layer maps of every pair not done yet (``keys``: stem → cache key); pairs of
+    one size go through the extractor ``batch_size`` at a time while workers decode the next.
+    Returns how many pairs were computed (the others were already stored)."""
+    todo = [p for p in pairs if not store.is_done(p.stem, keys[p.stem])]
+    if not todo:
+        return 0
+    loader = torch.utils.data.DataLoader(
+        _PairImages(todo, allow_resize), batch_size=batch_size, num_workers=workers,
+        collate_fn=list, pin_memory=torch.device(device).type == "cuda")
+    with progress_bar(total=len(pairs), initial=len(pairs) - len(todo), desc="target maps",
+                      unit="pair", enabled=progress) as bar:
+        for items in loader:
+            for size in dict.fromkeys(real.shape for _, real, _ in items):  # same-size groups
+                group = [item for item in items if item[1].shape == size]
+                real = torch.stack([r for _, r, _ in group]).to(device, non_blocking=True)
+                synthetic = torch.stack([s for _, _, s in group]).to(device, non_blocking=True)
+                maps = discrepancy_maps(extractor, real, synthetic)
+                for i, (stem, _, _) in enumerate(group):
+                    store.put(stem, keys[stem], {name: m[i:i + 1] for name, m in maps.items()})
+                    kill_point("target_pair")
+                    bar.update()
+    return len(todo)
 
 
 def heat_map(maps: Mapping[str, torch.Tensor], size: tuple[int, int], *,
@@ -143,9 +245,8 @@ def heatmap(real: str | Path, synthetic: str | Path, out: str | Path, *,
     are scaled by its 99th percentile for display, as the JSON records.
     """
     from fakeseg.config import versions
-    from fakeseg.data.pairs import Pair, load_pair
     from fakeseg.features import build_backbone
-    from fakeseg.io import write_image, write_json, write_npy
+    from fakeseg.io import write_image
     from fakeseg.viz import colorize, overlay
 
     extractor = build_backbone(backbone, weights=weights, layers=layers).to(device)

@@ -34,6 +34,7 @@ from fakeseg.data.labeled import (
     load_labeled,
     split_items,
 )
+from fakeseg.device import amp_dtype
 from fakeseg.evaluation.metrics import image_report
 from fakeseg.inference.classifier import labeled_batches
 from fakeseg.io import write_json
@@ -136,7 +137,7 @@ class ClassificationTask(Task):
     def loss(self, net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
              device: torch.device, amp: bool) -> StepOutput:
         images, labels = batch[0].to(device), batch[1].to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
             logits = net(images)
         loss = self.criterion(logits.float(), labels)
         return StepOutput(loss, {"bce": float(loss.detach())})

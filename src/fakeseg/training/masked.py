@@ -12,7 +12,7 @@ names no real partner, so there is no heat-map target: ``target_mode`` must be `
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,10 @@ def validation_item(loaded: LoadedMasked) -> CompositeItem:
 
 
 class MaskedSegmentationTask(SegmentationTask):
-    """A segmenter on a localisation set's training images and masks."""
+    """A segmenter on a localisation set's training images and masks (held in memory: a
+    localisation set is small; one process: the sampler draws from one seeded stream)."""
+
+    supports_distributed = False
 
     def __init__(self, config: TrainConfig, images: str | Path, masks: str | Path,
                  options: MaskOptions | None = None) -> None:
@@ -87,6 +90,8 @@ class MaskedSegmentationTask(SegmentationTask):
         self.dataset: MaskedSet | None = None
         self.split: Split | None = None
         self.masked_sampler: MaskedSampler | None = None
+        self.rng = np.random.default_rng(config.seed)
+        self.val_items: list[CompositeItem] = []
 
     def check_data(self) -> None:
         if self.config.target_mode != "mask":
@@ -117,12 +122,22 @@ class MaskedSegmentationTask(SegmentationTask):
             raise DataError(f"{dataset.masks}: no validation image has synthetic pixels, so no "
                             "threshold can be chosen; add manipulated images or change --seed")
         self.masked_sampler = MaskedSampler(train, config)
-        self.val_set = [validation_item(item) for item in val]
+        self.val_items = [validation_item(item) for item in val]
         self.prepare_adversaries(_segmenter(net), device)
 
     def next_batch(self) -> Batch:
         assert self.masked_sampler is not None
         return self.masked_sampler.batch(self.rng)
+
+    def validation_items(self) -> Iterator[CompositeItem]:
+        return iter(self.val_items)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "numpy_rng": json.dumps(self.rng.bit_generator.state)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
 
     def _load(self, entries: Sequence[Any], what: str, progress: bool) -> list[LoadedMasked]:
         """Read images and masks; an unreadable image is named and left out."""

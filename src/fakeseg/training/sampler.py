@@ -12,6 +12,7 @@ import torch
 from fakeseg.config import TrainConfig
 from fakeseg.data.composites import JPEG_BLOCK, Composite, label_from, make_composite
 from fakeseg.data.pairs import LoadedPair
+from fakeseg.io import pixels_to_float
 
 
 @dataclass
@@ -19,6 +20,10 @@ class Batch:
     image: torch.Tensor  # (B, 3, h, w)
     label: torch.Tensor  # (B, 1, h, w) in [0, 1]
     mask: torch.Tensor  # (B, 1, h, w) binary ground truth (synthetic regions)
+
+    def pin_memory(self) -> Batch:
+        """Page-locked copies (the DataLoader calls this for a CUDA run)."""
+        return Batch(self.image.pin_memory(), self.label.pin_memory(), self.mask.pin_memory())
 
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
@@ -30,15 +35,21 @@ def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
 
 
 @overload
-def _crop(array: np.ndarray, top: int, left: int, size: int) -> np.ndarray: ...
+def _crop(array: np.ndarray, top: int, left: int, size: int, *,
+          as_float: bool = False) -> np.ndarray: ...
 @overload
-def _crop(array: None, top: int, left: int, size: int) -> None: ...
+def _crop(array: None, top: int, left: int, size: int, *, as_float: bool = False) -> None: ...
 @overload
-def _crop(array: np.ndarray | None, top: int, left: int, size: int) -> np.ndarray | None: ...
-def _crop(array: np.ndarray | None, top: int, left: int, size: int) -> np.ndarray | None:
+def _crop(array: np.ndarray | None, top: int, left: int, size: int, *,
+          as_float: bool = False) -> np.ndarray | None: ...
+def _crop(array: np.ndarray | None, top: int, left: int, size: int, *,
+          as_float: bool = False) -> np.ndarray | None:
+    """The ``size`` square at (top, left), padded where the array is smaller; ``as_float``
+    converts only the crop (uint8/uint16 images stay compact until here)."""
     if array is None:
         return None
-    return _pad_to(array, size)[top:top + size, left:left + size]
+    crop = array[top:top + size, left:left + size]
+    return _pad_to(pixels_to_float(crop) if as_float else crop, size)
 
 
 def choose_kind(rng: np.random.Generator, config: TrainConfig, has_labels: bool) -> str:
@@ -51,43 +62,40 @@ def choose_kind(rng: np.random.Generator, config: TrainConfig, has_labels: bool)
     return kinds[int(rng.integers(len(kinds)))]
 
 
-class CompositeSampler:
-    """Random crops of random pairs, mixed into composites, with their labels."""
+def sample_composite(pair: LoadedPair, heat: np.ndarray | None, rng: np.random.Generator,
+                     config: TrainConfig) -> tuple[Composite, np.ndarray]:
+    """One training sample of one pair: a random crop (on the 8-pixel grid), a random flip,
+    an optional JPEG re-encoding, a composite of a random kind, and its label map.
 
-    def __init__(self, pairs: Sequence[LoadedPair], heats: Sequence[np.ndarray | None],
-                 config: TrainConfig) -> None:
-        self.pairs, self.heats, self.config = list(pairs), list(heats), config
+    ``pair`` may hold float or native (uint8/uint16) images and ``heat`` any float dtype;
+    every draw comes from ``rng``, so a sample is a function of the pair and the rng's seed.
+    """
+    size = config.crop_size
+    height, width = pair.synthetic.shape[:2]
+    # offsets on the 8-pixel grid keep a JPEG file's block grid aligned with the crop's
+    top = JPEG_BLOCK * int(rng.integers(0, max(height - size, 0) // JPEG_BLOCK + 1))
+    left = JPEG_BLOCK * int(rng.integers(0, max(width - size, 0) // JPEG_BLOCK + 1))
+    real = _crop(pair.real, top, left, size, as_float=True)
+    synthetic = _crop(pair.synthetic, top, left, size, as_float=True)
+    label_map = _crop(pair.label, top, left, size)
+    heat_crop = _crop(heat, top, left, size, as_float=True)
+    pair_mask = _crop(pair.mask, top, left, size)
+    if rng.random() < 0.5:  # horizontal flip
+        real, synthetic = real[:, ::-1], synthetic[:, ::-1]
+        label_map, heat_crop, pair_mask = (None if a is None else a[:, ::-1]
+                                           for a in (label_map, heat_crop, pair_mask))
+    quality = int(rng.integers(60, 96)) if rng.random() < config.p_reencode else None
+    kind = choose_kind(rng, config, label_map is not None)
+    comp = make_composite(real, synthetic, rng, kind=kind, label_map=label_map,
+                          coverage=config.coverage, blend_sigma=config.blend_sigma,
+                          reencode_quality=quality, pair_mask=pair_mask)
+    return comp, label_from(comp.mask, heat_crop, config.target_mode)
 
-    def sample(self, rng: np.random.Generator) -> tuple[Composite, np.ndarray]:
-        cfg, size = self.config, self.config.crop_size
-        index = int(rng.integers(len(self.pairs)))
-        pair, heat = self.pairs[index], self.heats[index]
-        height, width = pair.synthetic.shape[:2]
-        # offsets on the 8-pixel grid keep a JPEG file's block grid aligned with the crop's
-        top = JPEG_BLOCK * int(rng.integers(0, max(height - size, 0) // JPEG_BLOCK + 1))
-        left = JPEG_BLOCK * int(rng.integers(0, max(width - size, 0) // JPEG_BLOCK + 1))
-        real = _crop(pair.real, top, left, size)
-        synthetic = _crop(pair.synthetic, top, left, size)
-        label_map = _crop(pair.label, top, left, size)
-        heat_crop = _crop(heat, top, left, size)
-        pair_mask = _crop(pair.mask, top, left, size)
-        if rng.random() < 0.5:  # horizontal flip
-            real, synthetic = real[:, ::-1], synthetic[:, ::-1]
-            label_map, heat_crop, pair_mask = (None if a is None else a[:, ::-1]
-                                               for a in (label_map, heat_crop, pair_mask))
-        quality = int(rng.integers(60, 96)) if rng.random() < cfg.p_reencode else None
-        kind = choose_kind(rng, cfg, label_map is not None)
-        comp = make_composite(real, synthetic, rng, kind=kind, label_map=label_map,
-                              coverage=cfg.coverage, blend_sigma=cfg.blend_sigma,
-                              reencode_quality=quality, pair_mask=pair_mask)
-        return comp, label_from(comp.mask, heat_crop, cfg.target_mode)
 
-    def batch(self, rng: np.random.Generator) -> Batch:
-        images, labels, masks = [], [], []
-        for _ in range(self.config.batch_size):
-            comp, label = self.sample(rng)
-            images.append(np.ascontiguousarray(comp.image.transpose(2, 0, 1)))
-            labels.append(label[None])
-            masks.append(comp.mask[None].astype(np.float32))
-        return Batch(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels)),
-                     torch.from_numpy(np.stack(masks)))
+def collate_batch(samples: Sequence[tuple[Composite, np.ndarray]]) -> Batch:
+    """Samples of :func:`sample_composite` as one :class:`Batch` of (B, C, h, w) tensors."""
+    images = [np.ascontiguousarray(comp.image.transpose(2, 0, 1)) for comp, _ in samples]
+    labels = [label[None] for _, label in samples]
+    masks = [comp.mask[None].astype(np.float32) for comp, _ in samples]
+    return Batch(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels)),
+                 torch.from_numpy(np.stack(masks)))

@@ -8,7 +8,8 @@ and discriminator losses when it declares them), and validation on fixed composi
 
 from __future__ import annotations
 
-import json
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from fakeseg.config import TrainConfig, to_dict, versions
+from fakeseg.config import TrainConfig, from_dict, load_yaml, to_dict, versions
 from fakeseg.data.composites import CompositeItem, composite_set
 from fakeseg.data.pairs import (
-    LoadedPair,
+    Pair,
     PairIndex,
     Split,
     index_pairs,
@@ -29,19 +30,34 @@ from fakeseg.data.pairs import (
     make_split,
     save_split,
 )
+from fakeseg.device import amp_dtype, resolve_device
 from fakeseg.errors import FakesegError
 from fakeseg.evaluation.metrics import best_threshold, false_positive_fraction, segmentation_report
-from fakeseg.evaluation.protocol import is_mixed, probability_scorer
+from fakeseg.evaluation.protocol import probability_scorer
+from fakeseg.features import build_backbone
 from fakeseg.features.backbones import FeatureExtractor
-from fakeseg.features.target import TargetCache, cache_key, fit_scales, heat_map, pair_layer_maps
+from fakeseg.features.target import (
+    TargetStore,
+    cache_key,
+    compute_target_maps,
+    fit_scales,
+    weights_digest,
+)
+from fakeseg.io import check_output_dir, folder_lock, write_json
 from fakeseg.models.base import Segmenter
 from fakeseg.models.checkpoint import known_names
 from fakeseg.models.discriminator import PatchDiscriminator
 from fakeseg.models.registry import build_model
-from fakeseg.progress import progress_bar
 from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_bce
-from fakeseg.training.sampler import Batch, CompositeSampler
+from fakeseg.training.sampler import Batch
+from fakeseg.training.streaming import (
+    CompositeStream,
+    Targets,
+    composite_loader,
+    default_workers,
+)
 from fakeseg.training.trainer import (
+    CONFIG_FILE,
     Schedule,
     StepOutput,
     Task,
@@ -49,22 +65,35 @@ from fakeseg.training.trainer import (
     TrainResult,
     Validation,
     resolve_config,
+    unwrap,
 )
+
+TARGETS_DIR = "targets"
+SCALES_FILE = "scales.json"
 
 
 @dataclass
 class PreparedData:
     split: Split
-    train: list[LoadedPair]
-    val: list[LoadedPair]
-    heats: list[np.ndarray | None]
+    train: list[Pair]
+    val: list[Pair]
+    targets: Targets | None  # None: target_mode "mask" needs no heat maps
     scales: dict[str, float]
 
 
-def prepare_data(index: PairIndex, run_dir: Path, config: TrainConfig,
-                 extractor: FeatureExtractor | None, *, device: torch.device,
-                 progress: bool) -> PreparedData:
-    """Split (or reuse the run's split), load pairs, compute/cached targets, fit scales."""
+@dataclass
+class TargetsResult:
+    """What ``fakeseg targets`` did: where the maps are, how many it computed, the scales."""
+
+    root: Path
+    n_pairs: int
+    n_computed: int
+    scales: dict[str, float]
+    seconds: float
+
+
+def run_split(index: PairIndex, run_dir: Path, config: TrainConfig) -> Split:
+    """The run's split: ``RUN/split.json`` when it exists, else a new seeded one saved there."""
     split_path = run_dir / "split.json"
     if split_path.exists():
         split = load_split(split_path)
@@ -75,49 +104,91 @@ def prepare_data(index: PairIndex, run_dir: Path, config: TrainConfig,
     if not split.val:
         raise FakesegError(f"{index.root}: the split left no validation pairs; add pairs or "
                            "raise val_fraction")
-    bar = progress_bar(total=len(split.train) + len(split.val), desc="loading pairs",
-                       unit="pair", enabled=progress)
-    loaded: dict[str, LoadedPair] = {}
-    for pair in index.subset(split.train + split.val):
-        loaded[pair.stem] = load_pair(pair, allow_resize=config.allow_resize)
-        bar.update()
-    bar.close()
-    train = [loaded[s] for s in split.train]
-    val = [loaded[s] for s in split.val]
-    scales: dict[str, float] = {}
-    heats: list[np.ndarray | None] = [None] * len(train)
+    return split
+
+
+def prepare_targets(index: PairIndex, run_dir: Path, config: TrainConfig,
+                    extractor: FeatureExtractor, *, device: torch.device,
+                    progress: bool, workers: int = 0) -> tuple[Targets, int]:
+    """Layer maps of every training pair in ``RUN/targets`` (computing only the missing
+    ones), then the per-layer scales fitted in one streaming pass over the stored maps."""
+    layers = list(extractor.layers)
     weights = None
+    if config.layer_weights is not None:
+        if len(config.layer_weights) != len(layers):
+            raise FakesegError(f"layer_weights has {len(config.layer_weights)} values for "
+                               f"{len(layers)} layers ({', '.join(layers)}); give one each")
+        weights = dict(zip(layers, config.layer_weights, strict=True))
+    train = index.subset(run_split(index, run_dir, config).train)
+    extra = f"{config.allow_resize}|{weights_digest(extractor)}"  # "random" weights differ
+    keys = {pair.stem: cache_key(pair.real, pair.synthetic, extractor.name,
+                                 extractor.weights_tag, layers, extra=extra)
+            for pair in train}
+    store = TargetStore(run_dir / TARGETS_DIR)
+    extractor.to(device)
+    computed = compute_target_maps(extractor, train, keys, store, device=device,
+                                   batch_size=config.target_batch, workers=workers,
+                                   allow_resize=config.allow_resize, progress=progress)
+    scales = fit_scales((store.get(pair.stem) for pair in train), config.target_percentile)
+    write_json(store.root / SCALES_FILE, {"scales": scales, "percentile":
+                                          config.target_percentile, "pairs": len(train)})
+    return Targets(store.root, scales, weights), computed
+
+
+def compute_targets(data: str | Path, out: str | Path, config: TrainConfig | None = None, *,
+                    progress: bool = True) -> TargetsResult:
+    """``fakeseg targets``: the training pairs' target maps and scales into ``RUN/targets``,
+    resumable (pairs already stored are skipped). A run's own ``config.yaml`` wins when the
+    folder holds one, so the maps are those its training will use; the split is the run's
+    ``split.json`` (made here when missing, then reused by ``train``)."""
+    started = time.time()
+    run_dir = check_output_dir(out)
+    saved = run_dir / CONFIG_FILE
+    if saved.exists():
+        config = from_dict(TrainConfig, load_yaml(saved), source=str(saved), names=known_names())
+    chosen = (config or TrainConfig()).validate(names=known_names())
+    index = index_pairs(data)
+    index.require_unambiguous()
+    torch.manual_seed(chosen.seed)  # "random" backbone weights: the same each time
+    extractor = build_backbone(chosen.backbone, chosen.backbone_weights, chosen.layers)
+    device = resolve_device(chosen.device)
+    with folder_lock(run_dir, "targets"):
+        targets, computed = prepare_targets(index, run_dir, chosen, extractor, device=device,
+                                            progress=progress, workers=resolve_workers(chosen))
+    n_pairs = len(load_split(run_dir / "split.json").train)
+    return TargetsResult(targets.root, n_pairs, computed, targets.scales,
+                         time.time() - started)
+
+
+def resolve_workers(config: TrainConfig, local_world: int = 1) -> int:
+    """``workers`` of a config: −1 means the machine's default (cores − 1)."""
+    return config.workers if config.workers >= 0 else default_workers(local_world)
+
+
+def prepare_data(index: PairIndex, run_dir: Path, config: TrainConfig,
+                 extractor: FeatureExtractor | None, *, device: torch.device,
+                 progress: bool, workers: int = 0) -> PreparedData:
+    """Split (or reuse the run's split), and the targets when the config's mode needs them.
+    No pixels are held: pairs are read while training (:mod:`fakeseg.training.streaming`)."""
+    split = run_split(index, run_dir, config)
+    targets = None
     if config.target_mode != "mask":
         if extractor is None:
             raise FakesegError(f"target_mode '{config.target_mode}' needs a feature backbone")
-        layers = list(extractor.layers)
-        if config.layer_weights is not None:
-            if len(config.layer_weights) != len(layers):
-                raise FakesegError(f"layer_weights has {len(config.layer_weights)} values for "
-                                   f"{len(layers)} layers ({', '.join(layers)}); give one each")
-            weights = dict(zip(layers, config.layer_weights, strict=True))
-        cache = TargetCache(run_dir / "cache")
-        by_stem = {p.stem: p for p in index.pairs}
-        maps = []
-        for pair in progress_bar(train, desc="target maps", unit="pair", enabled=progress):
-            paths = by_stem[pair.stem]
-            key = cache_key(paths.real, paths.synthetic, extractor.name, extractor.weights_tag,
-                            layers, extra=str(config.allow_resize))
-            maps.append(pair_layer_maps(extractor, pair.real, pair.synthetic, cache=cache,
-                                        key=key, device=device))
-        scales = fit_scales(maps, config.target_percentile)
-        heats = [heat_map(m, p.synthetic.shape[:2], scales=scales, weights=weights)
-                 for m, p in zip(maps, train, strict=True)]
-    return PreparedData(split, train, val, heats, scales)
+        targets, _ = prepare_targets(index, run_dir, config, extractor, device=device,
+                                     progress=progress, workers=workers)
+    return PreparedData(split, index.subset(split.train), index.subset(split.val), targets,
+                        targets.scales if targets is not None else {})
 
 
-def validation_scores(probs: list[np.ndarray], composites: list[CompositeItem]
-                      ) -> dict[str, Any]:
-    mixed = [(p, c.mask) for p, c in zip(probs, composites, strict=True) if is_mixed(c)]
+def validation_scores(probs: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                      kinds: Sequence[str]) -> dict[str, Any]:
+    mixed = [(p, m) for p, m, k in zip(probs, masks, kinds, strict=True)
+             if k not in ("pure_real", "pure_synthetic")]
     mixed_probs, targets = [p for p, _ in mixed], [m for _, m in mixed]
     threshold, best_f1 = best_threshold(mixed_probs, targets)
     at_half = segmentation_report(mixed_probs, targets, threshold=0.5)
-    real_probs = [p for p, c in zip(probs, composites, strict=True) if c.kind == "pure_real"]
+    real_probs = [p for p, k in zip(probs, kinds, strict=True) if k == "pure_real"]
     return {
         "f1_best": float(best_f1), "threshold": float(threshold),
         "dice@0.5": at_half["micro"]["dice"], "iou@0.5": at_half["micro"]["iou"],
@@ -127,17 +198,24 @@ def validation_scores(probs: list[np.ndarray], composites: list[CompositeItem]
 
 
 class SegmentationTask(Task):
-    """FakeSegment or a baseline on composites of a paired dataset's training pairs."""
+    """FakeSegment or a baseline on composites of a paired dataset's training pairs.
+
+    Batches stream from disk (:mod:`fakeseg.training.streaming`); under DDP each rank draws
+    its slice of the global sample stream (:meth:`set_shard`).
+    """
 
     kind = "segmenter"
     config: TrainConfig
+    supports_distributed = True
 
     def __init__(self, config: TrainConfig, data: str | Path) -> None:
         super().__init__(config, data)
         self.index: PairIndex | None = None
         self.extractor: FeatureExtractor | None = None
         self.prepared: PreparedData | None = None
-        self.rng = np.random.default_rng(config.seed)
+        self.stream: CompositeStream | None = None
+        self.batches: Iterator[Batch] | None = None
+        self.step = 0  # batches drawn so far: where the stream resumes
         self.disc: PatchDiscriminator | None = None
         self.d_optimizer: torch.optim.Optimizer | None = None
         self.own_d_optimizer: torch.optim.Optimizer | None = None
@@ -157,23 +235,29 @@ class SegmentationTask(Task):
     def optimised_parameters(self, net: nn.Module) -> list[nn.Parameter]:
         return _segmenter(net).trainable_parameters()
 
+    def check_distributed(self, net: nn.Module) -> None:
+        segmenter = _segmenter(net)
+        if self.config.adv_weight > 0 or segmenter.has_own_adversary:
+            raise FakesegError("adversarial training (adv_weight > 0, or a model with its own "
+                               "discriminator) runs in one process only; drop --nproc/torchrun "
+                               "or set adv_weight=0")
+
     def prepare(self, net: nn.Module, run_dir: Path, device: torch.device,
                 progress: bool) -> None:
         config, segmenter = self.config, _segmenter(net)
         extractor = segmenter.feature_extractor
         if extractor is None and config.target_mode != "mask":
-            from fakeseg.features import build_backbone
-
             extractor = build_backbone(config.backbone, config.backbone_weights, config.layers)
         self.extractor = extractor
         assert self.index is not None
+        self.workers = resolve_workers(config, self.local_world)
         self.prepared = prepare_data(self.index, run_dir, config, extractor, device=device,
-                                     progress=progress)
+                                     progress=progress, workers=self.workers)
+        self.device = device
         self.prepare_adversaries(segmenter, device)
-        self.sampler = CompositeSampler(self.prepared.train, self.prepared.heats, config)
-        self.val_set = composite_set(self.prepared.val, seed=config.seed + 1,
-                                     kinds=config.mask_kinds, per_pair=3,
-                                     coverage=config.coverage, blend_sigma=config.blend_sigma)
+        self.stream = CompositeStream(self.prepared.train, config,
+                                      targets=self.prepared.targets,
+                                      cache_bytes=config.cache_mb << 20, workers=self.workers)
 
     def prepare_adversaries(self, segmenter: Segmenter, device: torch.device) -> None:
         """The discriminator of Eq. 3 (``adv_weight`` > 0) and a model's own, with optimisers."""
@@ -187,14 +271,24 @@ class SegmentationTask(Task):
                                                      lr=config.lr, betas=(0.5, 0.999))
 
     def next_batch(self) -> Batch:
-        return self.sampler.batch(self.rng)
+        if self.batches is None:
+            assert self.stream is not None
+            self.batches = iter(composite_loader(
+                self.stream, self.step, max(self.config.steps, self.step + 1), rank=self.rank,
+                world=self.world, workers=self.workers,
+                pin_memory=self.device.type == "cuda"))
+        self.step += 1
+        return next(self.batches)
 
     def loss(self, net: nn.Module, batch: Batch, device: torch.device,
              amp: bool) -> StepOutput:
-        segmenter = _segmenter(net)
-        image, label = batch.image.to(device), batch.label.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = segmenter(image)
+        segmenter = _segmenter(unwrap(net))
+        image = batch.image.to(device, non_blocking=True)
+        if device.type == "cuda":
+            image = image.contiguous(memory_format=torch.channels_last)
+        label = batch.label.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
+            logits = net(image)  # through the DDP wrapper, when there is one
         bce = pixel_bce(logits, label)
         loss, terms = bce, {"bce": float(bce.detach())}
         context: dict[str, Any] = {"image": image, "label": label, "logits": logits}
@@ -221,7 +315,7 @@ class SegmentationTask(Task):
             self.d_optimizer.step()
             terms["d"] = float(d_loss.detach())
         if self.own_d_optimizer is not None:
-            own_loss, own_terms = _segmenter(net).discriminator_loss(
+            own_loss, own_terms = _segmenter(unwrap(net)).discriminator_loss(
                 image, label, output.context["logits"])
             self.own_d_optimizer.zero_grad(set_to_none=True)
             own_loss.backward()
@@ -229,11 +323,30 @@ class SegmentationTask(Task):
             terms.update(own_terms)
         return terms
 
+    def validation_items(self) -> Iterator[CompositeItem]:
+        """Fixed composites of the validation pairs (at most ``val_pairs`` of them), built one
+        pair at a time."""
+        assert self.prepared is not None
+        config = self.config
+        pairs = self.prepared.val[:config.val_pairs] if config.val_pairs else self.prepared.val
+        for i, pair in enumerate(pairs):
+            loaded = load_pair(pair, allow_resize=config.allow_resize)
+            yield from composite_set([loaded], seed=[config.seed + 1, i],
+                                     kinds=config.mask_kinds, per_pair=3,
+                                     coverage=config.coverage, blend_sigma=config.blend_sigma)
+
     def validate(self, net: nn.Module, device: torch.device) -> Validation:
-        segmenter = _segmenter(net)
+        """Scores of :meth:`validation_items`; each item is dropped once scored, only the
+        probability maps are kept."""
+        segmenter = _segmenter(unwrap(net))
         scorer = probability_scorer(
             lambda x: torch.sigmoid(segmenter.forward_any_size(x.to(device))))
-        scores = validation_scores([scorer(item) for item in self.val_set], self.val_set)
+        probs, masks, kinds = [], [], []
+        for item in self.validation_items():
+            probs.append(scorer(item))
+            masks.append(item.mask)
+            kinds.append(item.kind)
+        scores = validation_scores(probs, masks, kinds)
         return Validation(scores, (scores["f1_best"],), {"threshold": scores["threshold"]},
                           f"val F1 {scores['f1_best']:.3f} (thr {scores['threshold']:.2f}), "
                           f"Dice@0.5 {scores['dice@0.5']:.3f}")
@@ -252,7 +365,7 @@ class SegmentationTask(Task):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"numpy_rng": json.dumps(self.rng.bit_generator.state)}
+        state: dict[str, Any] = {"stream_step": self.step}
         if self.disc is not None and self.d_optimizer is not None:
             state.update(disc=self.disc.state_dict(), d_optimizer=self.d_optimizer.state_dict())
         if self.own_d_optimizer is not None:
@@ -265,7 +378,8 @@ class SegmentationTask(Task):
             self.d_optimizer.load_state_dict(state["d_optimizer"])
         if self.own_d_optimizer is not None:
             self.own_d_optimizer.load_state_dict(state["own_d_optimizer"])
-        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        self.step = int(state["stream_step"])
+        self.batches = None
 
 
 def _segmenter(net: nn.Module) -> Segmenter:

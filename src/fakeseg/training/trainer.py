@@ -17,6 +17,7 @@ Run folder (every task)::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -35,8 +36,9 @@ import yaml
 from torch import nn
 
 from fakeseg.config import ClassifierConfig, TrainConfig, from_dict, load_yaml, to_dict
-from fakeseg.device import resolve_device
+from fakeseg.device import amp_dtype, resolve_device
 from fakeseg.errors import CheckpointError, FakesegError
+from fakeseg.faults import kill_point
 from fakeseg.io import check_output_dir, folder_lock, write_json, write_text
 from fakeseg.models.checkpoint import (
     META_FILE,
@@ -47,11 +49,22 @@ from fakeseg.models.checkpoint import (
     save_checkpoint,
 )
 from fakeseg.progress import is_quiet, progress_bar, warn
+from fakeseg.training.distributed import (
+    Ranks,
+    barrier,
+    broadcast,
+    join,
+    rank_device,
+    ranks_from_environment,
+    unwrap,
+    wrap,
+)
 
 HISTORY_FILE = "history.json"
 CONFIG_FILE = "config.yaml"
 #: the options a --resume may change: how long to run and on what hardware
-RESUMABLE = frozenset({"steps", "epochs", "device", "threads", "early_stopping"})
+RESUMABLE = frozenset({"steps", "epochs", "device", "threads", "early_stopping", "workers",
+                       "cache_mb", "target_batch"})
 #: a full disk, a quota or a read-only file system while the run writes: a user error
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
@@ -122,10 +135,17 @@ class Task(ABC):
     ``loss`` / ``after_step`` per step, and ``validate``."""
 
     kind: ClassVar[str]  # written into every checkpoint's model.json
+    #: whether the task can run under DDP (it then draws only its rank's slice of the data)
+    supports_distributed: ClassVar[bool] = False
 
     def __init__(self, config: Any, data: Any) -> None:
         self.config = config
         self.data = data
+        self.rank, self.world, self.local_world = 0, 1, 1  # set by the trainer before build
+
+    def check_distributed(self, net: nn.Module) -> None:
+        """Refuse (one line) what this task cannot do under DDP; called before wrapping."""
+        return None
 
     @abstractmethod
     def schedule(self) -> Schedule:
@@ -155,7 +175,9 @@ class Task(ABC):
     @abstractmethod
     def loss(self, net: nn.Module, batch: Any, device: torch.device,
              amp: bool) -> StepOutput:
-        """The main loss of one batch (``amp``: run the forward pass in bfloat16 autocast)."""
+        """The main loss of one batch. ``net`` may be a DistributedDataParallel wrapper: run
+        the forward pass through it (:func:`unwrap` reaches the model). ``amp``: run it in
+        autocast with :func:`fakeseg.device.amp_dtype`."""
 
     def optimised_parameters(self, net: nn.Module) -> list[nn.Parameter]:
         """What the main optimiser updates (default: every parameter that needs a gradient)."""
@@ -224,36 +246,63 @@ class Trainer:
 
     def fit(self, *, resume: bool = False) -> TrainResult:
         run_dir = check_output_dir(self.out)
+        ranks = ranks_from_environment()
+        if ranks.distributed and not self.task.supports_distributed:
+            raise FakesegError(f"{type(self.task).__name__} runs in one process only; start it "
+                               "without torchrun / --nproc")
+        task = self.task
+        task.rank, task.world, task.local_world = ranks.rank, ranks.world, ranks.local_world
+        device = None  # one process resolves it after the cheap data checks, as always
+        if ranks.distributed:  # the process group's backend depends on it
+            device = rank_device(resolve_device(task.schedule().device), ranks)
+        joined = device is not None and join(ranks, device)
         threads = torch.get_num_threads()  # a config's ``threads`` lasts for this run only
-        with folder_lock(run_dir, "train"):
-            for name in ("last", "best"):  # finish or undo a switch a crash interrupted
-                recover_checkpoint(run_dir / name)
-            try:
-                return self._fit(run_dir, resume)
-            except OSError as exc:
-                if exc.errno not in _WRITE_ERRNOS:
-                    raise
-                raise FakesegError(f"{run_dir}: cannot write the run ({exc.strerror}); free "
-                                   "disk space or choose another --out (--resume continues "
-                                   "from the last checkpoint)") from exc
-            finally:
-                torch.set_num_threads(threads)
+        try:
+            lock = folder_lock(run_dir, "train") if ranks.main else contextlib.nullcontext()
+            with lock:
+                if ranks.main:
+                    for name in ("last", "best"):  # finish or undo a switch a crash interrupted
+                        recover_checkpoint(run_dir / name)
+                barrier(ranks)
+                try:
+                    return self._fit(run_dir, resume, ranks, device)
+                except OSError as exc:
+                    if exc.errno not in _WRITE_ERRNOS:
+                        raise
+                    raise FakesegError(f"{run_dir}: cannot write the run ({exc.strerror}); free "
+                                       "disk space or choose another --out (--resume continues "
+                                       "from the last checkpoint)") from exc
+        finally:
+            torch.set_num_threads(threads)
+            if joined:
+                torch.distributed.destroy_process_group()
 
-    def _fit(self, run_dir: Path, resume: bool) -> TrainResult:
-        task, progress = self.task, self.progress
+    def _fit(self, run_dir: Path, resume: bool, ranks: Ranks,
+             device: torch.device | None) -> TrainResult:
+        task = self.task
+        progress = self.progress and ranks.main  # rank 0 alone reports and writes
         task.check_data()
-        write_text(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(task.config), sort_keys=False))
+        if ranks.main:
+            write_text(run_dir / CONFIG_FILE,
+                       yaml.safe_dump(to_dict(task.config), sort_keys=False))
         plan = task.schedule()
         if plan.threads:
             torch.set_num_threads(plan.threads)
-        device = resolve_device(plan.device)
+        device = device or resolve_device(plan.device)
         seed_everything(plan.seed)
         net = task.build()
-        task.prepare(net, run_dir, device, progress)
+        for turn in (True, False):  # rank 0 splits and computes targets; then the others read
+            if ranks.main == turn:
+                task.prepare(net, run_dir, device, progress)
+            barrier(ranks)
         plan = task.schedule()
         net.to(device)
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
+        if ranks.distributed:
+            task.check_distributed(net)
+        train_net = wrap(net, ranks, device, str(getattr(task.config, "batchnorm", "auto")))
+        net = unwrap(train_net)  # SyncBatchNorm conversion makes new modules
         optimizer = torch.optim.AdamW(task.optimised_parameters(net), lr=plan.lr,
                                       weight_decay=plan.weight_decay)
         steps_per_epoch = plan.steps_per_epoch
@@ -274,29 +323,35 @@ class Trainer:
                 raise CheckpointError(f"{saved.folder / 'trainer_state.pt'}: does not fit this "
                                       f"run ({type(exc).__name__}: {str(exc)[:80]}); start "
                                       "without --resume") from exc
-            write_json(run_dir / HISTORY_FILE, history)
+            if ranks.main:
+                write_json(run_dir / HISTORY_FILE, history)
         elif resume:  # killed before the first checkpoint: a fresh start is the continuation
             warn(f"{run_dir}: no checkpoint saved yet; starting from step 0")
         meta_base = {"kind": task.kind, **task.checkpoint_meta(net)}
         use_amp = plan.amp and device.type == "cuda"
+        # float16 needs its gradients scaled; bfloat16 (and full precision) do not
+        scaler = torch.amp.GradScaler(
+            device.type, enabled=use_amp and amp_dtype(device) == torch.float16)
         earlier_s = float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
         stopped_early, session_steps, started = False, 0, time.time() - earlier_s
         bar = progress_bar(total=plan.steps, initial=step, desc="train", unit="step",
                            enabled=progress)
         while step < plan.steps and not stopped_early:
-            net.train()
+            train_net.train()
             task.start_epoch(epoch)
             losses: dict[str, float] = {}
             epoch_end = min(plan.steps, (epoch + 1) * steps_per_epoch)
+            epoch_start, loop_started = step, time.perf_counter()
             while step < epoch_end:
                 batch = task.next_batch()
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(step, plan.steps, plan.lr)
-                output = task.loss(net, batch, device, use_amp)
+                output = task.loss(train_net, batch, device, use_amp)
                 optimizer.zero_grad(set_to_none=True)
-                output.loss.backward()
-                optimizer.step()
-                terms = {**output.terms, **task.after_step(net, batch, output, device)}
+                scaler.scale(output.loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                terms = {**output.terms, **task.after_step(train_net, batch, output, device)}
                 losses = {k: 0.9 * losses.get(k, v) + 0.1 * v for k, v in terms.items()}
                 step += 1
                 session_steps += 1
@@ -307,33 +362,43 @@ class Trainer:
             if step < epoch_end:  # stopped mid-epoch: no checkpoint of a partial epoch
                 break
             epoch += 1
+            steps_per_s = (step - epoch_start) / max(time.perf_counter() - loop_started, 1e-9)
             net.eval()
-            with torch.no_grad():
-                val = task.validate(net, device)
-            entry = {"epoch": epoch, "step": step, **{f"loss_{k}": v for k, v in losses.items()},
-                     **{f"val_{k}": v for k, v in val.scores.items()},
-                     "elapsed_s": round(time.time() - started, 1)}
-            history.append(entry)
-            meta = {**meta_base, **val.meta, "step": step, "epoch": epoch, "val": val.scores}
-            improved = best is None or val.selection > best
+            val = None
+            if ranks.main:  # validation runs once, on rank 0; the others wait for its verdict
+                with torch.no_grad():
+                    val = task.validate(net, device)
+            selection = broadcast(val.selection if val is not None else None, ranks)
+            improved = best is None or selection > best
             if improved:
-                best, bad_epochs = val.selection, 0
-                save_checkpoint(run_dir / "best", net.state_dict(), meta,
-                                extra_json={HISTORY_FILE: history})
+                best, bad_epochs = selection, 0
             else:
                 bad_epochs += 1
             stopped_early = bool(plan.early_stopping and bad_epochs >= plan.early_stopping)
-            trainer_state = {
-                "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
-                "best": list(best or ()), "bad_epochs": bad_epochs,
-                "torch_rng": torch.get_rng_state(), **task.state_dict(),
-            }
-            save_checkpoint(run_dir / "last", net.state_dict(), meta, trainer_state,
-                            extra_json={HISTORY_FILE: history})
-            write_json(run_dir / HISTORY_FILE, history)  # the run-level copy, after its set
-            if progress and not is_quiet():
-                bar.write(f"epoch {epoch} step {step}: {val.summary}" + (" *" if improved else ""),
-                          file=sys.stderr)
+            if val is not None:
+                history.append({
+                    "epoch": epoch, "step": step, **{f"loss_{k}": v for k, v in losses.items()},
+                    **{f"val_{k}": v for k, v in val.scores.items()},
+                    "elapsed_s": round(time.time() - started, 1),
+                    "steps_per_s": round(steps_per_s, 4)})  # the step loop alone
+                meta = {**meta_base, **val.meta, "step": step, "epoch": epoch,
+                        "val": val.scores}
+                if improved:
+                    save_checkpoint(run_dir / "best", net.state_dict(), meta,
+                                    extra_json={HISTORY_FILE: history})
+                trainer_state = {
+                    "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
+                    "best": list(best or ()), "bad_epochs": bad_epochs,
+                    "torch_rng": torch.get_rng_state(), **task.state_dict(),
+                }
+                save_checkpoint(run_dir / "last", net.state_dict(), meta, trainer_state,
+                                extra_json={HISTORY_FILE: history})
+                write_json(run_dir / HISTORY_FILE, history)  # the run-level copy, after its set
+                kill_point("train_epoch_saved")
+                if progress and not is_quiet():
+                    bar.write(f"epoch {epoch} step {step}: {val.summary}"
+                              + (" *" if improved else ""), file=sys.stderr)
+            barrier(ranks)
             if self.stop_after is not None and session_steps >= self.stop_after:
                 break
         bar.close()

@@ -1,0 +1,341 @@
+"""Scale: N full-HD (1920x1080) pairs on disk; targets, training and predict against N.
+
+For each N (default 50, 200, 800) the benchmark builds ROOT/nN (generated once, reused):
+``--unique`` distinct pairs from the demo simulator (``fakeseg.data.demo``: bundled photos
+stretched to 1920x1080, 2-4 artifact regions each), and N stems over them as hard links, so a
+large N costs no simulator time or disk, while every stem is still read and decoded on its
+own (same pixels, distinct files for the loader and its cache). Then, each as its own CLI
+process with the peak RSS of its whole process tree (DataLoader workers included) sampled
+from /proc every 0.2 s:
+
+- ``fakeseg targets`` for at most ``--target-seconds``: pairs/s from the end of the first
+  batch of pairs stored to the last one (start-up excluded), then killed (targets resume);
+- ``fakeseg train`` for ``--train-steps`` steps (one epoch, ``val_pairs=4``): steps/s of the
+  step loop (``history.json``) and peak RSS; the issue's targets are RSS@800 <= 1.25 x RSS@50
+  and <= 4 GB;
+- ``fakeseg predict`` on ``--predict-images`` full-HD images: images/s of the whole command
+  against the model-only rate (``Localizer.predict_batch`` on the same images, decoded
+  beforehand, in this process).
+
+Once (on the smallest N): the loader ratio, training steps/s with batches from the streaming
+loader (``--workers`` workers) over steps/s with the same batches prebuilt in memory (target
+>= 0.8).
+
+    python benchmarks/bench_scale.py --sizes 50,200 [--root /tmp/fakeseg_scale]
+        [--train-steps 50] [--predict-images 200] [--workers 2] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fakeseg.config import TrainConfig, to_dict, versions
+from fakeseg.data.demo import (
+    ARTIFACT_FAMILIES,
+    apply_artifact,
+    load_photos,
+    random_regions,
+    soft_alpha,
+)
+from fakeseg.data.pairs import index_pairs
+from fakeseg.io import read_image, to_uint8, write_image, write_json, write_text
+from fakeseg.models.registry import build_model
+from fakeseg.training.losses import pixel_bce
+from fakeseg.training.streaming import CompositeStream, composite_loader
+
+RESULTS = Path(__file__).resolve().parent / "results" / "scale"
+WIDTH, HEIGHT = 1920, 1080  # --size changes them (a quick smoke run of the script)
+
+
+# ----------------------------------------------------------------------------- data
+
+def build_unique(base: Path, count: int, seed: int = 0) -> list[str]:
+    """``count`` simulator pairs at full HD in base/ (kept between runs)."""
+    photos = load_photos(min(HEIGHT, WIDTH))
+    stems = []
+    for i in range(count):
+        stem = f"u{i:04d}"
+        stems.append(stem)
+        if (base / "masks" / f"{stem}.png").exists():
+            continue
+        source, _, square = photos[i % len(photos)]
+        real_u8 = np.asarray(Image.fromarray(square).resize((WIDTH, HEIGHT),
+                                                            Image.Resampling.BICUBIC))
+        rng = np.random.default_rng([seed, i])
+        synthetic = real_u8.astype(np.float32) / 255.0
+        mask = np.zeros((HEIGHT, WIDTH), bool)
+        for _, shape in random_regions(HEIGHT, WIDTH, rng):
+            alpha = soft_alpha(shape, 12.0)
+            family = ARTIFACT_FAMILIES[int(rng.integers(len(ARTIFACT_FAMILIES)))]
+            synthetic = apply_artifact(synthetic, alpha, family, rng)
+            mask |= alpha > 0.5
+        write_image(base / "real" / f"{stem}.png", real_u8)
+        write_image(base / "synthetic" / f"{stem}.png",
+                    np.where(mask[..., None], to_uint8(synthetic), real_u8))
+        write_image(base / "masks" / f"{stem}.png", mask.astype(np.uint8) * 255)
+        print(f"  simulated {stem} ({source.name})", flush=True)
+    return stems
+
+
+def build_dataset(root: Path, n: int, unique: int) -> Path:
+    """ROOT/nN: N stems hard-linked over the unique pairs."""
+    stems = build_unique(root / f"base_{WIDTH}x{HEIGHT}", min(unique, n))
+    data = root / f"n{n}_{WIDTH}x{HEIGHT}"
+    for folder in ("real", "synthetic", "masks"):
+        (data / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            link = data / folder / f"p{i:05d}.png"
+            if not link.exists():
+                base = root / f"base_{WIDTH}x{HEIGHT}" / folder
+                os.link(base / f"{stems[i % len(stems)]}.png", link)
+    return data
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def tree_rss(root_pid: int) -> int:
+    """Resident bytes of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def run_cli(args: list[str], *, limit_s: float | None = None) -> dict[str, Any]:
+    """Run ``fakeseg ARGS`` (niced), sampling its tree's RSS; kill it after ``limit_s``."""
+    command = [sys.executable, "-m", "fakeseg", *args]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, preexec_fn=lambda: os.nice(10))
+    peak = 0
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
+    reader.start()
+    killed = False
+    while process.poll() is None:
+        peak = max(peak, tree_rss(process.pid))
+        if limit_s is not None and time.perf_counter() - started > limit_s:
+            process.kill()
+            killed = True
+            break
+        time.sleep(0.2)
+    process.wait()
+    reader.join(5)
+    wall = time.perf_counter() - started
+    if process.returncode != 0 and not killed:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{''.join(output)[-3000:]}")
+    return {"command": "fakeseg " + " ".join(args), "wall_s": round(wall, 2),
+            "peak_rss_mb": round(peak / 2**20, 1), "killed_after_limit": killed,
+            "output_tail": "".join(output)[-400:]}
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# ----------------------------------------------------------------------------- parts
+
+def targets_rate(data: Path, run: Path, device: str, limit_s: float) -> dict[str, Any]:
+    result = run_cli(["targets", str(data), "--out", str(run), "--device", device,
+                      "--set", "target_mode=heatmap", "--quiet"], limit_s=limit_s)
+    stamps = sorted(p.stat().st_mtime for p in (run / "targets").glob("*.json")
+                    if p.name != "scales.json")
+    batch = TrainConfig().target_batch  # pairs stored together: time from the first batch's end
+    done = len(stamps) - batch
+    rate = done / (stamps[-1] - stamps[batch - 1]) if done > 0 else None
+    return {**result, "pairs_stored": len(stamps),
+            "pairs_per_s": round(rate, 4) if rate else None}
+
+
+def train_part(data: Path, run: Path, steps: int, workers: int, device: str) -> dict[str, Any]:
+    result = run_cli(["train", str(data), "--out", str(run), "--steps", str(steps),
+                      "--set", f"steps_per_epoch={steps}", "--set", "val_pairs=4",
+                      "--workers", str(workers), "--device", device, "--quiet"])
+    history = json.loads((run / "history.json").read_text())
+    return {**result, "steps": steps, "steps_per_s": history[-1]["steps_per_s"]}
+
+
+def predict_part(run: Path, data: Path, work: Path, n_images: int,
+                 device: str) -> dict[str, Any]:
+    from fakeseg.inference.localizer import Localizer
+
+    images = work / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    sources = sorted((data / "synthetic").glob("*.png"))
+    for i in range(n_images):
+        link = images / f"img{i:05d}.png"
+        if not link.exists():
+            os.link(sources[i % len(sources)], link)
+    result = run_cli(["predict", str(run), str(images), "--out", str(work / "out"),
+                      "--device", device, "--quiet"])
+    model = Localizer.load(run, device=device)
+    decoded = [read_image(p) for p in sorted(images.glob("*.png"))[:min(n_images, 8)]]
+    model.predict_batch(decoded[:1])  # warm-up
+    started = time.perf_counter()
+    model.predict_batch(decoded)
+    model_rate = len(decoded) / (time.perf_counter() - started)
+    command_rate = n_images / result["wall_s"]
+    return {**result, "images": n_images, "images_per_s": round(command_rate, 4),
+            "model_only_images_per_s": round(model_rate, 4),
+            "ratio_to_model_only": round(command_rate / model_rate, 3)}
+
+
+def loader_ratio(data: Path, workers: int, steps: int, device: str) -> dict[str, Any]:
+    """Training steps/s from the streaming loader over steps/s on the same batches prebuilt."""
+    config = TrainConfig(device=device, amp=False).validate()
+    pairs = index_pairs(data).pairs
+    torch.manual_seed(0)
+    net = build_model(to_dict(config)).to(device)
+    optimizer = torch.optim.AdamW(net.trainable_parameters(), lr=config.lr)
+
+    def step(batch: Any) -> None:
+        loss = pixel_bce(net(batch.image.to(device)), batch.label.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    stream = CompositeStream(pairs, config, cache_bytes=config.cache_mb << 20, workers=workers)
+    loader = iter(composite_loader(stream, 0, steps + 2, workers=workers))
+    step(next(loader))  # workers started, first batches decoded
+    prebuilt = []
+    started = time.perf_counter()
+    for batch in loader:
+        step(batch)
+        prebuilt.append(batch)
+    streaming = len(prebuilt) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for batch in prebuilt:
+        step(batch)
+    in_memory = len(prebuilt) / (time.perf_counter() - started)
+    return {"workers": workers, "steps": len(prebuilt), "pairs": len(pairs),
+            "streaming_steps_per_s": round(streaming, 4),
+            "prebuilt_steps_per_s": round(in_memory, 4),
+            "ratio": round(streaming / in_memory, 3)}
+
+
+# ----------------------------------------------------------------------------- report
+
+def table(result: dict[str, Any]) -> str:
+    lines = [f"# Scale benchmark ({result['settings']['size']} pairs)", "",
+             f"Command: `{result['command']}`", "",
+             f"Machine: {result['cpus']} CPU cores, device {result['device']}; load average "
+             f"(1, 5, 15 min) {result['load_start']} at start, {result['load_end']} at end "
+             "(the cores are shared with other jobs: rates are lower bounds, noisy).", "",
+             "| N pairs | targets pairs/s | targets peak RSS MB | train steps/s | train peak "
+             "RSS MB | predict images | predict images/s | model-only images/s | ratio | "
+             "predict peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for n, part in result["sizes"].items():
+        t, tr, p = (part.get(k, {}) for k in ("targets", "train", "predict"))
+        targets = (f"{t.get('pairs_per_s')} ({t.get('pairs_stored')} pairs in "
+                   f"{t.get('wall_s')} s)" if t else "-")
+        lines.append(f"| {n} | {targets} | {t.get('peak_rss_mb', '-')} | "
+                     f"{tr.get('steps_per_s', '-')} | {tr.get('peak_rss_mb', '-')} | "
+                     f"{p.get('images', '-')} | {p.get('images_per_s', '-')} | "
+                     f"{p.get('model_only_images_per_s', '-')} | "
+                     f"{p.get('ratio_to_model_only', '-')} | {p.get('peak_rss_mb', '-')} |")
+    lines += [""]
+    sizes = list(result["sizes"])
+    if len(sizes) > 1 and all("train" in result["sizes"][n] for n in sizes):
+        small, large = result["sizes"][sizes[0]], result["sizes"][sizes[-1]]
+        ratio = large["train"]["peak_rss_mb"] / small["train"]["peak_rss_mb"]
+        lines.append(f"Train peak RSS at N={sizes[-1]} / N={sizes[0]}: {ratio:.2f} "
+                     "(target <= 1.25; <= 4096 MB)")
+    if result.get("loader"):
+        loader = result["loader"]
+        lines.append(f"Loader ratio ({loader['workers']} workers, {loader['pairs']} pairs, "
+                     f"{loader['steps']} steps): streaming {loader['streaming_steps_per_s']} "
+                     f"steps/s / prebuilt {loader['prebuilt_steps_per_s']} steps/s = "
+                     f"{loader['ratio']} (target >= 0.8)")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="50,200,800", help="N values (default: 50,200,800)")
+    parser.add_argument("--root", default="/tmp/fakeseg_scale",
+                        help="where the pairs are built and reused (default: /tmp/fakeseg_scale)")
+    parser.add_argument("--unique", type=int, default=24,
+                        help="distinct simulator pairs under the N stems (default: 24)")
+    parser.add_argument("--train-steps", type=int, default=50, help="(default: 50)")
+    parser.add_argument("--predict-images", type=int, default=200, help="(default: 200)")
+    parser.add_argument("--target-seconds", type=float, default=180.0,
+                        help="time given to the targets step per N (default: 180)")
+    parser.add_argument("--loader-steps", type=int, default=20, help="(default: 20)")
+    parser.add_argument("--workers", type=int, default=2, help="(default: 2)")
+    parser.add_argument("--device", default="cpu", help="(default: cpu)")
+    parser.add_argument("--out", default=str(RESULTS), help=f"(default: {RESULTS})")
+    parser.add_argument("--name", default="scale", help="result file stem (default: scale)")
+    parser.add_argument("--parts", default="targets,train,predict,loader",
+                        help="which parts to run (default: targets,train,predict,loader)")
+    parser.add_argument("--size", default="1920x1080", help="WxH of the pairs (default: "
+                        "1920x1080; smaller only to try the script)")
+    args = parser.parse_args()
+    global WIDTH, HEIGHT
+    WIDTH, HEIGHT = (int(v) for v in args.size.split("x"))
+    root, out = Path(args.root), Path(args.out)
+    result: dict[str, Any] = {
+        "command": "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:]),
+        "cpus": os.cpu_count(), "device": args.device, "load_start": load_average(),
+        "settings": vars(args), "versions": versions(), "sizes": {}}
+    for n in [int(x) for x in args.sizes.split(",")]:
+        print(f"N={n}: building pairs", flush=True)
+        data = build_dataset(root, n, args.unique)
+        work = root / f"work_n{n}"
+        subprocess.run(["rm", "-rf", str(work)], check=True)
+        part: dict[str, Any] = {"load_before": load_average()}
+        parts = set(args.parts.split(","))
+        if "targets" in parts:
+            print(f"N={n}: targets", flush=True)
+            part["targets"] = targets_rate(data, work / "targets_run", args.device,
+                                           args.target_seconds)
+        if "train" in parts or "predict" in parts:
+            print(f"N={n}: train", flush=True)
+            part["train"] = train_part(data, work / "run", args.train_steps, args.workers,
+                                       args.device)
+        if "predict" in parts:
+            print(f"N={n}: predict", flush=True)
+            part["predict"] = predict_part(work / "run", data, work, args.predict_images,
+                                           args.device)
+        part["load_after"] = load_average()
+        result["sizes"][str(n)] = part
+        if "loader" not in result and "loader" in parts:
+            print(f"N={n}: loader ratio", flush=True)
+            result["loader"] = loader_ratio(data, args.workers, args.loader_steps, args.device)
+        result["load_end"] = load_average()
+        write_json(out / f"{args.name}.json", result)  # after each N: nothing is lost
+        write_text(out / f"{args.name}.md", table(result))
+        print(table(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

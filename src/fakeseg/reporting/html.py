@@ -901,8 +901,9 @@ def _training(folder: Path, emb: Embedder) -> Part:
                       f"threshold {threshold} (the threshold predict uses).")
     split = _dict(meta.get("split"))
     counts = {k: len(_list(split.get(k))) for k in ("train", "val", "test")}
+    unit = "image(s) with masks" if meta.get("masks") else "pair(s)"  # train --images --masks
     audited = [Audited(_maybe_text(meta.get("data")),
-                       f"{sum(counts.values())} pair(s) split train {counts['train']} / val "
+                       f"{sum(counts.values())} {unit} split train {counts['train']} / val "
                        f"{counts['val']} / test {counts['test']} (training run {folder.name})")]
     return Part("".join(parts), glance, [f"training run {folder}"] if tag == "random" else [],
                 audited)

@@ -105,8 +105,10 @@ def build_dataset(root: Path, n: int, unique: int) -> Path:
 
 # ----------------------------------------------------------------------------- measuring
 
-def tree_rss(root_pid: int) -> int:
-    """Resident bytes of a process and all its descendants, from /proc."""
+def tree_memory(root_pid: int) -> tuple[int, int]:
+    """(RSS, PSS) bytes of a process and all its descendants, from /proc. The RSS sum counts
+    pages that forked DataLoader workers share with their parent once per process (an upper
+    bound); PSS splits shared pages between the processes that share them."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -117,17 +119,20 @@ def tree_rss(root_pid: int) -> int:
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root_pid]
+    rss = pss = 0
+    todo = [root_pid]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1]) * 1024
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
         except OSError:
             continue
-    return total
+    return rss, pss
 
 
 def run_cli(args: list[str], *, limit_s: float | None = None) -> dict[str, Any]:
@@ -136,13 +141,14 @@ def run_cli(args: list[str], *, limit_s: float | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, preexec_fn=lambda: os.nice(10))
-    peak = 0
+    peak = peak_pss = 0
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
     reader.start()
     killed = False
     while process.poll() is None:
-        peak = max(peak, tree_rss(process.pid))
+        rss, pss = tree_memory(process.pid)
+        peak, peak_pss = max(peak, rss), max(peak_pss, pss)
         if limit_s is not None and time.perf_counter() - started > limit_s:
             process.kill()
             killed = True
@@ -154,7 +160,8 @@ def run_cli(args: list[str], *, limit_s: float | None = None) -> dict[str, Any]:
     if process.returncode != 0 and not killed:
         raise RuntimeError(f"{' '.join(args)} failed:\n{''.join(output)[-3000:]}")
     return {"command": "fakeseg " + " ".join(args), "wall_s": round(wall, 2),
-            "peak_rss_mb": round(peak / 2**20, 1), "killed_after_limit": killed,
+            "peak_rss_mb": round(peak / 2**20, 1), "peak_pss_mb": round(peak_pss / 2**20, 1),
+            "killed_after_limit": killed,
             "output_tail": "".join(output)[-400:]}
 
 

@@ -1,4 +1,4 @@
-"""``fakeseg train``, ``predict``, ``heatmap`` and ``demo``."""
+"""``fakeseg train``, ``predict``, ``export``, ``heatmap`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                     "get the probability back).",
         epilog=example("fakeseg predict runs/a renders/ --out heat --threshold 0.4"),
     )
-    predict.add_argument("model", metavar="MODEL", help="run folder or checkpoint folder")
+    predict.add_argument("model", metavar="MODEL",
+                         help="run folder, checkpoint folder or ONNX file from 'fakeseg export'")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE",
                          help="image files, folders or globs")
     predict.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -80,7 +81,25 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                          help="probability that flags a pixel, in [0, 1] (default: the "
                               "threshold chosen on the model's validation pairs)")
     predict.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
+    predict.add_argument("--backend", choices=("torch", "onnx"), default=None,
+                         help="torch, or onnx (ONNX Runtime, CPU; needs fakeseg[onnx]; uses "
+                              "the run's exported model.onnx, else exports in memory) "
+                              "(default: onnx for an ONNX file, else torch)")
     predict.set_defaults(handler=_predict)
+
+    export = subparsers.add_parser(
+        "export", parents=[common], help="write a trained model as an ONNX graph",
+        description="Exports the run's best checkpoint to ONNX (dynamic batch and size, the "
+                    "checkpoint's threshold and config inside), checks it against PyTorch on a "
+                    "random image, and writes it atomically. 'fakeseg predict FILE.onnx' or "
+                    "'--backend onnx' run it in ONNX Runtime (pip install 'fakeseg[onnx]').",
+        epilog=example("fakeseg export runs/a --onnx runs/a/model.onnx"),
+    )
+    export.add_argument("model", metavar="RUN", help="run folder or checkpoint folder")
+    export.add_argument("--onnx", metavar="FILE.onnx", default=None,
+                        help="where to write the graph (default: model.onnx in the checkpoint "
+                             "folder, where '--backend onnx' finds it)")
+    export.set_defaults(handler=_export)
 
     heat = subparsers.add_parser(
         "heatmap", parents=[common], help="the raw |F(R) - F(S)| target map of one pair",
@@ -150,13 +169,23 @@ def _predict(args: argparse.Namespace) -> int:
 
     summary = predict(args.model, args.inputs, args.out, batch_size=args.batch_size,
                       threshold=args.threshold, device=args.device,
-                      progress=True)
+                      backend=args.backend, progress=True)
     resumed = f" ({summary.n_resumed} done by an earlier run)" if summary.n_resumed else ""
     print(f"{summary.n_done} heat maps in {summary.out}{resumed} "
           f"(scores: {summary.out / 'results.csv'})")
     if summary.failures:
         print(f"fakeseg: {len(summary.failures)} image(s) skipped, see above", file=sys.stderr)
         return 1
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from fakeseg.inference.localizer import export_run
+
+    result = export_run(args.model, args.onnx)
+    print(f"wrote {result.path} ({result.size_mib:.1f} MiB, opset {result.opset}) in "
+          f"{result.seconds:.1f} s; ONNX Runtime vs PyTorch: max logit gap "
+          f"{result.max_abs_logit_diff:.2g}")
     return 0
 
 

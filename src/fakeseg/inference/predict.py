@@ -154,7 +154,7 @@ def _earlier_identity(info: Path) -> dict[str, Any] | None:
 
 def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: str | Path, *,
             batch_size: int = 4, threshold: float | None = None, device: str = "auto",
-            progress: bool = True) -> PredictSummary:
+            backend: str | None = None, progress: bool = True) -> PredictSummary:
     """Predict heat maps for files, folders or globs; write maps, masks, overlays and tables.
 
     Resumes an interrupted run into the same ``out``; see the module docstring.
@@ -167,7 +167,7 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
     paths = _inputs_outside(expand_inputs([str(p) for p in inputs]), out)
     with folder_lock(out, "predict"):
         fakeseg_model = model if isinstance(model, Localizer) else Localizer.load(
-            model, device=device)
+            model, device=device, backend=backend)
         if threshold is not None:
             fakeseg_model.threshold = threshold
         return _predict_locked(fakeseg_model, paths, out, batch_size=batch_size,

@@ -39,10 +39,6 @@ from fakeseg.models.registry import build_model
 T = TypeVar("T")
 
 MIN_SIDE = 8
-#: On the CPU a forward pass takes at most this many pixels: a bigger batch is run in parts.
-#: Batch 4 at 512² was ~2× slower per image than batch 1 (benchmarks/results/predict_speed.md):
-#: its activations pass glibc's 32 MiB mmap limit, so every pass page-faults them in afresh.
-CPU_PIXELS_PER_PASS = 512 * 512
 #: Image-level decision from a heat map (the MediaEval seed's Task B rule): an image is called
 #: synthetic when at least this share of its pixels is flagged. A documented guess, not fitted.
 DECISION_COVERAGE = 0.05
@@ -181,9 +177,7 @@ class Localizer:
     @torch.inference_mode()
     def predict_tensor(self, image: torch.Tensor, *, tile: int = 1024,
                        overlap: int = 128) -> torch.Tensor:
-        """(B, 3, H, W) → probabilities (B, 1, H, W); images larger than ``tile`` are tiled.
-
-        On the CPU a batch is run :data:`CPU_PIXELS_PER_PASS` pixels at a time."""
+        """(B, 3, H, W) → probabilities (B, 1, H, W); images larger than ``tile`` are tiled."""
         height, width = image.shape[-2:]
         if min(height, width) < MIN_SIDE:
             raise FakesegError(f"image is {width}x{height}; the model needs at least "
@@ -205,13 +199,8 @@ class Localizer:
         return _checked(total / count.clamp_min(1e-6))
 
     def _probabilities(self, image: torch.Tensor) -> torch.Tensor:
-        """Sigmoid of the backend's logits, padded to its multiple, in CPU-sized passes."""
-        height, width = image.shape[-2:]
-        per_pass = image.shape[0]
-        if self.backend.name == "onnx" or self.device.type == "cpu":
-            per_pass = max(1, CPU_PIXELS_PER_PASS // (height * width))
-        return torch.cat([torch.sigmoid(pad_and_run(self.backend, part, self.backend.multiple))
-                          for part in image.split(per_pass)])
+        """Sigmoid of the backend's logits, padded to its multiple: one forward pass."""
+        return torch.sigmoid(pad_and_run(self.backend, image, self.backend.multiple))
 
     def predict(self, image: ImageInput) -> HeatMap:
         """One image → :class:`HeatMap`.

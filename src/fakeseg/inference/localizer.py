@@ -107,6 +107,8 @@ class Localizer:
         inference rewrites); ``backend`` replaces it (e.g. ONNX Runtime, where ``net`` may be
         None)."""
         self.device = torch.device(device)
+        if net is not None:
+            net = net.eval().to(self.device)
         if backend is None:
             if net is None:
                 raise ValueError("Localizer needs a network or a backend")

@@ -1,99 +1,153 @@
-"""Predict throughput at 512²: the backbone alone (the floor) against the full predict path.
+"""Predict speed at 512² on the CPU: today's path against the optimised torch path and ONNX
+Runtime, batch 1 and 4, in one process, interleaved.
 
-Same machine, one run, same random images: (1) backbone forward only; (2) FakeSegment
-inference (backbone + S + upsampling); (3) the whole ``predict`` command path, which also reads
-the images and writes a 16-bit heat map, ``.npy`` and an overlay per image. Reports images/s,
-the ratio to the backbone rate, and the peak RSS. A model is built untrained (random S): the
-speed does not depend on what S learned.
+Settings (each timed on the same random images, every round running every setting once, so a
+change in machine load hits all of them alike):
 
-    python benchmarks/bench_predict_speed.py [--size 512] [--n 24] [--batch 4] [--work-stride 4]
+* ``before``: the path before issue 14 (one forward pass per batch, no_grad, NCHW, BatchNorm
+  unfolded): exactly the old ``Localizer.predict_tensor`` for images up to the tile size;
+* ``torch``: today's ``Localizer.predict_tensor`` (the ``predict`` default: an inference copy
+  with BatchNorm folded, channels-last, inference mode);
+* ``onnx``: the same through ONNX Runtime (``fakeseg export``), when it is installed.
+
+Per setting: images/s (median and best round), CPU time and minor page faults per image
+(``getrusage``: user + system time, so page-fault work shows), and the largest probability gap
+to ``before``. The model is an untrained FakeSegment with the default config (the speed does
+not depend on what S learned). The load average before and after is recorded: on a shared
+machine compare rows of one run, not runs.
+
+    python benchmarks/bench_predict_speed.py [--size 512] [--n 8] [--rounds 5] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
-import tempfile
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fakeseg.config import TrainConfig, to_dict, versions
+from fakeseg.inference.backends import OnnxBackend, onnx_available, to_onnx
 from fakeseg.inference.localizer import Localizer
-from fakeseg.inference.predict import predict
-from fakeseg.io import write_image, write_json
+from fakeseg.io import write_json, write_text
 from fakeseg.models.registry import build_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def rate(fn, n_images: int, repeats: int = 2) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return n_images / best
+COMMAND = "python benchmarks/bench_predict_speed.py"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--n", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--work-stride", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--size", type=int, default=512, help="image side (default: 512)")
+    parser.add_argument("--n", type=int, default=8, help="images per round (default: 8)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default: 5)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
+    parser.add_argument("--tag", default="", help="suffix of the result files (default: none)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = TrainConfig(work_stride=args.work_stride)
-    net = build_model(to_dict(config))
-    model = Localizer(net, {"config": to_dict(config), "threshold": 0.5}, "cpu")
-    rng = np.random.default_rng(0)
-    images = torch.from_numpy(rng.random((args.n, 3, args.size, args.size), dtype=np.float32))
-    batches = list(images.split(args.batch))
+    config = to_dict(TrainConfig())
+    net = build_model(config).eval()
+    meta = {"kind": "segmenter", "config": config, "threshold": 0.5}
+    model = Localizer(net, meta, "cpu")
+    images = torch.rand(args.n, 3, args.size, args.size,
+                        generator=torch.Generator().manual_seed(0))
 
-    @torch.no_grad()
-    def backbone_only() -> None:
-        for batch in batches:
-            net.extractor(batch)
+    def before(batch: torch.Tensor) -> torch.Tensor:  # the pre-issue-14 predict_tensor
+        with torch.no_grad():
+            return torch.sigmoid(net.forward_any_size(batch)).float().cpu()
 
-    def inference() -> None:
-        for batch in batches:
-            model.predict_tensor(batch)
+    paths: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "before": before, "torch": model.predict_tensor}
+    export_seconds = None
+    if onnx_available():
+        started = time.perf_counter()
+        exported = to_onnx(net, meta)
+        export_seconds = time.perf_counter() - started
+        onnx_model = Localizer(None, meta, "cpu",
+                               backend=OnnxBackend(exported.model, exported.multiple, "bench"))
+        paths["onnx"] = onnx_model.predict_tensor
+    settings = [(name, batch) for name in paths for batch in (1, 4)]
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "images"
-        for i, image in enumerate(images):
-            write_image(folder / f"{i:03d}.png", image.permute(1, 2, 0).numpy())
+    reference = torch.cat([before(part) for part in images.split(1)])
+    gaps = {}
+    for name, batch in settings:  # warm-up (allocator, oneDNN primitives) and parity
+        maps = torch.cat([paths[name](part) for part in images.split(batch)])
+        gaps[(name, batch)] = float((maps - reference).abs().max())
 
-        def full_path() -> None:
-            predict(model, [str(folder)], Path(tmp) / "out", batch_size=args.batch,
-                    progress=False)
+    load_before = os.getloadavg()
+    timings: dict[tuple[str, int], list[tuple[float, float, float]]] = {s: [] for s in settings}
+    for _ in range(args.rounds):
+        for name, batch in settings:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            started = time.perf_counter()
+            for part in images.split(batch):
+                paths[name](part)
+            wall = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+            timings[(name, batch)].append((wall, cpu, after.ru_minflt - usage.ru_minflt))
+    load_after = os.getloadavg()
 
-        rates = {"backbone_only": rate(backbone_only, args.n),
-                 "inference": rate(inference, args.n),
-                 "predict_command": rate(full_path, args.n, repeats=1)}
+    rows = []
+    for name, batch in settings:
+        walls, cpus, faults = zip(*timings[(name, batch)], strict=True)
+        rows.append({
+            "backend": "onnx" if name == "onnx" else "torch", "path": name, "batch": batch,
+            "images_per_s_median": round(args.n / statistics.median(walls), 3),
+            "images_per_s_best": round(args.n / min(walls), 3),
+            "cpu_ms_per_image": round(1000 * statistics.median(cpus) / args.n, 1),
+            "page_faults_per_image": round(statistics.median(faults) / args.n),
+            "max_prob_gap_to_before": gaps[(name, batch)],
+        })
+    base = {r["batch"]: r["images_per_s_median"] for r in rows if r["path"] == "before"}
+    for row in rows:
+        row["speedup_vs_before_batch4"] = round(row["images_per_s_median"] / base[4], 2)
+        row["speedup_vs_before_batch1"] = round(row["images_per_s_median"] / base[1], 2)
     result = {
-        "size": args.size, "n_images": args.n, "batch": args.batch,
-        "work_stride": args.work_stride, "threads": torch.get_num_threads(),
-        "images_per_s": {k: round(v, 3) for k, v in rates.items()},
-        "ratio_to_backbone": {k: round(v / rates["backbone_only"], 3) for k, v in rates.items()},
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "backbone": config.backbone, "weights_tag": net.extractor.weights_tag,
-        "versions": versions(),
+        "command": f"{COMMAND} --size {args.size} --n {args.n} --rounds {args.rounds} "
+                   f"--threads {args.threads}",
+        "size": args.size, "n_images": args.n, "rounds": args.rounds,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+        "onnx_export_seconds": None if export_seconds is None else round(export_seconds, 1),
+        "backbone": config["backbone"], "weights_tag": net.extractor.weights_tag,
+        "config": config, "rows": rows, "versions": versions(),
     }
-    name = f"predict_speed_{args.size}_s{args.work_stride}.json"
-    write_json(RESULTS / name, result)
-    print("| path | images/s | × backbone |\n|---|---|---|")
-    for key, value in rates.items():
-        print(f"| {key} | {value:.2f} | {value / rates['backbone_only']:.2f} |")
-    print(f"peak RSS {result['peak_rss_mib']} MiB; threads {result['threads']}; "
-          f"written {RESULTS / name}")
+    if onnx_available():
+        import onnxruntime
+
+        result["versions"]["onnxruntime"] = onnxruntime.__version__
+    name = f"predict_speed{args.tag}"
+    write_json(RESULTS / f"{name}.json", result)
+    table = markdown(result)
+    write_text(RESULTS / f"{name}.md", table)
+    print(table)
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"`{result['command']}` — {result['size']}², {result['threads']} threads, "
+        f"{result['n_images']} images × {result['rounds']} interleaved rounds; load average "
+        f"(1/5/15 min) {result['load_average_before']} before, {result['load_average_after']} "
+        f"after, on {result['cpus']} CPUs.", "",
+        "| backend | path | batch | images/s (median) | images/s (best) | CPU ms/image | "
+        "page faults/image | × before b4 | × before b1 | max prob gap to before |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['backend']} | {r['path']} | {r['batch']} | {r['images_per_s_median']:.2f} | "
+            f"{r['images_per_s_best']:.2f} | {r['cpu_ms_per_image']:.0f} | "
+            f"{r['page_faults_per_image']} | {r['speedup_vs_before_batch4']:.2f} | "
+            f"{r['speedup_vs_before_batch1']:.2f} | {r['max_prob_gap_to_before']:.1e} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

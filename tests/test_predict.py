@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -227,15 +228,12 @@ def test_killed_predict_resumes_with_one_row_and_one_set_of_files_per_image(
 
 
 def test_non_finite_output_is_an_error_never_a_score(model: Localizer) -> None:
-    broken = Localizer(model.net, dict(model.meta), device="cpu")
-    original = {k: v.clone() for k, v in broken.net.state_dict().items()}
-    try:
-        with torch.no_grad():
-            next(p for p in broken.net.parameters() if p.requires_grad).fill_(float("nan"))
-        with pytest.raises(FakesegError, match="NaN or infinite probabilities"):
-            broken.predict(np.zeros((32, 32, 3), np.float32))
-    finally:
-        broken.net.load_state_dict(original)
+    net = copy.deepcopy(model.net)
+    with torch.no_grad():
+        next(p for p in net.parameters() if p.requires_grad).fill_(float("nan"))
+    broken = Localizer(net, dict(model.meta), device="cpu")
+    with pytest.raises(FakesegError, match="NaN or infinite probabilities"):
+        broken.predict(np.zeros((32, 32, 3), np.float32))
     assert isinstance(model.predict(np.full((32, 32, 3), 0.5, np.float32)), HeatMap)
 
 

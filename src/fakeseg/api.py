@@ -31,11 +31,12 @@ if TYPE_CHECKING:
     from fakeseg.training.trainer import TrainResult
 
 
-def load(run: str | Path, *, device: str = "auto") -> Localizer:
-    """A trained model from a run folder or checkpoint (see :meth:`Localizer.load`)."""
+def load(run: str | Path, *, device: str = "auto", backend: str | None = None) -> Localizer:
+    """A trained model from a run folder, checkpoint or exported ONNX file; ``backend`` is
+    ``torch`` or ``onnx`` (see :meth:`Localizer.load`)."""
     from fakeseg.inference.localizer import Localizer
 
-    return Localizer.load(run, device=device)
+    return Localizer.load(run, device=device, backend=backend)
 
 
 def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, *,

@@ -1,4 +1,4 @@
-"""``fakeseg train``, ``predict``, ``heatmap`` and ``demo``."""
+"""``fakeseg train``, ``predict``, ``export``, ``heatmap`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         epilog=example("fakeseg predict runs/a renders/ --out heat --threshold 0.4"),
     )
     predict.add_argument("model", nargs="?", metavar="MODEL",
-                         help="run folder or checkpoint folder (not with --merge)")
+                         help="run folder, checkpoint folder or ONNX file from 'fakeseg export' "
+                              "(not with --merge)")
     predict.add_argument("inputs", nargs="*", metavar="IMAGE",
                          help="image files, folders, globs or .txt lists of image paths (one "
                               "per line, relative to the list's folder; # comments)")
@@ -144,7 +145,25 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     predict.add_argument("--merge", metavar="OUT",
                          help="only merge the finished shards of OUT into one results table "
                               "(default: off)")
+    predict.add_argument("--backend", choices=("torch", "onnx"), default=None,
+                         help="torch, or onnx (ONNX Runtime, CPU; needs fakeseg[onnx]; uses "
+                              "the run's exported model.onnx, else exports in memory) "
+                              "(default: onnx for an ONNX file, else torch)")
     predict.set_defaults(handler=_predict)
+
+    export = subparsers.add_parser(
+        "export", parents=[common], help="write a trained model as an ONNX graph",
+        description="Exports the run's best checkpoint to ONNX (dynamic batch and size, the "
+                    "checkpoint's threshold and config inside), checks it against PyTorch on a "
+                    "random image, and writes it atomically. 'fakeseg predict FILE.onnx' or "
+                    "'--backend onnx' run it in ONNX Runtime (pip install 'fakeseg[onnx]').",
+        epilog=example("fakeseg export runs/a --onnx runs/a/model.onnx"),
+    )
+    export.add_argument("model", metavar="RUN", help="run folder or checkpoint folder")
+    export.add_argument("--onnx", metavar="FILE.onnx", default=None,
+                        help="where to write the graph (default: model.onnx in the checkpoint "
+                             "folder, where '--backend onnx' finds it)")
+    export.set_defaults(handler=_export)
 
     heat = subparsers.add_parser(
         "heatmap", parents=[common], help="the raw |F(R) - F(S)| target map of one pair",
@@ -265,6 +284,7 @@ def _predict(args: argparse.Namespace) -> int:
                                "fakeseg predict runs/a renders/ --out heat")
         summary = predict(args.model, args.inputs, args.out, batch_size=args.batch_size,
                           threshold=args.threshold, device=args.device, workers=args.workers,
+                          backend=args.backend,
                           shard=Shard.parse(args.shard) if args.shard else None, progress=True)
     resumed = f" ({summary.n_resumed} done by an earlier run)" if summary.n_resumed else ""
     where = "" if summary.shard is None else f" for shard {summary.shard}"
@@ -274,6 +294,16 @@ def _predict(args: argparse.Namespace) -> int:
     if summary.failures:
         print(f"fakeseg: {len(summary.failures)} image(s) skipped, see above", file=sys.stderr)
         return 1
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from fakeseg.inference.localizer import export_run
+
+    result = export_run(args.model, args.onnx)
+    print(f"wrote {result.path} ({result.size_mib:.1f} MiB, opset {result.opset}) in "
+          f"{result.seconds:.1f} s; ONNX Runtime vs PyTorch: max logit gap "
+          f"{result.max_abs_logit_diff:.2g}")
     return 0
 
 

@@ -109,9 +109,6 @@ class FeatureExtractor(nn.Module):
                 for path in stage.paths:
                     body.set_submodule(path, nn.Identity())
         self._plan: tuple[Stage, ...] = tuple(plan[: deepest + 1])
-        # module references resolved once; they stay owned (and registered) by ``body``
-        self._modules_per_stage: list[list[nn.Module]] = [
-            [body.get_submodule(p) for p in stage.paths] for stage in self._plan]
         self.normalize = Normalize(mean, std)
         self.requires_grad_(False)
         self.eval()
@@ -136,9 +133,11 @@ class FeatureExtractor(nn.Module):
                 "image or drop the deep layers)")
         x = self.normalize(x)
         out: dict[str, torch.Tensor] = {}
-        for stage, modules in zip(self._plan, self._modules_per_stage, strict=True):
-            for module in modules:
-                x = module(x)
+        for stage in self._plan:
+            # looked up by path on every call (microseconds), so a module swapped into the
+            # body (BatchNorm folded for inference, a copy) is always the one that runs
+            for path in stage.paths:
+                x = self.body.get_submodule(path)(x)
             if stage.tap in self.channels:
                 out[stage.tap] = self._l2norm(x) if stage.post == "l2norm" else x
         return out

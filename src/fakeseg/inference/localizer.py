@@ -16,8 +16,17 @@ import torch
 
 from fakeseg.device import resolve_device
 from fakeseg.errors import FakesegError
+from fakeseg.inference.backends import (
+    BACKENDS,
+    Backend,
+    ExportResult,
+    OnnxBackend,
+    TorchBackend,
+    export_onnx,
+    read_onnx,
+)
 from fakeseg.io import ImageInput
-from fakeseg.models.base import Segmenter
+from fakeseg.models.base import Segmenter, pad_and_run
 from fakeseg.models.checkpoint import (
     check_threshold,
     load_checkpoint,
@@ -91,23 +100,48 @@ class Localizer:
     threshold; predicts any image size (padding, and tiling above ``tile`` pixels).
     """
 
-    def __init__(self, net: Segmenter, meta: dict[str, Any],
-                 device: torch.device | str = "cpu") -> None:
-        self.net = net.eval().to(device)
-        self.meta = meta
+    def __init__(self, net: Segmenter | None, meta: dict[str, Any],
+                 device: torch.device | str = "cpu", *, backend: Backend | None = None,
+                 optimize: bool = True) -> None:
+        """``net`` runs on the torch backend (``optimize=False``: as it is, without the
+        inference rewrites); ``backend`` replaces it (e.g. ONNX Runtime, where ``net`` may be
+        None)."""
         self.device = torch.device(device)
+        if net is not None:
+            net = net.eval().to(self.device)
+        if backend is None:
+            if net is None:
+                raise ValueError("Localizer needs a network or a backend")
+            backend = TorchBackend(net, self.device, optimize=optimize)
+        self._net = net
+        self.backend: Backend = backend
+        self.meta = meta
         self.threshold = float(meta.get("threshold", 0.5))
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "auto") -> Localizer:
+    def load(cls, path: str | Path, *, device: str = "auto",
+             backend: str | None = None) -> Localizer:
         """Load a trained model.
 
         ``path`` is a run folder from ``fakeseg train`` (its ``best/`` checkpoint is used), a
-        checkpoint folder (``best/``, ``last/``) or its ``model.safetensors``. ``device`` is
-        ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``. The network is rebuilt from
-        the checkpoint's recorded config, so no backbone weight file is needed. Every failure
-        (missing, corrupt, another kind of checkpoint) is a one-line error.
+        checkpoint folder (``best/``, ``last/``), its ``model.safetensors``, or an ONNX file
+        from ``fakeseg export``. ``device`` is ``auto`` (CUDA when available), ``cpu`` or
+        ``cuda[:N]`` (the torch backend). ``backend`` is ``torch`` or ``onnx`` (None: onnx for
+        an ONNX file, else torch); ``onnx`` on a checkpoint uses its ``model.onnx`` when that
+        was exported from these weights, else exports in memory (seconds). The network is
+        rebuilt from the checkpoint's recorded config, so no backbone weight file is needed.
+        Every failure (missing, corrupt, another kind of checkpoint) is a one-line error.
         """
+        if backend is not None and backend not in BACKENDS:
+            raise FakesegError(f"unknown backend '{backend}'; choose one of "
+                               + ", ".join(BACKENDS))
+        if Path(path).suffix.lower() == ".onnx":
+            if backend == "torch":
+                raise FakesegError(f"{path}: an ONNX file runs on the onnx backend; pass its "
+                                   "run folder for the torch backend")
+            exported = read_onnx(path)
+            return cls(None, exported.meta, "cpu",
+                       backend=OnnxBackend(exported.model, exported.multiple, str(path)))
         state, meta, folder = load_checkpoint(path)
         if meta.get("kind") != "segmenter":
             raise FakesegError(f"{folder}: a '{meta.get('kind')}' checkpoint, not a "
@@ -121,12 +155,28 @@ class Localizer:
         load_into(net, state, folder / "model.safetensors")
         if net.feature_extractor is not None:
             net.feature_extractor.weights_tag = str(meta.get("weights_tag", "unknown"))
+        if backend == "onnx":
+            return cls(net, meta, "cpu", backend=_onnx_for(net, meta, folder))
         return cls(net, meta, resolve_device(device))
+
+    @property
+    def net(self) -> Segmenter:
+        """The PyTorch network as trained. The torch backend runs an optimised copy made when
+        the Localizer was built: build a new Localizer after changing these weights."""
+        if self._net is None:
+            raise FakesegError("this model was loaded from an ONNX file; load its run folder "
+                               "for the PyTorch network")
+        return self._net
 
     def save(self, folder: str | Path) -> Path:
         return save_checkpoint(folder, self.net.state_dict(), self.meta)
 
-    @torch.no_grad()
+    def export_onnx(self, out: str | Path) -> ExportResult:
+        """Write the network as an ONNX graph (with this model's metadata), checked against
+        PyTorch on a random image; see :mod:`fakeseg.inference.backends`."""
+        return export_onnx(self.net, self.meta, out)
+
+    @torch.inference_mode()
     def predict_tensor(self, image: torch.Tensor, *, tile: int = 1024,
                        overlap: int = 128) -> torch.Tensor:
         """(B, 3, H, W) → probabilities (B, 1, H, W); images larger than ``tile`` are tiled."""
@@ -136,20 +186,23 @@ class Localizer:
                                f"{MIN_SIDE}x{MIN_SIDE} pixels")
         if not torch.isfinite(image).all():
             raise FakesegError("the image contains NaN or infinite values; fix the image first")
-        image = image.to(self.device)
         if max(height, width) <= tile:
-            return _checked(torch.sigmoid(self.net.forward_any_size(image)).float().cpu())
+            return _checked(self._probabilities(image))
         total = torch.zeros((image.shape[0], 1, height, width))
         count = torch.zeros((1, 1, height, width))
         ramp = _tile_weight(min(tile, height), min(tile, width), overlap)
         for top in tile_windows(height, tile, overlap):
             for left in tile_windows(width, tile, overlap):
                 window = image[..., top:top + tile, left:left + tile]
-                probs = torch.sigmoid(self.net.forward_any_size(window)).float().cpu()
+                probs = self._probabilities(window)
                 h, w = probs.shape[-2:]
                 total[..., top:top + h, left:left + w] += probs * ramp[..., :h, :w]
                 count[..., top:top + h, left:left + w] += ramp[..., :h, :w]
         return _checked(total / count.clamp_min(1e-6))
+
+    def _probabilities(self, image: torch.Tensor) -> torch.Tensor:
+        """Sigmoid of the backend's logits, padded to its multiple: one forward pass."""
+        return torch.sigmoid(pad_and_run(self.backend, image, self.backend.multiple))
 
     def predict(self, image: ImageInput) -> HeatMap:
         """One image → :class:`HeatMap`.
@@ -175,6 +228,16 @@ class Localizer:
             batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in group])
             heats.extend(HeatMap(p[0].numpy(), self.threshold) for p in self.predict_tensor(batch))
         return heats
+
+
+def export_run(path: str | Path, onnx: str | Path | None = None) -> ExportResult:
+    """``fakeseg export``: a run's checkpoint as a checked ONNX graph, written to ``onnx``
+    (default: ``model.onnx`` in the checkpoint folder, where ``backend="onnx"`` finds it)."""
+    from fakeseg.inference.backends import ONNX_FILE
+    from fakeseg.models.checkpoint import resolve_checkpoint
+
+    out = Path(onnx) if onnx is not None else resolve_checkpoint(path) / ONNX_FILE
+    return Localizer.load(path, device="cpu").export_onnx(out)
 
 
 def same_shape_batches(items: Iterable[T], batch_size: int,
@@ -213,3 +276,22 @@ def _tile_weight(height: int, width: int, overlap: int) -> torch.Tensor:
     return (ramp(height)[:, None] * ramp(width)[None, :])[None, None]
 
 
+
+
+def _onnx_for(net: Segmenter, meta: dict[str, Any], folder: Path) -> OnnxBackend:
+    """The checkpoint's ``model.onnx`` when it was exported from these weights, else a graph
+    exported in memory now."""
+    from fakeseg.inference.backends import ONNX_FILE, to_onnx, weights_digest
+    from fakeseg.progress import say
+
+    saved = folder / ONNX_FILE
+    if saved.is_file():
+        exported = read_onnx(saved)
+        if exported.weights_sha256 == weights_digest(net.state_dict()):
+            return OnnxBackend(exported.model, exported.multiple, str(saved))
+        say(f"fakeseg: {saved} was exported from other weights; exporting again in memory")
+    else:
+        say(f"fakeseg: exporting {folder} to ONNX in memory (save it once with "
+            f"'fakeseg export {folder}')")
+    exported = to_onnx(net, meta)
+    return OnnxBackend(exported.model, exported.multiple, f"{folder} (exported)")

@@ -334,13 +334,14 @@ def _inputs_digest(paths: list[Path]) -> str:
 def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: str | Path, *,
             batch_size: int = 4, threshold: float | None = None, device: str = "auto",
             workers: int | None = None, shard: Shard | None = None,
-            progress: bool = True) -> PredictSummary:
+            backend: str | None = None, progress: bool = True) -> PredictSummary:
     """Predict heat maps for files, folders, globs or lists of paths; write maps, masks,
     overlays and tables.
 
     ``workers`` decoding processes (default :func:`default_workers`; 0 decodes inline).
     ``shard`` (default: from torchrun's RANK / WORLD_SIZE, else none) predicts one share of the
-    inputs. Resumes an interrupted run into the same ``out``; see the module docstring.
+    inputs. ``backend``: "torch" or "onnx" (see :meth:`Localizer.load`). Resumes an
+    interrupted run into the same ``out``; see the module docstring.
     """
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise FakesegError(f"--threshold {threshold} must be in [0, 1]")
@@ -354,7 +355,7 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
     with folder_lock(out, "predict", share=shard.name if shard else None) as temp_dir:
         _check_split(out, shard)
         fakeseg_model = model if isinstance(model, Localizer) else Localizer.load(
-            model, device=_rank_device(device))
+            model, device=_rank_device(device), backend=backend)
         if threshold is not None:
             fakeseg_model.threshold = threshold
         summary = _predict_locked(

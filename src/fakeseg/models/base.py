@@ -13,6 +13,7 @@ class's members; optional capabilities are declared as class attributes, never p
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -69,7 +70,8 @@ class Segmenter(nn.Module, ABC):
         raise NotImplementedError(f"{type(self).__name__} declares no discriminator")
 
 
-def pad_and_run(model: nn.Module, image: torch.Tensor, multiple: int) -> torch.Tensor:
+def pad_and_run(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
+                multiple: int) -> torch.Tensor:
     """Run ``model`` on ``image`` padded (replicate) to ``multiple``; crop the output back."""
     height, width = image.shape[-2:]
     pad_h, pad_w = (-height) % multiple, (-width) % multiple

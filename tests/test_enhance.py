@@ -26,6 +26,8 @@ CRITIC = dict(backbone_weights="random", crop_size=64, batch_size=4, steps=2, st
               encoder="resnet18", reduce_channels=8, amp=False, device="cpu",
               val_fraction=0.25, test_fraction=0.25, p_reencode=0.0,
               decoder_channels=[32, 16, 8, 8])
+#: a 64-d random feature space keeps the FD's matrix square roots cheap in tests
+FD = dict(fd_features="tiny_cnn", fd_weights="random")
 TINY = dict(encoder_depth=3, decoder_channels=[16, 8, 8], crop_size=64, batch_size=2, steps=2,
             steps_per_epoch=2, style_weights="random", device="cpu")
 
@@ -86,7 +88,7 @@ def test_blend_mode_end_to_end_keeps_unmasked_pixels(runs: tuple[Path, Path, Pat
     for path in sorted((data / "synthetic").iterdir()):
         write_image(frames / f"{path.stem}.png", 1.0 - read_image(path))
     result = enhance(critic, [str(data / "synthetic")], tmp_path / "out", enhanced=frames,
-                     judge=judge, real=data / "real", progress=False)
+                     judge=judge, real=data / "real", progress=False, **FD)
     assert result.mode == "blend" and len(result.items) == 6
     for item in result.items:
         original = np.asarray(Image.open(item.source).convert("RGB"))
@@ -120,7 +122,7 @@ def test_learned_mode_headline_comes_from_the_independent_judge(
     out = tmp_path / "out"
     config = EnhanceConfig(**TINY)  # type: ignore[arg-type]
     result = enhance(critic, [str(data)], out, config=config, judge=judge, split="all",
-                     progress=False)
+                     progress=False, **FD)
     assert result.mode == "learned" and len(result.items) == 6
     judge_model, critic_model = Localizer.load(judge), Localizer.load(critic)
     before = np.mean([judge_model.predict(i.image).probability.mean() for i in result.items])
@@ -146,7 +148,7 @@ def test_learned_mode_headline_comes_from_the_independent_judge(
     assert (out / "refiner" / "best" / "model.safetensors").exists()
     # --resume continues the refiner run: only the run length may change
     enhance(critic, [str(data)], out, config=EnhanceConfig(**{**TINY, "steps": 4}),  # type: ignore[arg-type]
-            judge=judge, resume=True, progress=False)
+            judge=judge, resume=True, progress=False, **FD)
     history = json.loads((out / "refiner" / "history.json").read_text())
     assert [h["step"] for h in history] == [2, 4]
     with pytest.raises(FakesegError, match="different config"):

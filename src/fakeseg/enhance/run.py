@@ -171,7 +171,8 @@ def enhance(run: str | Path, images: Sequence[str | Path], out: str | Path, *,
             real: str | Path | None = None, enhanced: str | Path | None = None,
             split: str = "test", resume: bool = False,
             oracle_backbone: str = DEFAULT_ORACLE_BACKBONE,
-            fd_features: str = DEFAULT_FD_FEATURES, device: str = "auto",
+            fd_features: str = DEFAULT_FD_FEATURES, fd_weights: str = "auto",
+            device: str = "auto",
             progress: bool = True, stop_after: int | None = None) -> EnhanceResult:
     """Enhance ``images`` where the critic ``run`` flags them, and verify; see module docs."""
     if split not in SPLITS:
@@ -224,7 +225,7 @@ def enhance(run: str | Path, images: Sequence[str | Path], out: str | Path, *,
         raise FakesegError("no image was enhanced; see the messages above")
     verification = verify(critic, done, critic_run=run, judge_run=judge,
                           fd_reals=inputs.fd_reals, oracle_backbone=oracle_backbone,
-                          fd_features=fd_features,
+                          fd_features=fd_features, fd_weights=fd_weights,
                           style_backbone=config.style_backbone if learned else None,
                           device=torch_device, progress=progress)
     return EnhanceResult("learned" if learned else "blend", done, verification,

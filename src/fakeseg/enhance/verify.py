@@ -177,7 +177,8 @@ def tile_moments(trunk: torch.nn.Module, images: Sequence[np.ndarray], dims: int
 def verify(critic: Localizer, items: Sequence[EnhancedImage], *, critic_run: str | Path,
            judge_run: str | Path | None = None, fd_reals: Sequence[np.ndarray] = (),
            oracle_backbone: str = DEFAULT_ORACLE_BACKBONE,
-           fd_features: str = DEFAULT_FD_FEATURES, style_backbone: str | None = None,
+           fd_features: str = DEFAULT_FD_FEATURES, fd_weights: str = "auto",
+           style_backbone: str | None = None,
            device: torch.device | str = "cpu", progress: bool = True) -> Verification:
     """Score ``items`` before and after with every judge; see the module docstring."""
     device = torch.device(device)
@@ -238,7 +239,7 @@ def verify(critic: Localizer, items: Sequence[EnhancedImage], *, critic_run: str
             changed_share=moved / unflagged.size, heats=heats))
     fd_name, fd_space, fd_before, fd_after = None, None, None, None
     if len(fd_reals) >= 1 and items:
-        trunk = build_trunk(fd_features).to(device).eval()
+        trunk = build_trunk(fd_features, fd_weights).to(device).eval()
         side = tile_side([*fd_reals, *(i.image for i in items)])
         fd_name, fd_space = feature_space_name(trunk)
         fd_name = f"{fd_name} over {side}-px tiles"

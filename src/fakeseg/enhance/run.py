@@ -275,6 +275,7 @@ def db(value: float | None) -> str:
 def _markdown(result: EnhanceResult, command: str) -> str:
     h = result.verification.headline
     v = result.verification
+    why = "G trained against it" if result.mode == "learned" else "its map chose the edit"
     lines = [f"# fakeseg enhance ({result.mode} mode)", "", f"Command: `{command}`", "",
              "## Headline: judges the refiner never trained against", "",
              "| figure | before | after | change |", "|---|---|---|---|",
@@ -288,8 +289,8 @@ def _markdown(result: EnhanceResult, command: str) -> str:
              f"{fmt(h.fd_after, 2)} | |",
              f"| PSNR of critic-unflagged pixels vs input | | {db(h.psnr_unflagged_db)} | |",
              f"| share of pixels changed | | {pct(h.changed_share)} | |", "",
-             f"Optimistic (G trained against it): the training critic's mean unrealism "
-             f"fell {pct(h.training_critic_fall_optimistic)}.", "",
+             f"Optimistic ({why}): the training critic's mean unrealism fell "
+             f"{pct(h.training_critic_fall_optimistic)}.", "",
              "## Per image", "",
              "| image | judge before | judge after | oracle before | oracle after | critic "
              "before | critic after | PSNR unflagged | changed |",

@@ -31,6 +31,7 @@ from fakeseg.enhance.verify import (
     DEFAULT_ORACLE_BACKBONE,
     EnhancedImage,
     Verification,
+    check_independent,
     verify,
 )
 from fakeseg.errors import FakesegError
@@ -179,8 +180,8 @@ def enhance(run: str | Path, images: Sequence[str | Path], out: str | Path, *,
         raise FakesegError(f"--split {split}: use one of {', '.join(SPLITS)}")
     out = check_output_dir(out)
     resolve_checkpoint(run)  # a bad critic is one line before any image is read
-    if judge is not None:
-        resolve_checkpoint(judge)
+    if judge is not None:  # refused before any training, not after
+        check_independent(run, judge)
     learned = enhanced is None
     refiner_run = out / "refiner"
     if learned:

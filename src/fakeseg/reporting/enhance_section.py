@@ -89,6 +89,7 @@ def render(folder: Path, emb: Embedder) -> EnhanceSection:
     glance = []
     if T.is_number(head.get("independent_critic_fall")):
         glance.append(f"Enhancement: independent critic's unrealism fell "
-                      f"{_pct(head.get('independent_critic_fall'))} %, pair oracle "
-                      f"{_pct(head.get('pair_oracle_fall'))} % over {len(images)} image(s).")
+                      f"{_pct(head.get('independent_critic_fall'))} %, the pair-oracle "
+                      f"distance fell {_pct(head.get('pair_oracle_fall'))} % (negative: rose) "
+                      f"over {len(images)} image(s).")
     return EnhanceSection("".join(parts), glance)

@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     from fakeseg.cli import example
     from fakeseg.cli.model_commands import add_config_options
     from fakeseg.config import EnhanceConfig
-    from fakeseg.enhance.verify import DEFAULT_FD_FEATURES, DEFAULT_ORACLE_BACKBONE
+    from fakeseg.enhance import DEFAULT_FD_FEATURES, DEFAULT_ORACLE_BACKBONE
 
     defaults = EnhanceConfig()
     parser = subparsers.add_parser(

@@ -23,12 +23,11 @@ import torch
 from fakeseg.config import EnhanceConfig, to_dict, versions
 from fakeseg.data.pairs import index_pairs, load_pair, load_split
 from fakeseg.device import resolve_device
+from fakeseg.enhance import DEFAULT_FD_FEATURES, DEFAULT_ORACLE_BACKBONE
 from fakeseg.enhance.masks import soft_mask_array
 from fakeseg.enhance.refiner import Refiner
 from fakeseg.enhance.task import EnhanceTask, RefinerData, load_critic
 from fakeseg.enhance.verify import (
-    DEFAULT_FD_FEATURES,
-    DEFAULT_ORACLE_BACKBONE,
     EnhancedImage,
     Verification,
     check_independent,

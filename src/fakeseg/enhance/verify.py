@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fakeseg.enhance import DEFAULT_FD_FEATURES, DEFAULT_ORACLE_BACKBONE
 from fakeseg.enhance.task import weights_digest
 from fakeseg.errors import FakesegError
 from fakeseg.features.frechet import RunningMoments, feature_space_name, frechet_from_moments
@@ -34,8 +35,6 @@ from fakeseg.progress import progress_bar
 #: FD tiles: side and stride in pixels (at native resolution)
 FD_TILE = 224
 FD_STRIDE = 112
-DEFAULT_ORACLE_BACKBONE = "efficientnet_lite0"
-DEFAULT_FD_FEATURES = "efficientnet_lite0"
 
 
 @dataclass

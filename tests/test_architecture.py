@@ -20,6 +20,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"evaluation"}),
     frozenset({"training"}),
     frozenset({"detection"}),
+    frozenset({"enhance"}),
     frozenset({"reporting"}),
     frozenset({"workflows"}),
     frozenset({"api"}),

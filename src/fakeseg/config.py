@@ -115,6 +115,45 @@ class ClassifierConfig:
                                source, names)
 
 
+@dataclass
+class EnhanceConfig:
+    """Everything that defines a ``fakeseg enhance`` refiner run. Saved into every run."""
+
+    # the refiner G: an smp U-Net predicting a bounded residual
+    encoder: str = "resnet18"
+    encoder_depth: int = 3
+    decoder_channels: list[int] = field(default_factory=lambda: [64, 32, 16])
+    max_delta: float = 0.25  # |Δ| ≤ max_delta (tanh-scaled), in [0, 1] pixel units
+    # the soft mask h: the critic's map ramped up to its threshold, dilated, smoothed
+    dilate_px: int = 9
+    smooth_sigma: float = 4.0
+    # loss = critic_weight·critic unrealism + identity_weight·|G(x) − x| outside flags
+    #        + style_weight·feature-statistics distance to real images
+    critic_weight: float = 1.0
+    identity_weight: float = 10.0
+    style_weight: float = 1.0
+    style_backbone: str = "ssdlite_mobilenet_v2"
+    style_weights: str = "auto"
+    # optimisation
+    crop_size: int = 256
+    batch_size: int = 4
+    steps: int = 200
+    steps_per_epoch: int = 50
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    early_stopping: int = 0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    threads: int = 0  # 0: torch default
+
+    def validate(self, origins: Mapping[str, str] | None = None, source: str = "config",
+                 names: Mapping[str, Sequence[str]] | None = None) -> EnhanceConfig:
+        """Types and ranges of every field, as :meth:`TrainConfig.validate`."""
+        return validate_fields(self, ENHANCE_RULES, _ENHANCE_CROSS_CHECKS, origins, source,
+                               names)
+
+
 C = TypeVar("C")
 
 
@@ -388,6 +427,39 @@ _CLASSIFIER_CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[ClassifierConfi
      and c.class_names[0] != c.class_names[1], "class_names must be two different names"),
 )
 
+ENHANCE_RULES: dict[str, Rule] = {
+    "encoder": FIELD_RULES["encoder"],
+    "encoder_depth": _integer(1, 5),
+    "decoder_channels": _listing(_integer(1, 4096)),
+    "max_delta": _real(0.0, 1.0, open_low=True, example="0.25"),
+    "dilate_px": _integer(0, 512),
+    "smooth_sigma": _real(0.0, 100.0, example="4.0"),
+    "critic_weight": _real(0.0, example="1.0"),
+    "identity_weight": _real(0.0, example="10.0"),
+    "style_weight": _real(0.0, example="1.0"),
+    "style_backbone": FIELD_RULES["backbone"],
+    "style_weights": FIELD_RULES["backbone_weights"],
+    "crop_size": _integer(64, 8192, multiple=64),
+    "batch_size": FIELD_RULES["batch_size"],
+    "steps": FIELD_RULES["steps"],
+    "steps_per_epoch": FIELD_RULES["steps_per_epoch"],
+    "lr": FIELD_RULES["lr"],
+    "weight_decay": FIELD_RULES["weight_decay"],
+    "early_stopping": FIELD_RULES["early_stopping"],
+    "seed": FIELD_RULES["seed"],
+    "device": FIELD_RULES["device"],
+    "amp": FIELD_RULES["amp"],
+    "threads": FIELD_RULES["threads"],
+}
+_ENHANCE_CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[EnhanceConfig], bool], str],
+                             ...] = (
+    (("decoder_channels", "encoder_depth"),
+     lambda c: len(c.decoder_channels) == c.encoder_depth,
+     "decoder_channels must list one width per encoder level (encoder_depth of them)"),
+    (("critic_weight", "style_weight"), lambda c: c.critic_weight + c.style_weight > 0,
+     "critic_weight or style_weight must be above 0, else the refiner learns nothing"),
+)
+
 #: a config (or one --set value) may expand to at most this much text: YAML aliases can
 #: make a few hundred bytes stand for gigabytes once saved
 MAX_CONFIG_CHARS = 64 * 1024
@@ -441,9 +513,9 @@ def from_dict(cls: type[T], payload: Any, *, source: str = "config",
         hint = did_you_mean(str(key), fields)
         more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
         raise FakesegError(f"{origins.get(key, source)}: unknown option '{key}'{hint}{more}; "
-                           "see fakeseg.config.TrainConfig for the options")
+                           f"see fakeseg.config.{cls.__name__} for the options")
     config = cls(**payload)
-    if isinstance(config, TrainConfig | ClassifierConfig):
+    if isinstance(config, TrainConfig | ClassifierConfig | EnhanceConfig):
         config.validate(origins, source, names)
     return config
 
@@ -516,7 +588,15 @@ def train_config(config_file: str | Path | None = None, overrides: list[str] | N
     """Defaults (or the ``base`` run config a resume continues) ← the ``--config`` file ←
     ``--set`` overrides ← option flags, validated once (``names``: see
     :meth:`TrainConfig.validate`); an error names where the bad value came from."""
-    values = to_dict(TrainConfig())
+    return build_config(TrainConfig, config_file, overrides, options, names, base)
+
+
+def build_config(cls: type[T], config_file: str | Path | None = None,
+                 overrides: list[str] | None = None, options: Mapping[str, Any] | None = None,
+                 names: Mapping[str, Sequence[str]] | None = None,
+                 base: str | Path | None = None) -> T:
+    """:func:`train_config` for any config dataclass ``cls`` (e.g. :class:`EnhanceConfig`)."""
+    values = to_dict(cls())
     origins: dict[str, str] = {}
     if base is not None:
         stored = load_yaml(base)
@@ -531,7 +611,7 @@ def train_config(config_file: str | Path | None = None, overrides: list[str] | N
         if value is not None:
             values[key] = value
             origins[key] = "--" + key.replace("_", "-")
-    return from_dict(TrainConfig, values, origins=origins, names=names)
+    return from_dict(cls, values, origins=origins, names=names)
 
 
 def versions() -> dict[str, str]:

@@ -26,12 +26,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fakeseg.cli.spectral_commands",
     "fakeseg.cli.classify_commands",
     "fakeseg.cli.detection_commands",
+    "fakeseg.cli.enhance_commands",
 )
 
 #: commands that take more than a moment: they announce themselves before importing torch
 LONG_COMMANDS = frozenset({"benchmark-detection",
                            "train", "predict", "evaluate", "benchmark", "featdiff", "fingerprint",
-                           "defingerprint", "fid", "classify", "experiment", "demo", "heatmap"})
+                           "defingerprint", "fid", "classify", "experiment", "demo", "heatmap",
+                           "enhance"})
 
 EXIT_OK = 0
 EXIT_SOME_INPUTS_FAILED = 1

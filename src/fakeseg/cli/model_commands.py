@@ -18,16 +18,17 @@ def config_default(name: str) -> str:
     return f"(default: {getattr(TrainConfig(), name)}, or the --config file's value)"
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """--config and --set, shared by ``train`` and ``benchmark`` (read by train_config_from_args).
+def add_config_options(parser: argparse.ArgumentParser, config: str = "TrainConfig") -> None:
+    """--config and --set, shared by ``train``, ``benchmark`` (read by train_config_from_args)
+    and ``enhance`` (``config="EnhanceConfig"``).
 
     ``--set`` takes one KEY=VALUE per flag and may repeat, so it can never swallow DATA.
     """
     parser.add_argument("--config", metavar="FILE.yaml",
-                        help="YAML file of TrainConfig options "
-                             "(default: none, TrainConfig's own values)")
+                        help=f"YAML file of {config} options "
+                             f"(default: none, {config}'s own values)")
     parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
-                        help="override one TrainConfig option (YAML value); repeat the flag for "
+                        help=f"override one {config} option (YAML value); repeat the flag for "
                              "more, e.g. --set steps=200 --set lr=3e-4 (default: none)")
 
 

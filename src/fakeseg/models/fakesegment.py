@@ -61,7 +61,8 @@ class FakeSegment(Segmenter):
         self.check_size(image)
         height, width = image.shape[-2:]
         size = (height // self.work_stride, width // self.work_stride)
-        with torch.no_grad():
+        # frozen features; gradients reach the image only when it asks (a refiner's critic)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and image.requires_grad):
             features = self.extractor(image)
         parts = [F.interpolate(self.reducers[name](features[name]), size=size, mode="bilinear",
                                align_corners=False) for name in self.layers]

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from fakeseg.errors import FakesegError
+from fakeseg.reporting import enhance_section
 from fakeseg.reporting import templates as T
 from fakeseg.reporting.files import (
     Embedder,
@@ -89,6 +90,10 @@ HOW = {
     "classifier": "Loss should fall and validation balanced accuracy / ROC AUC rise; the best "
                   "checkpoint is the epoch with the highest validation balanced accuracy.",
 }
+# sections that live in their own modules
+KINDS = (*KINDS, enhance_section.KIND)
+TITLES[enhance_section.KIND] = enhance_section.TITLE
+HOW[enhance_section.KIND] = enhance_section.HOW
 THRESHOLD_STORY = ("A pixel counts as flagged when its probability reaches a threshold, and an "
                    "image as synthetic when its score reaches one; every number above names "
                    "the threshold it uses. AUC and AP use none.")
@@ -147,6 +152,8 @@ def _kinds_in(folder: Path, names: set[str]) -> list[str]:
             kinds.append("classifier")
         elif kind in (None, "segmenter"):
             kinds.append("training")
+    if enhance_section.RESULT_FILE in names:
+        kinds.append(enhance_section.KIND)
     if "demo.json" in names:
         kinds.append("dataset")
     return kinds
@@ -1053,6 +1060,7 @@ def report(inputs: Sequence[str | Path], out: str | Path, *, title: str = "fakes
         "detection": lambda f: _detection(f, emb), "training": lambda f: _training(f, emb),
         "fid": lambda f: _fid(f, emb), "composition": lambda f: _composition(f, emb),
         "classifier": lambda f: _classifier(f, emb),
+        enhance_section.KIND: lambda f: Part(*_section(enhance_section.render(f, emb))),
     }
     sections: list[str] = []
     toc: list[str] = []
@@ -1097,6 +1105,10 @@ def report(inputs: Sequence[str | Path], out: str | Path, *, title: str = "fakes
     toc_html = f'<nav class="toc"><b>Contents</b><ol>{"".join(toc)}</ol></nav>'
     write_text(out, T.page(title, subtitle, toc_html, "\n".join(sections)))
     return out
+
+
+def _section(section: enhance_section.EnhanceSection) -> tuple[str, list[str]]:
+    return section.html, section.glance
 
 
 def _glance(parts: Sequence[Part], datasets: Sequence[Path], roots: Sequence[Path],

@@ -35,7 +35,14 @@ import torch
 import yaml
 from torch import nn
 
-from fakeseg.config import ClassifierConfig, TrainConfig, from_dict, load_yaml, to_dict
+from fakeseg.config import (
+    ClassifierConfig,
+    EnhanceConfig,
+    TrainConfig,
+    from_dict,
+    load_yaml,
+    to_dict,
+)
 from fakeseg.device import amp_dtype, resolve_device
 from fakeseg.errors import CheckpointError, FakesegError
 from fakeseg.faults import kill_point
@@ -204,7 +211,7 @@ class Task(ABC):
         return None
 
 
-RunConfig = TypeVar("RunConfig", TrainConfig, ClassifierConfig)
+RunConfig = TypeVar("RunConfig", TrainConfig, ClassifierConfig, EnhanceConfig)
 
 
 def resolve_config(run_dir: Path, config: RunConfig | None, resume: bool,

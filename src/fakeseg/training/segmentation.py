@@ -39,7 +39,7 @@ from fakeseg.models.checkpoint import known_names
 from fakeseg.models.discriminator import PatchDiscriminator
 from fakeseg.models.registry import build_model
 from fakeseg.progress import progress_bar
-from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_bce
+from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_loss
 from fakeseg.training.sampler import Batch, CompositeSampler
 from fakeseg.training.trainer import (
     Schedule,
@@ -145,7 +145,7 @@ class SegmentationTask(Task):
     def schedule(self) -> Schedule:
         c = self.config
         return Schedule(c.steps, c.steps_per_epoch, c.lr, c.weight_decay, c.early_stopping,
-                        c.seed, c.device, c.threads, c.amp)
+                        c.seed, c.device, c.threads, c.amp, c.minutes)
 
     def check_data(self) -> None:
         self.index = index_pairs(self.data)  # layout errors before the slow model build
@@ -190,7 +190,9 @@ class SegmentationTask(Task):
         image, label = batch.image.to(device), batch.label.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = segmenter(image)
-        bce = pixel_bce(logits, label)
+        bce = pixel_loss(logits, label, batch.mask.to(device),
+                         real_weight=self.config.real_pixel_weight,
+                         hard_negative_fraction=self.config.hard_negative_fraction)
         loss, terms = bce, {"bce": float(bce.detach())}
         context: dict[str, Any] = {"image": image, "label": label, "logits": logits}
         if self.disc is not None:

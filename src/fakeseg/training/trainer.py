@@ -51,7 +51,7 @@ from fakeseg.progress import is_quiet, progress_bar, warn
 HISTORY_FILE = "history.json"
 CONFIG_FILE = "config.yaml"
 #: the options a --resume may change: how long to run and on what hardware
-RESUMABLE = frozenset({"steps", "epochs", "device", "threads", "early_stopping"})
+RESUMABLE = frozenset({"steps", "epochs", "device", "threads", "early_stopping", "minutes"})
 #: a full disk, a quota or a read-only file system while the run writes: a user error
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
@@ -84,6 +84,7 @@ class Schedule:
     device: str
     threads: int
     amp: bool
+    minutes: float = 0.0  # wall-time budget checked after each epoch; 0: none
 
 
 @dataclass
@@ -322,7 +323,8 @@ class Trainer:
                                 extra_json={HISTORY_FILE: history})
             else:
                 bad_epochs += 1
-            stopped_early = bool(plan.early_stopping and bad_epochs >= plan.early_stopping)
+            stopped_early = bool(plan.early_stopping and bad_epochs >= plan.early_stopping) or (
+                plan.minutes > 0 and time.time() - started >= 60 * plan.minutes)
             trainer_state = {
                 "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
                 "best": list(best or ()), "bad_epochs": bad_epochs,

@@ -41,7 +41,7 @@ def test_cross_validation_scores_every_fold_and_resumes(tmp_path: Path,
     protocol = ProtocolConfig(per_pair=1)
     out = tmp_path / "cv"
     result = cross_validate(data, out, entries=[("fs", config)], folds=3, protocol=protocol,
-                            flip_tta=True, progress=False)
+                            flip_tta=["fs"], progress=False)
     assert result.rows == [FLOOR, "fs", "fs" + FLIP_SUFFIX]
     tested = sorted(s for f in result.folds if f.row == "fs" for s in f.test_pairs)
     assert tested == [f"p{i}" for i in range(6)]
@@ -66,7 +66,7 @@ def test_cross_validation_scores_every_fold_and_resumes(tmp_path: Path,
 
     monkeypatch.setattr(crossval, "train_entry", no_training)
     again = cross_validate(data, out, entries=[("fs", config)], folds=3, protocol=protocol,
-                           flip_tta=True, progress=False)
+                           flip_tta=["fs"], progress=False)
     assert [f.metrics for f in again.folds] == [f.metrics for f in result.folds]
     # a fold whose scores are lost is rescored from its finished run, the others are kept
     monkeypatch.undo()
@@ -74,7 +74,7 @@ def test_cross_validation_scores_every_fold_and_resumes(tmp_path: Path,
     weights = out / "repeat0" / "fold1" / "runs" / "fs" / "best" / "model.safetensors"
     before = weights.stat().st_mtime_ns
     third = cross_validate(data, out, entries=[("fs", config)], folds=3, protocol=protocol,
-                           flip_tta=True, progress=False)
+                           flip_tta=["fs"], progress=False)
     assert weights.stat().st_mtime_ns == before
     assert [f.metrics for f in third.folds] == [f.metrics for f in result.folds]
 

@@ -52,13 +52,13 @@ class TrainConfig:
     # optimisation
     crop_size: int = 128
     batch_size: int = 8
-    steps: int = 300
+    steps: int = 1000  # with early stopping and the 5-minute budget: see README, Defaults
     steps_per_epoch: int = 50
     lr: float = 1e-3
     weight_decay: float = 1e-4
     adv_weight: float = 0.0
     early_stopping: int = 4  # epochs without val improvement; 0 disables
-    minutes: float = 0.0  # wall-time budget, checked after each epoch; 0: none
+    minutes: float = 5.0  # wall-time budget, checked after each epoch; 0: none
     # false alarms on real pixels
     real_pixel_weight: float = 1.0  # BCE weight of real (label 0) pixels
     hard_negative_fraction: float = 0.0  # extra loss on this share of the hardest real pixels

@@ -122,7 +122,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         from fakeseg.workflows.crossval import cross_validate, save_cv
 
         cv = cross_validate(args.data, args.out, base=base, methods=methods, folds=args.folds,
-                            repeats=args.repeats, flip_tta=args.flip_tta, progress=True)
+                            repeats=args.repeats,
+                            flip_tta=methods if args.flip_tta else (), progress=True)
         return _print_tables(save_cv(cv, args.out))
     if args.repeats != 1 or args.flip_tta:
         raise FakesegError("--repeats and --flip-tta need --folds K (K ≥ 2)")

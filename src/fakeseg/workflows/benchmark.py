@@ -40,6 +40,8 @@ from fakeseg.evaluation.protocol import (
 )
 from fakeseg.progress import progress_bar, say
 
+#: options that never change what a run learns: a run differing only in them is reused
+HARDWARE = ("threads", "device")
 DEFAULT_METHODS = ("fakesegment", "unet_rgb", "mantranet", "mag", "catnet")
 
 #: The seed paper's Table 1 (Dice, its own test split): quoted, never measured here.
@@ -96,11 +98,21 @@ def run_state(run_dir: Path, config: TrainConfig) -> tuple[str, float]:
         history = json.loads((run_dir / "history.json").read_text())
     except (OSError, ValueError):
         return "none", 0.0
-    if meta.get("config") != json.loads(json.dumps(to_dict(config))):
+    if not same_run_config(meta.get("config"), config):
         return "none", 0.0
     seconds = float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
     done = int(meta.get("step", 0)) >= config.steps or stopped_early(history, config)
     return ("finished" if done else "partial"), seconds
+
+
+def same_run_config(saved: Any, config: TrainConfig) -> bool:
+    """Whether a saved run config is ``config`` up to the hardware options a resume may change
+    (``threads``, ``device``): such a run is resumed or reused, not retrained."""
+    if not isinstance(saved, dict):
+        return False
+    wanted = json.loads(json.dumps(to_dict(config)))
+    return all(saved.get(k) == v for k, v in wanted.items() if k not in HARDWARE) and \
+        set(saved) == set(wanted)
 
 
 def stopped_early(history: Sequence[dict[str, Any]], config: TrainConfig) -> bool:

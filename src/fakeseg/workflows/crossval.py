@@ -14,9 +14,10 @@ half-trained run from its last epoch). ``--repeats`` reshuffles the folds and re
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import numpy as np
 
 from fakeseg.config import TrainConfig, to_dict, versions
 from fakeseg.data.composites import CompositeItem
-from fakeseg.data.pairs import LoadedPair, Split, index_pairs, load_pair
+from fakeseg.data.pairs import PairIndex, Split, index_pairs, load_pair
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.evaluate import SECTION_TITLES, reported_markdown
 from fakeseg.evaluation.protocol import (
@@ -46,6 +47,7 @@ from fakeseg.workflows.benchmark import (
     PAPER_TABLE1,
     check_trainable,
     method_config,
+    same_run_config,
     train_entry,
 )
 
@@ -123,25 +125,50 @@ def _score_sets(scorer: Scorer, sets: dict[str, dict[str, list[CompositeItem]]],
             for section, parts in sets.items()}
 
 
-def _read_scores(path: Path, key: dict[str, Any]) -> list[FoldScores] | None:
-    """A fold's saved rows, if they were made with exactly this key (config, split, protocol)."""
+def _read_scores(path: Path, key: dict[str, Any], config: TrainConfig | None = None,
+                 sections: Sequence[str] = ()) -> list[FoldScores] | None:
+    """A fold's saved rows, if made with this key (split, protocol) and ``config`` (up to its
+    hardware options), and scored on every one of ``sections``."""
     try:
         payload = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if payload.get("key") != json.loads(json.dumps(key)):
+    saved, wanted = payload.get("key"), json.loads(json.dumps(key))
+    if not isinstance(saved, dict) or (
+            config is not None and not same_run_config(saved.get("config"), config)) or {
+            k: v for k, v in saved.items() if k != "config"} != {
+            k: v for k, v in wanted.items() if k != "config"}:
         return None
-    return [FoldScores(**row) for row in payload["rows"]]
+    rows = [FoldScores(**row) for row in payload["rows"]]
+    if any(set(sections) - set(row.metrics) for row in rows):
+        return None
+    return rows
+
+
+def _lazy_sets(index: PairIndex, split: Split, protocol: ProtocolConfig, allow_resize: bool,
+               sections: Sequence[str]) -> Callable[[], dict[str, dict[str, list[CompositeItem]]]]:
+    """A fold's composite sets, built on the first call only (nothing to score: never)."""
+    @functools.cache
+    def build() -> dict[str, dict[str, list[CompositeItem]]]:
+        loaded = {pair.stem: load_pair(pair, allow_resize=allow_resize)
+                  for pair in index.subset(split.val + split.test)}
+        sets = protocol_sets([loaded[s] for s in split.val], [loaded[s] for s in split.test],
+                             protocol)
+        return {name: parts for name, parts in sets.items() if name in sections}
+    return build
 
 
 def cross_validate(data: str | Path, out: str | Path, *,
                    entries: Sequence[tuple[str, TrainConfig]] | None = None,
                    base: TrainConfig | None = None, methods: Sequence[str] = DEFAULT_METHODS,
                    folds: int = 3, repeats: int = 1, protocol: ProtocolConfig | None = None,
-                   flip_tta: bool = False, progress: bool = True) -> CrossValidation:
+                   flip_tta: Collection[str] = (), sections: Sequence[str] = tuple(SECTION_TITLES),
+                   progress: bool = True) -> CrossValidation:
     """Train and score each (name, config) entry on every fold (see the module docstring).
 
-    ``flip_tta`` adds a row per entry scored with flip test-time augmentation (same model).
+    ``flip_tta`` names the entries that get a second row, scored with flip test-time
+    augmentation (the same model; it doubles their scoring time). ``sections``: the composite
+    sets scored, with shortcut controls ("controlled") and without ("raw").
     Nothing but runs and per-fold score files is written (see :func:`save_cv`).
     """
     from fakeseg.inference.localizer import Localizer
@@ -158,8 +185,13 @@ def cross_validate(data: str | Path, out: str | Path, *,
     protocol = protocol or ProtocolConfig(seed=base.seed + 2024)
     index = index_pairs(data)
     index.require_unambiguous()
+    if not sections or set(sections) - set(SECTION_TITLES):
+        raise FakesegError(f"sections must be among {', '.join(SECTION_TITLES)}")
+    unknown = set(flip_tta) - {name for name, _ in entries}
+    if unknown:
+        raise FakesegError(f"flip TTA for unknown entries {sorted(unknown)}")
     rows = [FLOOR] + [n + suffix for n, _ in entries for suffix in
-                      ("", FLIP_SUFFIX) if suffix == "" or flip_tta]
+                      ("", FLIP_SUFFIX) if suffix == "" or n in flip_tta]
     scored: list[FoldScores] = []
     for repeat in range(repeats):
         splits = fold_splits(index.stems, folds, val_fraction=base.val_fraction,
@@ -167,22 +199,12 @@ def cross_validate(data: str | Path, out: str | Path, *,
         fold_protocol = dataclasses.replace(protocol, seed=protocol.seed + repeat)
         for fold, split in enumerate(splits):
             fold_dir = out / f"repeat{repeat}" / f"fold{fold}"
-            loaded: dict[str, LoadedPair] = {}
-            sets: dict[str, dict[str, list[CompositeItem]]] = {}
-
-            def composite_sets(split: Split = split) -> dict[str, dict[str, list[CompositeItem]]]:
-                if not sets:  # built once per fold, only when something needs scoring
-                    for pair in index.subset(split.val + split.test):
-                        loaded[pair.stem] = load_pair(pair, allow_resize=base.allow_resize)
-                    sets.update(protocol_sets([loaded[s] for s in split.val],
-                                              [loaded[s] for s in split.test], fold_protocol))
-                return sets
-
+            composite_sets = _lazy_sets(index, split, fold_protocol, base.allow_resize, sections)
             where = f"repeat {repeat + 1}/{repeats}, fold {fold + 1}/{folds}"
             floor_key = {"version": SCORES_VERSION, "split": split.to_json(),
                          "protocol": dataclasses.asdict(fold_protocol)}
             floor_file = fold_dir / "scores" / "_floor.json"
-            floor = _read_scores(floor_file, floor_key)
+            floor = _read_scores(floor_file, floor_key, sections=sections)
             if floor is None:
                 floor = [FoldScores(FLOOR, repeat, fold, split.test, _score_sets(
                     constant_scorer(1.0), composite_sets(), FLOOR))]
@@ -191,9 +213,10 @@ def cross_validate(data: str | Path, out: str | Path, *,
             scored += floor
             for name, config in entries:
                 config = dataclasses.replace(config, seed=config.seed + repeat)
-                key = {**floor_key, "config": to_dict(config), "flip_tta": flip_tta}
+                flip = name in flip_tta
+                key = {**floor_key, "config": to_dict(config), "flip_tta": flip}
                 score_file = fold_dir / "scores" / f"{name}.json"
-                done = _read_scores(score_file, key)
+                done = _read_scores(score_file, key, config, sections)
                 if done is not None:
                     if progress:
                         say(f"[benchmark] {where}: {name} already scored")
@@ -211,7 +234,7 @@ def cross_validate(data: str | Path, out: str | Path, *,
                           "load_avg": [round(load_before, 2), round(load_after, 2)]}
                 found = [FoldScores(name, metrics=_score_sets(
                     model_scorer(model), composite_sets(), name), **common)]
-                if flip_tta:
+                if flip:
                     found.append(FoldScores(name + FLIP_SUFFIX, metrics=_score_sets(
                         flip_scorer(model), composite_sets(), name), **common))
                 write_json(score_file, {"key": key, "rows": [dataclasses.asdict(f)
@@ -220,7 +243,8 @@ def cross_validate(data: str | Path, out: str | Path, *,
     meta = {
         "title": f"fakeseg benchmark, {folds}-fold cross-validation by pair, on {data}",
         "mode": "benchmark-cv", "data": str(data), "folds": folds, "repeats": repeats,
-        "protocol": dataclasses.asdict(protocol), "flip_tta": flip_tta,
+        "protocol": dataclasses.asdict(protocol), "flip_tta": sorted(flip_tta),
+        "sections": list(sections),
         "entries": {name: to_dict(config) for name, config in entries},
         "note": ("every pair is tested exactly once per repeat; validation pairs (early "
                  "stopping, threshold) come from the training side of each fold"),
@@ -252,7 +276,9 @@ def cv_markdown(result: CrossValidation) -> str:
              "flagged on pure-real test images. steps / train s: mean per fold (early stopping "
              "or the time budget may end a run before its step budget); load: the 1-minute "
              "load average when each fold's training started and ended.\n"]
-    for section, title in SECTION_TITLES.items():
+    sections = result.meta["sections"]
+    for section in sections:
+        title = SECTION_TITLES[section]
         ratio = _ratio_rows(result, section, reference) if reference else {}
         lines += [f"## {title}\n",
                   "| row | Dice | IoU | pixel AUC | FP real | thr |"
@@ -268,7 +294,7 @@ def cv_markdown(result: CrossValidation) -> str:
                       fmt(mean_std(f.train_s for f in mine)[0], 1)]
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
-    section = next(iter(SECTION_TITLES))
+    section = sections[0]
     lines += [f"## per fold ({SECTION_TITLES[section]})\n",
               "| row | repeat | fold | test pairs | Dice | IoU | pixel AUC | FP real | thr | "
               "steps | train s | load |", "|---|" + "---|" * 11]
@@ -290,7 +316,7 @@ def save_cv(result: CrossValidation, out: str | Path) -> dict[str, Path]:
                                                 result.summary(row, section, metric),
                                                 strict=True))
                                for metric in METRICS}
-                     for section in SECTION_TITLES}
+                     for section in result.meta["sections"]}
                for row in result.rows}
     payload = {**result.meta, "versions": versions(), "rows": result.rows, "summary": summary,
                "folds": [dataclasses.asdict(f) for f in result.folds],

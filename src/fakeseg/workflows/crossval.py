@@ -228,15 +228,16 @@ def cross_validate(data: str | Path, out: str | Path, *,
                 load_after = os.getloadavg()[0]
                 model = Localizer.load(fold_dir / "runs" / name, device=config.device)
                 history = json.loads((fold_dir / "runs" / name / "history.json").read_text())
-                common = {"repeat": repeat, "fold": fold, "test_pairs": split.test,
-                          "steps": int(history[-1]["step"]) if history else 0,
-                          "train_s": round(seconds, 1),
-                          "load_avg": [round(load_before, 2), round(load_after, 2)]}
-                found = [FoldScores(name, metrics=_score_sets(
-                    model_scorer(model), composite_sets(), name), **common)]
+                plain = FoldScores(
+                    name, repeat, fold, split.test,
+                    _score_sets(model_scorer(model), composite_sets(), name),
+                    steps=int(history[-1]["step"]) if history else 0, train_s=round(seconds, 1),
+                    load_avg=[round(load_before, 2), round(load_after, 2)])
+                found = [plain]
                 if flip:
-                    found.append(FoldScores(name + FLIP_SUFFIX, metrics=_score_sets(
-                        flip_scorer(model), composite_sets(), name), **common))
+                    found.append(dataclasses.replace(
+                        plain, row=name + FLIP_SUFFIX,
+                        metrics=_score_sets(flip_scorer(model), composite_sets(), name)))
                 write_json(score_file, {"key": key, "rows": [dataclasses.asdict(f)
                                                              for f in found]})
                 scored += found

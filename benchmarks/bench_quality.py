@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     name, root = dataset(args.data, args.vistas)
     base = TrainConfig(steps=args.steps, steps_per_epoch=args.steps_per_epoch, early_stopping=0,
-                       seed=args.seed, val_fraction=0.25, test_fraction=0.25,
+                       minutes=0.0, seed=args.seed, val_fraction=0.25, test_fraction=0.25,
                        batch_size=args.batch_size, crop_size=args.crop_size)
     entries = suites(base)[args.suite]
     if args.only:

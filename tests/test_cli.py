@@ -63,7 +63,10 @@ def test_set_takes_one_pair_per_flag_and_never_swallows_data() -> None:
     assert (after.data, after.out, after.overrides) == ("DATA", "RUN", ["steps=2", "lr=0.01"])
     config = train_config_from_args(after)
     assert (config.steps, config.lr) == (2, 0.01)
-    assert train_config_from_args(parser.parse_args(["train", "D", "--out", "R"])).steps == 300
+    default = train_config_from_args(parser.parse_args(["train", "D", "--out", "R"]))
+    assert (default.steps, default.minutes) == (1000, 5.0)
+    assert train_config_from_args(parser.parse_args(
+        ["train", "D", "--out", "R", "--minutes", "0"])).minutes == 0
     bench = parser.parse_args(["benchmark", "--set", "steps=2", "DATA", "--out", "B"])
     assert (bench.data, bench.overrides) == ("DATA", ["steps=2"])
     assert train_config_from_args(bench).steps == 2

@@ -52,12 +52,16 @@ class TrainConfig:
     # optimisation
     crop_size: int = 128
     batch_size: int = 8
-    steps: int = 300
+    steps: int = 1000  # with early stopping and the 5-minute budget: see README, Defaults
     steps_per_epoch: int = 50
     lr: float = 1e-3
     weight_decay: float = 1e-4
     adv_weight: float = 0.0
     early_stopping: int = 4  # epochs without val improvement; 0 disables
+    minutes: float = 5.0  # wall-time budget, checked after each epoch; 0: none
+    # false alarms on real pixels
+    real_pixel_weight: float = 1.0  # BCE weight of real (label 0) pixels
+    hard_negative_fraction: float = 0.0  # extra loss on this share of the hardest real pixels
     # split and bookkeeping
     val_fraction: float = 0.2
     test_fraction: float = 0.2
@@ -377,6 +381,9 @@ FIELD_RULES: dict[str, Rule] = {
     "weight_decay": _real(0.0, example="0.0001"),
     "adv_weight": _real(0.0, example="0.1"),
     "early_stopping": _integer(0),
+    "minutes": _real(0.0, example="5"),
+    "real_pixel_weight": _real(0.0, 100.0, open_low=True, example="2.0"),
+    "hard_negative_fraction": _real(0.0, 1.0, example="0.05"),
     "val_fraction": _real(0.0, 1.0, open_low=True, open_high=True, example="0.2"),
     "test_fraction": _real(0.0, 1.0, open_high=True, example="0.2"),
     "seed": _integer(0, 2**32 - 1),

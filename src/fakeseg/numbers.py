@@ -34,3 +34,8 @@ def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None
     if len(finite) < 2:
         return mean, None
     return mean, math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1))
+
+
+def fmt_mean_std(mean: float | None, std: float | None, digits: int = 3) -> str:
+    """"0.873 ± 0.012" (just the mean when there is no spread; – when there is no mean)."""
+    return fmt(mean, digits) + ("" if std is None or mean is None else f" ± {fmt(std, digits)}")

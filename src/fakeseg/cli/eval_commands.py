@@ -74,9 +74,10 @@ def register_benchmark(subparsers: argparse._SubParsersAction,
         description="Trains every method with the same trainer, split, composites and step "
                     "budget, then prints a Table-1-style comparison (Dice/IoU per class and "
                     "average, F1, AUC, wall time, parameters) with the trivial floors. "
-                    "An interrupted benchmark resumes each run from its last epoch.",
+                    "An interrupted benchmark resumes each run from its last epoch. "
+                    "--folds K cross-validates by pair (the oracle row is left out there).",
         epilog=example("fakeseg benchmark data/pairs --out runs/bench --methods "
-                       "fakesegment,unet_rgb --steps 1500"),
+                       "fakesegment,catnet --folds 3"),
     )
     bench.add_argument("data", metavar="DATA", help="paired dataset folder")
     bench.add_argument("--out", required=True, metavar="DIR",
@@ -88,17 +89,36 @@ def register_benchmark(subparsers: argparse._SubParsersAction,
     bench.add_argument("--steps", type=int, metavar="N",
                        help="step budget for every method " + config_default("steps"))
     bench.add_argument("--no-oracle", action="store_true", help="skip the pair-oracle row")
+    bench.add_argument("--folds", type=int, default=1, metavar="K",
+                       help="K-fold cross-validation by pair: every pair tested once, mean ± "
+                            "std over folds plus per-fold rows; resumable per fold (default: "
+                            "1, one split by val_fraction/test_fraction)")
+    bench.add_argument("--repeats", type=int, default=1, metavar="R",
+                       help="with --folds: reshuffle the folds and reseed R times (default: 1)")
+    bench.add_argument("--flip-tta", action="store_true",
+                       help="with --folds: also score every method with flip test-time "
+                            "augmentation (default: off)")
     bench.set_defaults(handler=_benchmark)
 
 
 def _benchmark(args: argparse.Namespace) -> int:
     from fakeseg.cli.model_commands import train_config_from_args
+    from fakeseg.errors import FakesegError
     from fakeseg.evaluation.evaluate import save_evaluation
     from fakeseg.workflows.benchmark import DEFAULT_METHODS, benchmark
 
     base = train_config_from_args(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods \
         else list(DEFAULT_METHODS)
+    if args.folds > 1:
+        from fakeseg.workflows.crossval import cross_validate, save_cv
+
+        cv = cross_validate(args.data, args.out, base=base, methods=methods, folds=args.folds,
+                            repeats=args.repeats,
+                            flip_tta=methods if args.flip_tta else (), progress=True)
+        return _print_tables(save_cv(cv, args.out))
+    if args.repeats != 1 or args.flip_tta:
+        raise FakesegError("--repeats and --flip-tta need --folds K (K ≥ 2)")
     result = benchmark(args.data, args.out, base=base, methods=methods,
                        oracle=not args.no_oracle, progress=True)
     return _print_tables(save_evaluation(result.evaluation, args.out))

@@ -64,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                             + config_default("backbone_weights"))
     train.add_argument("--steps", type=int, metavar="N",
                        help="optimiser steps " + config_default("steps"))
+    train.add_argument("--minutes", type=float, metavar="M",
+                       help="wall-time budget: stop after the epoch that passes it, 0 = none "
+                            + config_default("minutes"))
     train.add_argument("--seed", type=int, metavar="N",
                        help="seed of the split, composites and init " + config_default("seed"))
     train.add_argument("--device", metavar="DEVICE",
@@ -208,8 +211,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     from fakeseg.models.checkpoint import known_names
 
     flags = {name: getattr(args, name, None)
-             for name in ("backbone", "backbone_weights", "steps", "seed", "device", "workers",
-                          "cache_mb")}
+             for name in ("backbone", "backbone_weights", "steps", "minutes", "seed", "device",
+                          "workers", "cache_mb")}
     if getattr(args, "resize", False):
         flags["allow_resize"] = True
     saved = Path(args.out) / "config.yaml" if getattr(args, "resume", False) else None

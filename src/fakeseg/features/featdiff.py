@@ -21,7 +21,7 @@ from fakeseg.data.pairs import Pair
 from fakeseg.errors import FakesegError
 from fakeseg.features.backbones import FeatureExtractor
 from fakeseg.features.trunks import Trunk
-from fakeseg.numbers import fmt, mean_std
+from fakeseg.numbers import fmt, fmt_mean_std, mean_std
 from fakeseg.progress import progress_bar, warn
 from fakeseg.viz import new_figure, overlay, save_figure
 
@@ -404,7 +404,7 @@ CSV_COLUMNS = ("backbone", "layer", "stride", "channels", "weights_tag", "random
 
 
 def _pm(mean: float | None, std: float | None, digits: int) -> str:
-    return fmt(mean, digits) + ("" if std is None else f" ± {fmt(std, digits)}")
+    return fmt_mean_std(mean, std, digits)
 
 
 def rows_markdown(rows: Sequence[Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]],

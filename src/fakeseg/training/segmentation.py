@@ -48,7 +48,7 @@ from fakeseg.models.base import Segmenter
 from fakeseg.models.checkpoint import known_names
 from fakeseg.models.discriminator import PatchDiscriminator
 from fakeseg.models.registry import build_model
-from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_bce
+from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_loss
 from fakeseg.training.sampler import Batch
 from fakeseg.training.streaming import (
     CompositeStream,
@@ -223,7 +223,7 @@ class SegmentationTask(Task):
     def schedule(self) -> Schedule:
         c = self.config
         return Schedule(c.steps, c.steps_per_epoch, c.lr, c.weight_decay, c.early_stopping,
-                        c.seed, c.device, c.threads, c.amp)
+                        c.seed, c.device, c.threads, c.amp, c.minutes)
 
     def check_data(self) -> None:
         self.index = index_pairs(self.data)  # layout errors before the slow model build
@@ -289,7 +289,9 @@ class SegmentationTask(Task):
         label = batch.label.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
             logits = net(image)  # through the DDP wrapper, when there is one
-        bce = pixel_bce(logits, label)
+        bce = pixel_loss(logits, label, batch.mask.to(device, non_blocking=True),
+                         real_weight=self.config.real_pixel_weight,
+                         hard_negative_fraction=self.config.hard_negative_fraction)
         loss, terms = bce, {"bce": float(bce.detach())}
         context: dict[str, Any] = {"image": image, "label": label, "logits": logits}
         if self.disc is not None:

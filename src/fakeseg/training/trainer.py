@@ -71,7 +71,7 @@ HISTORY_FILE = "history.json"
 CONFIG_FILE = "config.yaml"
 #: the options a --resume may change: how long to run and on what hardware
 RESUMABLE = frozenset({"steps", "epochs", "device", "threads", "early_stopping", "workers",
-                       "cache_mb", "target_batch"})
+                       "cache_mb", "target_batch", "minutes"})
 #: a full disk, a quota or a read-only file system while the run writes: a user error
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
@@ -104,6 +104,7 @@ class Schedule:
     device: str
     threads: int
     amp: bool
+    minutes: float = 0.0  # wall-time budget checked after each epoch; 0: none
 
 
 @dataclass
@@ -381,7 +382,11 @@ class Trainer:
                 best, bad_epochs = selection, 0
             else:
                 bad_epochs += 1
-            stopped_early = bool(plan.early_stopping and bad_epochs >= plan.early_stopping)
+            # the time budget is rank 0's clock, so every rank stops after the same epoch
+            out_of_time = broadcast(plan.minutes > 0 and time.time() - started >= 60 * plan.minutes,
+                                    ranks)
+            stopped_early = bool((plan.early_stopping and bad_epochs >= plan.early_stopping)
+                                 or out_of_time)
             if val is not None:
                 history.append({
                     "epoch": epoch, "step": step, **{f"loss_{k}": v for k, v in losses.items()},

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fakeseg.config import TrainConfig, to_dict
-from fakeseg.data.pairs import class_names, index_pairs, load_pair, load_split
+from fakeseg.data.pairs import Split, class_names, index_pairs, load_pair, load_split, save_split
 from fakeseg.errors import FakesegError
 from fakeseg.evaluation.evaluate import (
     SECTION_TITLES,
@@ -40,6 +40,8 @@ from fakeseg.evaluation.protocol import (
 )
 from fakeseg.progress import progress_bar, say
 
+#: options that never change what a run learns: a run differing only in them is reused
+HARDWARE = ("threads", "device")
 DEFAULT_METHODS = ("fakesegment", "unet_rgb", "mantranet", "mag", "catnet")
 
 #: The seed paper's Table 1 (Dice, its own test split): quoted, never measured here.
@@ -88,17 +90,67 @@ def method_config(base: TrainConfig, method: str) -> TrainConfig:
 def run_state(run_dir: Path, config: TrainConfig) -> tuple[str, float]:
     """("finished" | "partial" | "none", training seconds so far) of a run with this config.
 
-    A run with another config, or an unreadable one, counts as "none" (it is retrained).
+    A run with another config, or an unreadable one, counts as "none" (it is retrained). A run
+    that stopped early (patience or time budget) is finished.
     """
     try:
         meta = json.loads((run_dir / "last" / "model.json").read_text())
         history = json.loads((run_dir / "history.json").read_text())
     except (OSError, ValueError):
         return "none", 0.0
-    if meta.get("config") != json.loads(json.dumps(to_dict(config))):
+    if not same_run_config(meta.get("config"), config):
         return "none", 0.0
     seconds = float(history[-1].get("elapsed_s", 0.0)) if history else 0.0
-    return ("finished" if int(meta.get("step", 0)) >= config.steps else "partial"), seconds
+    done = int(meta.get("step", 0)) >= config.steps or stopped_early(history, config)
+    return ("finished" if done else "partial"), seconds
+
+
+def same_run_config(saved: Any, config: TrainConfig) -> bool:
+    """Whether a saved run config is ``config`` up to the hardware options a resume may change
+    (``threads``, ``device``): such a run is resumed or reused, not retrained."""
+    if not isinstance(saved, dict):
+        return False
+    wanted = json.loads(json.dumps(to_dict(config)))
+    return all(saved.get(k) == v for k, v in wanted.items() if k not in HARDWARE) and \
+        set(saved) == set(wanted)
+
+
+def stopped_early(history: Sequence[dict[str, Any]], config: TrainConfig) -> bool:
+    """Whether a run's history ends by early stopping or by its time budget."""
+    if not history:
+        return False
+    if config.minutes > 0 and float(history[-1].get("elapsed_s", 0.0)) >= 60 * config.minutes:
+        return True
+    scores = [float(h.get("val_f1_best", float("-inf"))) for h in history]
+    best_epoch = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    return bool(config.early_stopping) and len(scores) - 1 - best_epoch >= config.early_stopping
+
+
+def train_entry(data: Path, run_dir: Path, config: TrainConfig, *, split: Split | None = None,
+                label: str = "", progress: bool = True) -> float:
+    """Train (or resume, or reuse when finished) one entry's run; its training seconds.
+
+    ``split`` (a cross-validation fold) is written as the run's ``split.json`` before a fresh
+    run starts, so the trainer uses it instead of drawing its own.
+    """
+    from fakeseg.training.segmentation import train
+
+    state, seconds = run_state(run_dir, config)
+    if split is not None and state != "none" and load_split(run_dir / "split.json") != split:
+        state = "none"
+    if state == "finished":
+        if progress:
+            say(f"[benchmark] {label}: reusing finished run {run_dir}")
+        return seconds
+    if state == "none" and run_dir.exists():
+        shutil.rmtree(run_dir)  # a run of this entry with another config or split
+    if split is not None and state == "none":
+        save_split(split, run_dir / "split.json")
+    if progress:
+        verb = "resuming" if state == "partial" else "training"
+        say(f"[benchmark] {label}: {verb} ({config.steps} steps)")
+    result = train(data, run_dir, config, resume=state == "partial", progress=progress)
+    return float(result.history[-1]["elapsed_s"]) if result.history else 0.0
 
 
 def benchmark(data: str | Path, out: str | Path, *,
@@ -112,7 +164,6 @@ def benchmark(data: str | Path, out: str | Path, *,
     tables are computed, not written (see :func:`save_evaluation`).
     """
     from fakeseg.inference.localizer import Localizer
-    from fakeseg.training.segmentation import train
 
     out, data = Path(out), Path(data)
     base = (base or TrainConfig()).validate()
@@ -125,19 +176,8 @@ def benchmark(data: str | Path, out: str | Path, *,
     trained: list[tuple[str, Any, float, int]] = []
     for number, (name, config) in enumerate(entries, 1):
         run_dir = out / "runs" / name
-        count = f"{number}/{len(entries)}"
-        state, seconds = run_state(run_dir, config)
-        if state == "finished":
-            if progress:
-                say(f"[benchmark] {count}: reusing finished run {run_dir}")
-        else:
-            if state == "none" and run_dir.exists():
-                shutil.rmtree(run_dir)  # a run of this entry with another config
-            if progress:
-                verb = "resuming" if state == "partial" else "training"
-                say(f"[benchmark] {count}: {verb} {name} ({config.steps} steps)")
-            result = train(data, run_dir, config, resume=state == "partial", progress=progress)
-            seconds = float(result.history[-1]["elapsed_s"]) if result.history else 0.0
+        seconds = train_entry(data, run_dir, config, label=f"{number}/{len(entries)} {name}",
+                              progress=progress)
         model = Localizer.load(run_dir, device=config.device)
         trained.append((name, model, seconds, int(model.meta["n_parameters"])))
     split = load_split(out / "runs" / entries[0][0] / "split.json")

@@ -1,0 +1,108 @@
+"""Cross-validated choice of FakeSegment's defaults on the vistas pairs (issue 14).
+
+One change at a time against a reference row, every row on the same k folds (by pair), CAT-Net
+under the same folds and budget. Rows are trained and scored once per fold and reused by every
+later call (``OUT/repeat*/fold*/scores``), so the grid can grow call by call::
+
+    python benchmarks/bench_cv.py --only ref,catnet          # two rows
+    python benchmarks/bench_cv.py --only ref,catnet,stride8  # adds one, reuses the others
+    python benchmarks/bench_cv.py --list                     # the rows and their changes
+
+Writes ``benchmarks/results/cv_vistas[_TAG]/metrics.{json,md}`` (only the rows asked for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from fakeseg.config import TrainConfig
+from fakeseg.workflows.benchmark import method_config
+from fakeseg.workflows.crossval import cross_validate, save_cv
+
+HERE = Path(__file__).resolve().parent
+SHARED = Path("/work/shared/data/epe_vistas")
+
+#: name → (what changes against the row's base, TrainConfig changes); "@long" rows use the
+#: long budget (--long-steps, early stopping), the others the screening budget (--steps)
+GRID: dict[str, tuple[str, dict[str, Any]]] = {
+    "ref": ("fakesegment, screening budget", {}),
+    "catnet": ("CAT-Net baseline, screening budget", {"model": "catnet"}),
+    "stride8": ("work_stride 8", {"work_stride": 8}),
+    "lite0": ("backbone efficientnet_lite0", {"backbone": "efficientnet_lite0"}),
+    "crop256": ("crop 256 (4× pixels per step)", {"crop_size": 256}),
+    "realw2": ("real-pixel loss weight 2", {"real_pixel_weight": 2.0}),
+    "hardneg": ("+ BCE of the hardest 5 % real pixels", {"hard_negative_fraction": 0.05}),
+    "pure_real0.45": ("p_pure_real 0.45 (was 0.3)", {"p_pure_real": 0.45}),
+    "ref@long": ("fakesegment, long budget", {}),
+    "catnet@long": ("CAT-Net baseline, long budget", {"model": "catnet"}),
+}
+
+
+#: the reference settings every row changes one thing of: pinned (TrainConfig's defaults when
+#: the grid was run), so that a later change of the defaults does not silently change the rows
+REFERENCE: dict[str, Any] = {
+    "backbone": "ssdlite_mobilenet_v2", "work_stride": 4, "crop_size": 128, "batch_size": 8,
+    "p_pure_real": 0.3, "p_pure_synthetic": 0.15, "lr": 1e-3, "minutes": 0.0,
+    "real_pixel_weight": 1.0, "hard_negative_fraction": 0.0, "steps_per_epoch": 50,
+    "val_fraction": 0.25,
+}
+
+
+def entries(args: argparse.Namespace) -> list[tuple[str, TrainConfig]]:
+    screen = TrainConfig(**REFERENCE, steps=args.steps, early_stopping=0, seed=args.seed,
+                         threads=args.threads)
+    long = dataclasses.replace(screen, steps=args.long_steps, early_stopping=args.patience)
+    found = []
+    for name in args.only.split(","):
+        if name not in GRID:
+            raise SystemExit(f"unknown row {name!r}; see --list")
+        changes = GRID[name][1]
+        budget = long if name.endswith("@long") else screen
+        config = method_config(budget, changes.get("model", "fakesegment"))
+        found.append((name, dataclasses.replace(
+            config, **{k: v for k, v in changes.items() if k != "model"})))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="ref,catnet", help="comma-separated rows of GRID")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=150, help="screening budget")
+    parser.add_argument("--long-steps", type=int, default=450, help="long budget")
+    parser.add_argument("--patience", type=int, default=4, help="long budget: early stopping")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--sections", default="controlled",
+                        help="composite sets scored: controlled (shortcut controls), raw")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--flip-tta", default="ref",
+                        help="comma-separated rows also scored with flip TTA")
+    parser.add_argument("--vistas", type=Path, default=SHARED, help="epe_vistas folder")
+    parser.add_argument("--tag", help="suffix for the results folder")
+    parser.add_argument("--work", type=Path, default=Path("runs/cv_vistas"),
+                        help="runs and per-fold scores (not committed)")
+    parser.add_argument("--list", action="store_true", help="print the rows and exit")
+    args = parser.parse_args()
+    if args.list:
+        for name, (what, changes) in GRID.items():
+            print(f"{name:16s} {what}  {changes}")
+        return
+    if args.threads:  # scoring too: on a crowded machine 2 spinning threads cost 5-10×
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = HERE / "results" / "_".join(["cv_vistas"] + ([args.tag] if args.tag else []))
+    rows = entries(args)
+    flip = [name for name, _ in rows if name in args.flip_tta.split(",")]
+    result = cross_validate(args.vistas, args.work, entries=rows, folds=args.folds,
+                            repeats=args.repeats, flip_tta=flip,
+                            sections=args.sections.split(","), progress=True)
+    print(save_cv(result, out)["metrics_md"].read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Cross-validation by pair (``benchmark --folds``), the real-pixel losses and the time budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fakeseg.config import TrainConfig
+from fakeseg.errors import FakesegError
+from fakeseg.evaluation.protocol import ProtocolConfig
+from fakeseg.training.losses import pixel_bce, pixel_loss
+from fakeseg.training.segmentation import train
+from fakeseg.workflows import crossval
+from fakeseg.workflows.benchmark import stopped_early
+from fakeseg.workflows.crossval import FLIP_SUFFIX, FLOOR, cross_validate, fold_splits, save_cv
+from tests.conftest import make_pairs
+from tests.test_fakesegment import TINY
+
+
+def test_folds_test_every_pair_once_and_validate_on_the_training_side() -> None:
+    stems = [f"p{i}" for i in range(9)]
+    splits = fold_splits(stems, 3, val_fraction=0.25, seed=0)
+    assert sorted(s for split in splits for s in split.test) == stems
+    for split in splits:
+        assert len(split.test) == 3 and len(split.val) == 2 and len(split.train) == 4
+        assert not set(split.val) & set(split.test) and not set(split.train) & set(split.test)
+        assert sorted(split.train + split.val + split.test) == stems
+    assert splits == fold_splits(stems, 3, val_fraction=0.25, seed=0)
+    assert splits != fold_splits(stems, 3, val_fraction=0.25, seed=1)
+    with pytest.raises(FakesegError, match="folds"):
+        fold_splits(stems, 10, val_fraction=0.25, seed=0)
+
+
+def test_cross_validation_scores_every_fold_and_resumes(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = make_pairs(tmp_path / "pairs", n=6)
+    config = TrainConfig(**{**TINY, "steps": 2, "early_stopping": 0})
+    protocol = ProtocolConfig(per_pair=1)
+    out = tmp_path / "cv"
+    result = cross_validate(data, out, entries=[("fs", config)], folds=3, protocol=protocol,
+                            flip_tta=["fs"], progress=False)
+    assert result.rows == [FLOOR, "fs", "fs" + FLIP_SUFFIX]
+    tested = sorted(s for f in result.folds if f.row == "fs" for s in f.test_pairs)
+    assert tested == [f"p{i}" for i in range(6)]
+    for fold in range(3):
+        split = json.loads((out / "repeat0" / f"fold{fold}" / "runs" / "fs" / "split.json")
+                           .read_text())
+        row = next(f for f in result.folds if f.row == "fs" and f.fold == fold)
+        assert split["test"] == row.test_pairs and row.steps == 2
+    dice = [f.metrics["controlled"]["dice"] for f in result.folds if f.row == "fs"]
+    mean, std = result.summary("fs", "controlled", "dice")
+    assert mean == pytest.approx(sum(dice) / 3) and std is not None
+    files = save_cv(result, out)
+    markdown = files["metrics_md"].read_text()
+    assert " ± " in markdown and "| fs | 0 | 2 |" in markdown
+    assert "reported in the paper, different data" in markdown
+    assert json.loads(files["metrics_json"].read_text())["summary"]["fs"]["raw"]["dice"][
+        "mean"] == pytest.approx(result.summary("fs", "raw", "dice")[0])
+
+    # a rerun reuses every finished fold: nothing is trained or rescored
+    def no_training(*args: object, **kwargs: object) -> float:
+        raise AssertionError("a finished fold was trained again")
+
+    monkeypatch.setattr(crossval, "train_entry", no_training)
+    again = cross_validate(data, out, entries=[("fs", config)], folds=3, protocol=protocol,
+                           flip_tta=["fs"], progress=False)
+    assert [f.metrics for f in again.folds] == [f.metrics for f in result.folds]
+    # a fold whose scores are lost is rescored from its finished run, the others are kept
+    monkeypatch.undo()
+    (out / "repeat0" / "fold1" / "scores" / "fs.json").unlink()
+    weights = out / "repeat0" / "fold1" / "runs" / "fs" / "best" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    third = cross_validate(data, out, entries=[("fs", config)], folds=3, protocol=protocol,
+                           flip_tta=["fs"], progress=False)
+    assert weights.stat().st_mtime_ns == before
+    assert [f.metrics for f in third.folds] == [f.metrics for f in result.folds]
+
+
+def test_pixel_loss_weights_and_mines_real_pixels() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 1, 8, 8)
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    assert torch.equal(pixel_loss(logits, mask, mask), pixel_bce(logits, mask))
+    false_alarm = torch.full((1, 1, 4, 4), -4.0)
+    false_alarm[0, 0, 0, 0] = 4.0  # one real pixel flagged
+    real = torch.zeros_like(false_alarm)
+    plain = pixel_loss(false_alarm, real, real)
+    assert pixel_loss(false_alarm, real, real, real_weight=2.0) == pytest.approx(2 * plain)
+    hardest = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(4.0), torch.tensor(0.0))
+    mined = pixel_loss(false_alarm, real, real, hard_negative_fraction=1 / 16)
+    assert mined == pytest.approx(plain + hardest)
+
+
+def test_time_budget_and_early_stopping_end_a_run(tmp_path: Path) -> None:
+    data = make_pairs(tmp_path / "pairs", n=5)
+    config = TrainConfig(**{**TINY, "steps": 6, "early_stopping": 0, "minutes": 1e-6})
+    result = train(data, tmp_path / "run", config, progress=False)
+    assert result.steps == 2 and result.stopped_early  # one epoch, then over budget
+    assert stopped_early(result.history, config)
+    patience = TrainConfig(early_stopping=2)
+    history = [{"val_f1_best": v} for v in (0.5, 0.7, 0.6, 0.7)]
+    assert stopped_early(history, patience)  # no strict gain for 2 epochs
+    assert not stopped_early(history[:3], patience)

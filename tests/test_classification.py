@@ -10,6 +10,7 @@ import pytest
 from fakeseg.data.labeled import LabeledImage, split_items
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.training.classification import train_classifier
+from fakeseg.training.trainer import TIMING_FIELDS
 from tests.labeled_sets import TINY, TrainedClassifier, classify_train, make_set
 
 
@@ -54,9 +55,9 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
     options = {**TINY, "epochs": 1, "augment": ("flip", "rotate", "jitter", "blur", "jpeg")}
     first = classify_train(data, tmp_path / "a", **options)
     second = classify_train(data, tmp_path / "b", **options)
-    timing = {"elapsed_s", "steps_per_s"}
-    strip = [{k: v for k, v in h.items() if k not in timing} for h in first.history]
-    assert strip == [{k: v for k, v in h.items() if k not in timing} for h in second.history]
+    strip = [{k: v for k, v in h.items() if k not in TIMING_FIELDS} for h in first.history]
+    assert strip == [{k: v for k, v in h.items() if k not in TIMING_FIELDS}
+                     for h in second.history]
     assert (tmp_path / "a" / "split.json").read_text() == (tmp_path / "b" / "split.json"
                                                            ).read_text()
 

@@ -21,6 +21,7 @@ from fakeseg.config import TrainConfig, to_dict
 from fakeseg.io import write_image
 from fakeseg.models.checkpoint import load_resume_state, resolve_checkpoint, save_checkpoint
 from fakeseg.models.registry import build_model
+from fakeseg.training.trainer import TIMING_FIELDS
 from tests.conftest import make_pairs
 from tests.robustness.helpers import (
     TINY_RUN,
@@ -144,7 +145,7 @@ def _check_set(run: Path) -> None:
 
 
 def _without_times(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in entry.items() if k != "elapsed_s"} for entry in history]
+    return [{k: v for k, v in entry.items() if k not in TIMING_FIELDS} for entry in history]
 
 
 @pytest.mark.slow  # a subprocess or several trainings: big by nature

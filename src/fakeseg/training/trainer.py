@@ -68,6 +68,8 @@ from fakeseg.training.distributed import (
 )
 
 HISTORY_FILE = "history.json"
+#: history fields that measure time: they differ between two otherwise identical runs
+TIMING_FIELDS = frozenset({"elapsed_s", "steps_per_s"})
 CONFIG_FILE = "config.yaml"
 #: the options a --resume may change: how long to run and on what hardware
 RESUMABLE = frozenset({"steps", "epochs", "device", "threads", "early_stopping", "workers",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fakeseg.cli import main
 from fakeseg.config import TrainConfig
@@ -82,3 +83,26 @@ def test_targets_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "computed now" in capsys.readouterr().out
     assert (tmp_path / "run" / "targets" / "scales.json").exists()
     assert main(["targets", str(tmp_path / "nothing"), "--out", str(tmp_path / "r2")]) == 2
+
+
+def test_heatmap_of_one_pair_computes_then_saves(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from fakeseg.features.target import pair_target
+
+    data = make_pairs(tmp_path / "d", n=1)
+    real, synthetic = data / "real" / "p0.png", data / "synthetic" / "p0.jpg"
+    torch.manual_seed(0)  # random weights: the same draw for both runs
+    target = pair_target(real, synthetic, weights="random")
+    assert target.raw.shape == (64, 64) and np.isfinite(target.raw).all()
+    # the synthetic side differs from the real one in its left half only
+    assert target.raw[:, :24].mean() > target.raw[:, 40:].mean()
+    torch.manual_seed(0)
+    assert main(["heatmap", "--real", str(real), "--synthetic", str(synthetic),
+                 "--out", str(tmp_path / "out"), "--backbone-weights", "random"]) == 0
+    assert "p0_target.png" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "out" / "p0_target.json").read_text())
+    raw = np.load(tmp_path / "out" / "p0_target.npy")
+    assert saved["raw_max"] == pytest.approx(float(raw.max()))
+    assert np.allclose(raw, target.raw) and saved["weights_tag"] == target.weights_tag

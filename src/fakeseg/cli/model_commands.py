@@ -312,14 +312,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _heatmap(args: argparse.Namespace) -> int:
-    from fakeseg.features.target import heatmap
+    from fakeseg.features.target import pair_target, save_pair_target
 
     layers = args.layers.split(",") if args.layers else None
-    summary = heatmap(args.real, args.synthetic, args.out, backbone=args.backbone,
-                      weights=args.backbone_weights, layers=layers, allow_resize=args.resize)
-    files = summary["files"]
-    assert isinstance(files, dict)
-    print(f"target map ({summary['weights_tag']}): {files['heat_png']}")
+    target = pair_target(args.real, args.synthetic, backbone=args.backbone,
+                         weights=args.backbone_weights, layers=layers, allow_resize=args.resize)
+    files = save_pair_target(target, args.out)
+    print(f"target map ({target.weights_tag}): {files['heat_png']}")
     return 0
 
 

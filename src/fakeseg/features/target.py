@@ -12,7 +12,9 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -235,41 +237,66 @@ def heat_map(maps: Mapping[str, torch.Tensor], size: tuple[int, int], *,
     return fuse(maps, size, scales=scales, weights=weights)[0, 0].numpy().astype(np.float32)
 
 
-def heatmap(real: str | Path, synthetic: str | Path, out: str | Path, *,
-            backbone: str = "ssdlite_mobilenet_v2", weights: str = "auto",
-            layers: Sequence[str] | None = None, allow_resize: bool = False,
-            device: str = "cpu") -> dict[str, object]:
-    """Write the raw target map |F(R) − F(S)| of one pair: ``.npy``, colour PNG, overlay, JSON.
+@dataclass
+class PairTarget:
+    """The raw target map |F(R) − F(S)| of one pair (:func:`pair_target`), in feature units:
+    no training-set scale exists for a single pair."""
 
-    The raw map is in feature units (no training-set scale exists for a single pair); the PNGs
-    are scaled by its 99th percentile for display, as the JSON records.
-    """
-    from fakeseg.config import versions
+    stem: str
+    real: Path
+    synthetic: Path
+    synthetic_image: np.ndarray  # (H, W, 3) float, what the overlay is drawn on
+    raw: np.ndarray  # (H, W) fused map
+    per_layer_mean: dict[str, float]
+    backbone: str
+    weights_tag: str
+    layers: list[str]
+
+    @property
+    def display_scale(self) -> float:
+        """The map's 99th percentile: the PNGs divide by it for display."""
+        return float(np.percentile(self.raw, 99)) or 1.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "real": str(self.real), "synthetic": str(self.synthetic), "backbone": self.backbone,
+            "weights_tag": self.weights_tag, "layers": self.layers,
+            "per_layer_mean": self.per_layer_mean, "raw_mean": float(self.raw.mean()),
+            "raw_max": float(self.raw.max()), "display_scale_p99": self.display_scale,
+        }
+
+
+def pair_target(real: str | Path, synthetic: str | Path, *,
+                backbone: str = "ssdlite_mobilenet_v2", weights: str = "auto",
+                layers: Sequence[str] | None = None, allow_resize: bool = False,
+                device: str = "cpu") -> PairTarget:
+    """The raw target map |F(R) − F(S)| of one pair."""
     from fakeseg.features import build_backbone
-    from fakeseg.io import write_image
-    from fakeseg.viz import colorize, overlay
 
     extractor = build_backbone(backbone, weights=weights, layers=layers).to(device)
     pair = load_pair(Pair(Path(synthetic).stem, Path(real), Path(synthetic)),
                      allow_resize=allow_resize)
     maps = pair_layer_maps(extractor, pair.real, pair.synthetic, device=device)
-    raw = heat_map(maps, pair.synthetic.shape[:2])
-    display_scale = float(np.percentile(raw, 99)) or 1.0
-    out = Path(out)
-    name = pair.stem
+    return PairTarget(pair.stem, Path(real), Path(synthetic), pair.synthetic,
+                      heat_map(maps, pair.synthetic.shape[:2]),
+                      {k: float(v.mean()) for k, v in maps.items()}, backbone,
+                      extractor.weights_tag, list(extractor.layers))
+
+
+def save_pair_target(target: PairTarget, out: str | Path) -> dict[str, Path]:
+    """``STEM_target.npy`` (raw), colour PNG and overlay (scaled for display), and JSON."""
+    from fakeseg.config import versions
+    from fakeseg.io import write_image
+    from fakeseg.viz import colorize, overlay
+
+    out, name, scaled = Path(out), target.stem, target.raw / target.display_scale
     files = {
-        "raw_npy": write_npy(out / f"{name}_target.npy", raw),
-        "heat_png": write_image(out / f"{name}_target.png", colorize(raw / display_scale)),
+        "raw_npy": write_npy(out / f"{name}_target.npy", target.raw),
+        "heat_png": write_image(out / f"{name}_target.png", colorize(scaled)),
         "overlay": write_image(out / f"{name}_target_overlay.png",
-                               overlay(pair.synthetic, raw / display_scale)),
+                               overlay(target.synthetic_image, scaled)),
     }
-    summary = {
-        "real": str(real), "synthetic": str(synthetic), "backbone": backbone,
-        "weights_tag": extractor.weights_tag, "layers": list(extractor.layers),
-        "per_layer_mean": {k: float(v.mean()) for k, v in maps.items()},
-        "raw_mean": float(raw.mean()), "raw_max": float(raw.max()),
-        "display_scale_p99": display_scale, "files": {k: str(v) for k, v in files.items()},
-        "versions": versions(),
-    }
-    write_json(out / f"{name}_target.json", summary)
-    return summary
+    files["json"] = write_json(out / f"{name}_target.json", {
+        **target.summary(), "files": {k: str(v) for k, v in files.items()},
+        "versions": versions()})
+    return files

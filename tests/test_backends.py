@@ -142,3 +142,17 @@ def test_unknown_backend_is_one_line(tiny: Localizer, tmp_path: Path) -> None:
     folder = tiny.save(tmp_path / "ckpt")
     with pytest.raises(FakesegError, match="unknown backend 'tensorrt'; choose one of torch"):
         Localizer.load(folder, backend="tensorrt")
+
+
+def test_cpu_torch_backend_keeps_freed_memory_for_reuse() -> None:
+    import sys
+
+    from fakeseg.device import keep_freed_memory
+
+    # set once per process (by the CPU torch backend), then a no-op that says it holds
+    assert keep_freed_memory() == keep_freed_memory()
+    if sys.platform.startswith("linux"):
+        import platform
+
+        if platform.libc_ver()[0] == "glibc":
+            assert keep_freed_memory()

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from fakeseg.device import keep_freed_memory
 from fakeseg.errors import FakesegError, printable
 from fakeseg.models.base import Segmenter
 from fakeseg.models.optimize import inference_copy
@@ -53,6 +54,8 @@ class TorchBackend:
     def __init__(self, net: Segmenter, device: torch.device, *, optimize: bool = True) -> None:
         self.device = device
         self.optimize = optimize
+        if device.type == "cpu":
+            keep_freed_memory()  # large activations are reused, not page-faulted in each pass
         self.net = inference_copy(net).to(device) if optimize else net.eval().to(device)
         self.multiple = net.multiple
 

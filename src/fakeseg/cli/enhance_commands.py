@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                              "none, the real partners of a paired dataset)")
     parser.add_argument("--split", default="test", choices=("test", "val", "train", "all"),
                         help="with a paired dataset: which part of the critic's split to "
-                             "enhance and verify")
+                             "enhance and verify (default: test)")
     add_config_options(parser, "EnhanceConfig")
     parser.add_argument("--steps", type=int, metavar="N",
                         help=f"refiner optimiser steps (default: {defaults.steps}, or the "

@@ -25,8 +25,10 @@ from fakeseg.workflows.crossval import cross_validate, save_cv
 HERE = Path(__file__).resolve().parent
 SHARED = Path("/work/shared/data/epe_vistas")
 
-#: name → (what changes against the row's base, TrainConfig changes); "@long" rows use the
-#: long budget (--long-steps, early stopping), the others the screening budget (--steps)
+#: name → (what changes against the row's base, TrainConfig changes). A row runs at the
+#: screening budget (--steps); ``NAME@long`` at the long one (--long-steps, early stopping) and
+#: ``NAME@default`` at TrainConfig's own defaults (steps, early stopping, validation share;
+#: without the wall-time budget, so that a row does not depend on the machine's speed)
 GRID: dict[str, tuple[str, dict[str, Any]]] = {
     "ref": ("fakesegment, screening budget", {}),
     "catnet": ("CAT-Net baseline, screening budget", {"model": "catnet"}),
@@ -36,9 +38,11 @@ GRID: dict[str, tuple[str, dict[str, Any]]] = {
     "realw2": ("real-pixel loss weight 2", {"real_pixel_weight": 2.0}),
     "hardneg": ("+ BCE of the hardest 5 % real pixels", {"hard_negative_fraction": 0.05}),
     "pure_real0.45": ("p_pure_real 0.45 (was 0.3)", {"p_pure_real": 0.45}),
-    "ref@long": ("fakesegment, long budget", {}),
-    "catnet@long": ("CAT-Net baseline, long budget", {"model": "catnet"}),
+    "es0": ("no early stopping (the best checkpoint by validation F1 is kept)",
+            {"early_stopping": 0}),
+    "es8": ("early stopping after 8 epochs without a gain (was 4)", {"early_stopping": 8}),
 }
+BUDGETS = ("long", "default")
 
 
 #: the reference settings every row changes one thing of: pinned (TrainConfig's defaults when
@@ -54,14 +58,19 @@ REFERENCE: dict[str, Any] = {
 def entries(args: argparse.Namespace) -> list[tuple[str, TrainConfig]]:
     screen = TrainConfig(**REFERENCE, steps=args.steps, early_stopping=0, seed=args.seed,
                          threads=args.threads)
-    long = dataclasses.replace(screen, steps=args.long_steps, early_stopping=args.patience)
+    budgets = {
+        "": screen,
+        "long": dataclasses.replace(screen, steps=args.long_steps, early_stopping=args.patience),
+        "default": TrainConfig(**{**REFERENCE, "val_fraction": TrainConfig.val_fraction},
+                               seed=args.seed, threads=args.threads),
+    }
     found = []
     for name in args.only.split(","):
-        if name not in GRID:
-            raise SystemExit(f"unknown row {name!r}; see --list")
-        changes = GRID[name][1]
-        budget = long if name.endswith("@long") else screen
-        config = method_config(budget, changes.get("model", "fakesegment"))
+        row, _, budget = name.partition("@")
+        if row not in GRID or budget not in budgets:
+            raise SystemExit(f"unknown row {name!r}; see --list (budgets: @long, @default)")
+        changes = GRID[row][1]
+        config = method_config(budgets[budget], changes.get("model", "fakesegment"))
         found.append((name, dataclasses.replace(
             config, **{k: v for k, v in changes.items() if k != "model"})))
     return found
@@ -90,6 +99,7 @@ def main() -> None:
     if args.list:
         for name, (what, changes) in GRID.items():
             print(f"{name:16s} {what}  {changes}")
+        print("each row also as NAME@long or NAME@default (the budget)")
         return
     if args.threads:  # scoring too: on a crowded machine 2 spinning threads cost 5-10×
         import torch

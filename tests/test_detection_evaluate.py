@@ -11,7 +11,12 @@ import torch
 
 from fakeseg.cli import main
 from fakeseg.data.labeled import load_labeled
-from fakeseg.detection.evaluate import classify_eval, classify_predict, heatmap_scores
+from fakeseg.detection.evaluate import (
+    classify_predict,
+    evaluate_detection,
+    heatmap_scores,
+    save_detection_evaluation,
+)
 from fakeseg.errors import FakesegError
 from fakeseg.models.classifier import load_classifier
 from tests.labeled_sets import TrainedClassifier, make_set
@@ -26,7 +31,8 @@ def test_train_eval_predict_learns_the_checkerboard(trained_classifier: TrainedC
     meta = json.loads((run / "best" / "model.json").read_text())
     assert meta["kind"] == "classifier" and meta["weights_tag"] == "random"
     assert meta["config"]["seed"] == 0 and "torch" in meta["versions"]
-    result = classify_eval(run, held_out, tmp_path / "eval", progress=False)
+    result = evaluate_detection(run, held_out, progress=False)
+    save_detection_evaluation(result, tmp_path / "eval")
     assert result.overall["roc_auc"] > 0.85
     assert set(result.per_source or {}) == {"gen0", "gen1", "all"}
     assert result.n_seen_in_training == 0
@@ -62,8 +68,9 @@ def test_heatmap_scorer_uses_fakesegment_coverage(tmp_path: Path) -> None:
     scores = heatmap_scores(tmp_path / "seg", [i.path for i in items], progress=False)
     expected = Localizer.load(tmp_path / "seg", device="cpu").predict(items[0].path).score
     assert scores.shape == (6,) and scores[0] == pytest.approx(expected)
-    result = classify_eval(tmp_path / "seg", data, tmp_path / "eval", scorer="heatmap",
-                           device="cpu", progress=False)
+    result = evaluate_detection(tmp_path / "seg", data, scorer="heatmap", device="cpu",
+                                progress=False)
+    save_detection_evaluation(result, tmp_path / "eval")
     assert result.score_name == "flagged_fraction" and result.threshold == 0.05
     assert (tmp_path / "eval" / "metrics.md").exists()
     with pytest.raises(FakesegError, match="not a classifier"):

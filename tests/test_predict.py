@@ -171,7 +171,7 @@ def test_one_bad_file_never_stops_the_folder(run: Path, images: Path, tmp_path: 
     assert any("empty.png" in line for line in err)
     assert len((out / "results.csv").read_text().strip().splitlines()) == 4  # header + 3
     info = json.loads((out / "predict.json").read_text())
-    assert info["complete"] and len(info["failures"]) == 2
+    assert info["complete"] and len(info["skipped"]) == 2
 
 
 def test_out_checks_and_lock(run: Path, images: Path, tmp_path: Path,

@@ -57,8 +57,9 @@ def test_text_list_of_paths_relative_comments_and_missing(model: Localizer,  # n
     assert [p.name for p in paths] == ["gone.png", "im0.png", "im3.png"]
     out = tmp_path / "pred"
     summary = predict(model, [str(listing)], out, workers=1, progress=False)
-    assert summary.n_done == 2 and len(summary.failures) == 1
-    assert "gone.png" in summary.failures[0] and "no such file" in summary.failures[0].lower()
+    assert summary.n_done == 2 and len(summary.skipped) == 1
+    assert summary.skipped[0].input.endswith("gone.png")
+    assert "no such file" in summary.skipped[0].reason.lower()
     assert "fakeseg: skipped:" in capsys.readouterr().err
     assert sorted(r["name"] for r in summary.rows) == ["im0", "im3"]
 
@@ -69,9 +70,9 @@ def test_bad_file_in_a_worker_is_one_skipped_line(model: Localizer, images: Path
     write_image(images / "tiny.png", np.zeros((4, 4, 3), np.float32))
     summary = predict(model, [images], tmp_path / "pred", workers=1, batch_size=2,
                       progress=False)
-    assert summary.n_done == 5 and len(summary.failures) == 2
-    assert any("broken.png" in f for f in summary.failures)
-    assert any("tiny.png" in f and "4x4" in f for f in summary.failures)
+    assert summary.n_done == 5 and len(summary.skipped) == 2
+    assert any(s.input.endswith("broken.png") for s in summary.skipped)
+    assert any(s.input.endswith("tiny.png") and "4x4" in s.reason for s in summary.skipped)
     inline = predict(model, [images], tmp_path / "inline", workers=0, batch_size=2,
                      progress=False)
     for row in summary.rows:  # the same maps whether decoded in a worker or inline

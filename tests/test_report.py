@@ -317,7 +317,7 @@ def test_script_in_result_files_is_escaped(results: Path, tmp_path: Path) -> Non
     write_text(pr / "results.jsonl", "\n".join(lines) + "\n")
     write_json(pr / "predict.json", {"threshold": SCRIPT, "score_meaning": SCRIPT,
                                      "model": {"weights_tag": SCRIPT}, "versions": {"x": SCRIPT},
-                                     "failures": [SCRIPT]})
+                                     "skipped": [{"input": SCRIPT, "reason": SCRIPT}]})
     metrics = json.loads((results / "eval" / "metrics.json").read_text())
     metrics["title"] = SCRIPT
     metrics["results"][EVAL_SECTION][0].update(name=SCRIPT, threshold=SCRIPT)

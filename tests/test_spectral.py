@@ -178,7 +178,7 @@ def test_unreadable_image_in_a_fit_set_is_skipped(sets: dict[str, list[Path]],
     broken.write_bytes(b"definitely not a png")
     fp = compute_fingerprint([*sets["real"], broken], sets["synthetic"], size=SIZE,
                              progress=False)
-    assert fp.n_real == N and [s.path for s in fp.skipped] == [broken]
+    assert fp.n_real == N and [s.input for s in fp.skipped] == [str(broken)]
 
 
 # --------------------------------------------------------------------------- analysis
@@ -258,7 +258,7 @@ def test_defingerprint_reports_psnr_energy_and_skips_corrupt(
                            tmp_path / "out", size=SIZE, progress=False)
     written = sorted(p.name for p in (tmp_path / "out" / "images").iterdir())
     assert written == [p.with_suffix(".png").name for p in sets["synthetic"][:4]]
-    assert [s["path"] for s in result["skipped"]] == [str(corrupt)]
+    assert [s["input"] for s in result["skipped"]] == [str(corrupt)]
     assert result["n_attacked"] == 4
     saved = json.loads((tmp_path / "out" / "attack.json").read_text())
     assert saved["method"] == method and saved["k"] == 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -40,3 +41,34 @@ class DataError(FakesegError):
 
 class CheckpointError(FakesegError):
     """A checkpoint that is missing, corrupt or of the wrong kind."""
+
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input left out of a computation (unreadable, too small, non-finite…) and why: the
+    one record of a skipped input, in every result and every JSON file that lists them."""
+
+    input: str  # a file's path, or a pair's stem
+    reason: str  # without the input's name in front
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input", str(self.input))
+        prefix = f"{printable(self.input)}: "
+        if self.reason.startswith(prefix):
+            object.__setattr__(self, "reason", self.reason[len(prefix):])
+
+    def __str__(self) -> str:
+        return f"{printable(self.input)}: {self.reason}" if self.input else self.reason
+
+    def to_json(self) -> dict[str, str]:
+        return {"input": self.input, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, item: object) -> Skipped:
+        """Back from :meth:`to_json`; also reads older files' shapes (a plain line, or a
+        ``path`` / ``stem`` key instead of ``input``)."""
+        if isinstance(item, dict):
+            name = item.get("input", item.get("path", item.get("stem", "")))
+            return cls(str(name), str(item.get("reason", "")))
+        return cls("", str(item))

@@ -236,7 +236,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from fakeseg.detection.evaluate import classify_eval
+    from fakeseg.detection.evaluate import evaluate_detection, save_detection_evaluation
     from fakeseg.errors import FakesegError
 
     if args.model:
@@ -247,9 +247,10 @@ def _eval(args: argparse.Namespace) -> int:
         run, data = args.run, args.data
     else:
         raise FakesegError("give RUN and DATA (or DATA with --model RUN)")
-    result = classify_eval(run, data, args.out, scorer=args.scorer, threshold=args.threshold,
-                           source_pattern=_pattern(args.source_pattern),
-                           batch_size=args.batch_size, device=args.device, progress=True)
+    result = evaluate_detection(run, data, scorer=args.scorer, threshold=args.threshold,
+                                source_pattern=_pattern(args.source_pattern),
+                                batch_size=args.batch_size, device=args.device, progress=True)
+    save_detection_evaluation(result, args.out)
     overall = result.overall
     print(f"metrics: {args.out}/metrics.json, {args.out}/metrics.md")
     print(f"{result.n} images, {args.scorer} scorer: ROC AUC {fmt(overall['roc_auc'])}, "
@@ -273,8 +274,8 @@ def _predict(args: argparse.Namespace) -> int:
                               device=args.device, progress=True)
     print(f"{result.n} predictions in {result.csv} ({result.n_flagged} at or above "
           f"{result.threshold:g})")
-    if result.failures:
-        print(f"fakeseg: {len(result.failures)} image(s) skipped, see above", file=sys.stderr)
+    if result.skipped:
+        print(f"fakeseg: {len(result.skipped)} image(s) skipped, see above", file=sys.stderr)
         return 1
     return 0
 

@@ -83,7 +83,7 @@ def _enhance(args: argparse.Namespace) -> int:
           f"PSNR unflagged: {db(h.psnr_unflagged_db)}; changed: {pct(h.changed_share)}")
     print(f"training critic fall (optimistic): {pct(h.training_critic_fall_optimistic)}")
     print(f"results: {path}")
-    if result.failures:
-        print(f"fakeseg: {len(result.failures)} input(s) failed, see {path}", file=sys.stderr)
+    if result.skipped:
+        print(f"fakeseg: {len(result.skipped)} input(s) skipped, see {path}", file=sys.stderr)
         return 1
     return 0

@@ -295,8 +295,8 @@ def _predict(args: argparse.Namespace) -> int:
     table = (f"scores: {summary.out / 'results.csv'}" if summary.shard is None or summary.merged
              else "merge when every shard is done: fakeseg predict --merge " + str(summary.out))
     print(f"{summary.n_done} heat maps in {summary.out}{where}{resumed} ({table})")
-    if summary.failures:
-        print(f"fakeseg: {len(summary.failures)} image(s) skipped, see above", file=sys.stderr)
+    if summary.skipped:
+        print(f"fakeseg: {len(summary.skipped)} image(s) skipped, see above", file=sys.stderr)
         return 1
     return 0
 

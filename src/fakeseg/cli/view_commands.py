@@ -98,8 +98,8 @@ def _featdiff(args: argparse.Namespace) -> int:
           + ", ".join(f"{b} ({t})" for b, t in result.weights_tags.items()))
     print(f"table: {files['markdown']}")
     print(f"grids: {args.out}/grid_*.png")
-    if result.skipped_pairs:
-        print(f"fakeseg: {len(result.skipped_pairs)} pair(s) skipped, see featdiff.json",
+    if result.skipped:
+        print(f"fakeseg: {len(result.skipped)} pair(s) skipped, see featdiff.json",
               file=sys.stderr)
         return 1
     return 0

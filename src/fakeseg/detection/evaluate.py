@@ -18,7 +18,7 @@ import numpy as np
 from fakeseg.config import versions
 from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN, ImageCache, LabeledImage, load_labeled
 from fakeseg.device import resolve_device
-from fakeseg.errors import FakesegError
+from fakeseg.errors import FakesegError, Skipped
 from fakeseg.evaluation.metrics import grouped_image_report, image_report
 from fakeseg.inference.classifier import predict_probabilities
 from fakeseg.inference.localizer import DECISION_COVERAGE
@@ -216,14 +216,6 @@ def save_detection_evaluation(result: DetectionEvaluation, out: str | Path) -> P
     return metrics
 
 
-def classify_eval(run: str | Path, data: str | Path | Sequence[LabeledImage],
-                  out: str | Path, **options: Any) -> DetectionEvaluation:
-    """``classify eval``: :func:`evaluate_detection` (same options), saved into ``out``."""
-    result = evaluate_detection(run, data, **options)
-    save_detection_evaluation(result, out)
-    return result
-
-
 @dataclass
 class DetectorPredictions:
     """``classify predict``'s output: P(synthetic) per readable image, and what was skipped."""
@@ -233,7 +225,7 @@ class DetectorPredictions:
     paths: list[Path]
     probabilities: np.ndarray
     threshold: float
-    failures: list[str]  # one line per unreadable input
+    skipped: list[Skipped]  # the unreadable inputs
 
     @property
     def n(self) -> int:
@@ -250,13 +242,14 @@ def classify_predict(run: str | Path, images: Sequence[str | Path] | str | Path,
     """Write ``OUT/predictions.csv`` (image, probability_synthetic) for files/folders/globs."""
     out = check_output_dir(out)
     checked = ImageCache(0)
-    paths, failures = [], []
+    paths: list[Path] = []
+    skipped: list[Skipped] = []
     for path in _image_paths(images):  # one unreadable file is named and skipped, not fatal
         try:
             checked.get(path)
         except FakesegError as exc:
-            failures.append(str(exc))
-            warn(f"fakeseg: skipped: {exc}")
+            skipped.append(Skipped(str(path), str(exc)))
+            warn(f"fakeseg: skipped: {skipped[-1]}")
             continue
         paths.append(path)
     probs, meta, folder, _ = _run_scores(run, paths, batch_size=batch_size, device=device,
@@ -268,5 +261,5 @@ def classify_predict(run: str | Path, images: Sequence[str | Path] | str | Path,
                         [[str(p), f"{prob:.6f}"] for p, prob in zip(paths, probs, strict=True)])
     return DetectorPredictions(csv=target, model=Path(folder), paths=paths,
                                probabilities=np.asarray(probs),
-                               threshold=float(meta.get("threshold", 0.5)), failures=failures)
+                               threshold=float(meta.get("threshold", 0.5)), skipped=skipped)
 

@@ -33,7 +33,7 @@ from fakeseg.enhance.verify import (
     check_independent,
     verify,
 )
-from fakeseg.errors import FakesegError
+from fakeseg.errors import FakesegError, Skipped
 from fakeseg.io import (
     check_output_dir,
     expand_inputs,
@@ -65,7 +65,7 @@ class Inputs:
     train_reals: list[np.ndarray]
     targets: list[EnhancedImage]  # output not yet filled in
     fd_reals: list[np.ndarray]
-    failures: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 @dataclass
@@ -75,7 +75,7 @@ class EnhanceResult:
     verification: Verification
     config: dict[str, Any]
     refiner_run: Path | None
-    failures: list[str]
+    skipped: list[Skipped]
 
 
 def _run_folder(run: str | Path) -> Path:
@@ -83,23 +83,23 @@ def _run_folder(run: str | Path) -> Path:
     return folder.parent if folder.name in ("best", "last") else folder
 
 
-def _read_all(paths: Sequence[Path], failures: list[str]) -> list[tuple[Path, np.ndarray]]:
-    """Read every image; one that fails is named in ``failures`` and skipped."""
+def _read_all(paths: Sequence[Path], skipped: list[Skipped]) -> list[tuple[Path, np.ndarray]]:
+    """Read every image; one that fails is warned about and listed in ``skipped``."""
     read = []
     for path in paths:
         try:
             read.append((path, read_image(path)))
         except FakesegError as exc:
-            failures.append(str(exc))
-            warn(f"fakeseg: {exc}")
+            skipped.append(Skipped(str(path), str(exc)))
+            warn(f"fakeseg: skipped: {skipped[-1]}")
     return read
 
 
 def gather_inputs(run: str | Path, images: Sequence[str | Path], *, real: str | Path | None,
                   split: str, need_training: bool) -> Inputs:
     """See the module docstring."""
-    failures: list[str] = []
-    reals = [a for _, a in _read_all(list_images(real), failures)] if real else []
+    skipped: list[Skipped] = []
+    reals = [a for _, a in _read_all(list_images(real), skipped)] if real else []
     root = Path(images[0]) if len(images) == 1 else None
     if root is not None and (root / "real").is_dir() and (root / "synthetic").is_dir():
         index = index_pairs(root)
@@ -116,22 +116,22 @@ def gather_inputs(run: str | Path, images: Sequence[str | Path], *, real: str | 
             try:
                 loaded[pair.stem] = (pair, load_pair(pair))
             except FakesegError as exc:
-                failures.append(str(exc))
-                warn(f"fakeseg: {exc}")
+                skipped.append(Skipped(pair.stem, str(exc)))
+                warn(f"fakeseg: skipped: {skipped[-1]}")
         train = [loaded[s][1] for s in parts.train if s in loaded] if need_training else []
         targets = [EnhancedImage(s, loaded[s][0].synthetic, loaded[s][1].synthetic,
                                  np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), np.float32),
                                  loaded[s][1].real) for s in wanted if s in loaded]
         return Inputs([p.stem for p in train], [p.synthetic for p in train],
                       reals or [p.real for p in train], targets,
-                      reals or [t.real for t in targets if t.real is not None], failures)
-    read = _read_all(expand_inputs([str(i) for i in images]), failures)
+                      reals or [t.real for t in targets if t.real is not None], skipped)
+    read = _read_all(expand_inputs([str(i) for i in images]), skipped)
     if not read:
         raise FakesegError(f"{images[0]}: no readable image; check the inputs")
     targets = [EnhancedImage(p.stem, p, a, np.zeros((0, 0, 3), np.uint8),
                              np.zeros((0, 0), np.float32)) for p, a in read]
     return Inputs([p.stem for p, _ in read], [a for _, a in read] if need_training else [],
-                  reals, targets, reals, failures)
+                  reals, targets, reals, skipped)
 
 
 def _masks(critic: Any, items: Sequence[EnhancedImage], config: EnhanceConfig,
@@ -201,7 +201,7 @@ def enhance(run: str | Path, images: Sequence[str | Path], out: str | Path, *,
         refiner.eval().to(torch_device)
     _masks(critic, inputs.targets, config, progress)
     done: list[EnhancedImage] = []
-    failures = list(inputs.failures)
+    skipped = list(inputs.skipped)
     enhanced_files = {p.stem: p for p in list_images(enhanced)} if enhanced else {}
     for item in progress_bar(inputs.targets, desc="enhance", unit="img", enabled=progress):
         try:
@@ -217,8 +217,8 @@ def enhance(run: str | Path, images: Sequence[str | Path], out: str | Path, *,
                 except FakesegError as exc:
                     raise FakesegError(f"{enhanced_files[item.name]}: {exc}") from None
         except FakesegError as exc:
-            failures.append(str(exc))
-            warn(f"fakeseg: {exc}")
+            skipped.append(Skipped(item.name, str(exc)))
+            warn(f"fakeseg: skipped: {skipped[-1]}")
             continue
         done.append(item)
     if not done:
@@ -229,7 +229,7 @@ def enhance(run: str | Path, images: Sequence[str | Path], out: str | Path, *,
                           style_backbone=config.style_backbone if learned else None,
                           device=torch_device, progress=progress)
     return EnhanceResult("learned" if learned else "blend", done, verification,
-                         to_dict(config), refiner_run if learned else None, failures)
+                         to_dict(config), refiner_run if learned else None, skipped)
 
 
 # --------------------------------------------------------------------------- saving
@@ -301,8 +301,8 @@ def _markdown(result: EnhanceResult, command: str) -> str:
                      f"{fmt(i.critic_before, 4)} | {fmt(i.critic_after, 4)} | "
                      f"{db(i.psnr_unflagged_db)} | {pct(i.changed_share)} |")
     lines += ["", "Notes:", *[f"- {n}" for n in v.notes], ""]
-    if result.failures:
-        lines += ["Failed inputs:", *[f"- {f}" for f in result.failures], ""]
+    if result.skipped:
+        lines += ["Skipped inputs:", *[f"- {f}" for f in result.skipped], ""]
     return "\n".join(lines)
 
 
@@ -321,8 +321,8 @@ def save_enhancement(result: EnhanceResult, out: str | Path, *, command: str = "
             rows.append({"name": item.name, "input": str(item.source), **files})
         payload = {"mode": result.mode, "command": command,
                    **result.verification.to_json(), "files": rows, "config": result.config,
-                   "refiner_run": result.refiner_run, "failures": result.failures,
-                   "versions": versions()}
+                   "refiner_run": result.refiner_run,
+                   "skipped": [s.to_json() for s in result.skipped], "versions": versions()}
         write_json(out / RESULT_JSON, payload)
         write_text(out / RESULT_MD, _markdown(result, command))
     say(f"enhance: {len(rows)} image(s) → {out / RESULT_MD}")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from fakeseg.data.pairs import Pair
-from fakeseg.errors import FakesegError
+from fakeseg.errors import FakesegError, Skipped
 from fakeseg.features.backbones import FeatureExtractor
 from fakeseg.features.trunks import Trunk
 from fakeseg.numbers import fmt, fmt_mean_std, mean_std
@@ -450,7 +450,7 @@ class FeatdiffResult:
     config: dict[str, Any]
     backbones: dict[str, dict[str, Any]]  # name → record (weights, layers; or why skipped)
     pairs: list[PairViews]
-    skipped_pairs: list[dict[str, str]]
+    skipped: list[Skipped]  # pairs that could not be read (by stem)
     input_problems: list[str]
     summary: list[dict[str, Any]]  # one row per (backbone, layer), over pairs
 
@@ -500,7 +500,7 @@ def featdiff(real: str | Path | None, synthetic: str | Path | None, *,
     extractors, records = build_backbones(backbones, weights, layers, torch_device)
     random_init = {n: r["random_init_layers"] for n, r in records.items() if r["status"] == "ok"}
     done: list[PairViews] = []
-    skipped: list[dict[str, str]] = []
+    skipped: list[Skipped] = []
     for pair in progress_bar(pair_list, desc="featdiff", unit="pair", enabled=progress):
         try:
             loaded = load_pair(pair, allow_resize=allow_resize)
@@ -508,14 +508,14 @@ def featdiff(real: str | Path | None, synthetic: str | Path | None, *,
                                                             max_side)
             cells = pair_cells(extractors, real_im, synthetic_im, torch_device, random_init)
         except FakesegError as exc:
-            warn(f"featdiff: skipped pair {pair.stem}: {exc}")
-            skipped.append({"stem": pair.stem, "reason": str(exc)})
+            skipped.append(Skipped(pair.stem, str(exc)))
+            warn(f"featdiff: skipped pair {skipped[-1]}")
             continue
         height, width = loaded.synthetic.shape[:2]
         done.append(PairViews(pair, (width, height),
                               (synthetic_im.shape[1], synthetic_im.shape[0]), factor, cells))
     if not done:
-        first = skipped[0]["reason"] if skipped else "no pairs"
+        first = str(skipped[0]) if skipped else "no pairs"
         raise FakesegError(f"no pair could be processed (first problem: {first})")
     config = {"real": None if real is None else str(real),
               "synthetic": None if synthetic is None else str(synthetic),
@@ -568,7 +568,7 @@ def save_featdiff(result: FeatdiffResult, out: str | Path, *,
         "definitions": result.definitions, "backbones": result.backbones,
         "weights_tags": tags, "random_weights": result.random_weights, "versions": versions(),
         "summary": result.summary, "pairs": pair_records,
-        "skipped_pairs": result.skipped_pairs, "input_problems": result.input_problems,
+        "skipped": [s.to_json() for s in result.skipped], "input_problems": result.input_problems,
         "files": {"csv": str(files["csv"]), "markdown": str(files["markdown"]),
                   "grids": [p["grid"] for p in pair_records],
                   "json": str(out / "featdiff.json")},

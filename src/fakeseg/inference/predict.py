@@ -47,7 +47,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fakeseg.config import versions
-from fakeseg.errors import FakesegError, FolderInUseError
+from fakeseg.errors import FakesegError, FolderInUseError, Skipped
 from fakeseg.faults import kill_point
 from fakeseg.inference.localizer import MIN_SIDE, HeatMap, Localizer, same_shape_batches
 from fakeseg.io import (
@@ -128,7 +128,7 @@ class PredictSummary:
     out: Path
     n_done: int
     n_resumed: int = 0
-    failures: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     results: Path | None = None
     shard: Shard | None = None
     merged: bool = False  # a shard run that found every shard done and merged them
@@ -425,9 +425,8 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, temp_dir: Pa
             writing.clear()
 
         def skip(path: Path, reason: str) -> None:
-            message = f"{path}: {reason}" if not reason.startswith(str(path)) else reason
-            summary.failures.append(message)
-            warn(f"fakeseg: skipped: {message}")
+            summary.skipped.append(Skipped(str(path), reason))
+            warn(f"fakeseg: skipped: {summary.skipped[-1]}")
             bar.update()
 
         def usable(items: Iterable[DecodedImage]) -> Iterator[tuple[Path, torch.Tensor]]:
@@ -517,7 +516,7 @@ def _write_info(path: Path, record: dict[str, Any], summary: PredictSummary, n_i
         "paths": "relative to this folder",
         **record,
         "n_images": n_images, "n_resumed": summary.n_resumed,
-        "failures": summary.failures, "versions": versions(),
+        "skipped": [s.to_json() for s in summary.skipped], "versions": versions(),
     }, temp_dir=temp_dir)
 
 
@@ -581,7 +580,8 @@ def merge_predictions(out: str | Path) -> PredictSummary:
                     merged.write(json.dumps(row) + "\n")
         _write_csv(out, RESULTS_JSONL, temp_dir)
         summary = PredictSummary(out, len(seen) - n_previous, n_resumed=n_previous,
-                                 failures=[f for info in ordered for f in info.get("failures", [])],
+                                 skipped=[Skipped.from_json(s) for info in ordered
+                                          for s in info.get("skipped", [])],
                                  results=out / RESULTS_JSONL)
         record = {key: ordered[0].get(key) for key in
                   ("threshold", "model_identity", "model", "model_config", "inputs_digest")}

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fakeseg.errors import FakesegError
+from fakeseg.errors import FakesegError, Skipped
 from fakeseg.reporting import enhance_section
 from fakeseg.reporting import templates as T
 from fakeseg.reporting.files import (
@@ -236,6 +236,14 @@ def _text(value: Any, default: str = "?") -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)[:200]
 
 
+def _skipped(payload: dict[str, Any]) -> list[Skipped]:
+    """The skipped inputs a result file lists (older files: ``failures``, ``skipped_pairs``)."""
+    items = [item for key in ("skipped", "failures", "skipped_pairs")
+             for item in _list(payload.get(key))]
+    return [Skipped.from_json({k: _text(v) for k, v in item.items()} if isinstance(item, dict)
+                              else _text(item)) for item in items]
+
+
 def _maybe_text(value: Any) -> str | None:
     """Like :func:`_text`, but None stays None (not recorded)."""
     return None if value is None else _text(value)
@@ -306,10 +314,10 @@ def _predictions(folder: Path, emb: Embedder, max_images: int) -> Part:
         parts.append(T.warn_box(f"{bad} line(s) of results.jsonl are not JSON objects: skipped"))
     if meta.get("complete") is False:
         parts.append(T.warn_box("predict did not finish this folder: the ranking is partial"))
-    failures = [_text(f) for f in _list(meta.get("failures"))]
+    failures = _skipped(meta)
     if failures:
         parts.append(T.details(f"{len(failures)} input(s) could not be predicted", "<ul>" + "".join(
-            f"<li>{T.esc(f)}</li>" for f in failures) + "</ul>", open_=True))
+            f"<li>{T.esc(str(f))}</li>" for f in failures) + "</ul>", open_=True))
     invalid = sum(any(n.invalid for n in r["_nums"].values()) for r in rows)
     if invalid:
         report_warning(f"{folder / 'results.jsonl'}: {invalid} row(s) hold non-numbers where "
@@ -495,9 +503,8 @@ def _featdiff(folder: Path, emb: Embedder) -> Part:
     if definitions:
         parts.append('<p class="note">' + " ".join(T.esc(_text(v)) for v in definitions.values())
                      + "</p>")
-    for item in map(_dict, _list(payload.get("skipped_pairs"))):
-        parts.append(T.warn_box(f"pair {_text(item.get('stem'))} skipped: "
-                                f"{_text(item.get('reason'))}"))
+    for item in _skipped(payload):
+        parts.append(T.warn_box(f"pair {item.input} skipped: {item.reason}"))
     grids = sorted(folder.glob("grid_*.png"))
     if grids:
         parts.append(T.colorbar("|F(R) − F(S)| in each cell (dark = alike, bright = the layer "

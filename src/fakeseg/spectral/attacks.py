@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio
 
-from fakeseg.errors import FakesegError
+from fakeseg.errors import FakesegError, Skipped
 from fakeseg.io import read_image, write_image, write_json, write_npy
 from fakeseg.progress import progress_bar, warn
 from fakeseg.spectral.fingerprint import (
@@ -191,7 +191,7 @@ def defingerprint(
                                       crop="center", size=size)
 
     images: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
+    skipped: list[Skipped] = []
     written: list[Path] = []
     for path in progress_bar(targets, desc=f"{method.upper()} attack", unit="img",
                              enabled=progress):
@@ -200,8 +200,8 @@ def defingerprint(
             attacked = _APPLY[method](image, F, k, source=path)
             original = crops(image, size, "center", path)[0]
         except FakesegError as exc:
-            warn(f"fakeseg: skipped: {exc}")
-            skipped.append({"path": str(path), "reason": str(exc)})
+            skipped.append(Skipped(path, str(exc)))
+            warn(f"fakeseg: skipped: {skipped[-1]}")
             continue
         target = write_image(out / "images" / f"{path.stem}.png", attacked)
         stored = crops(read_image(target), size, "center", target)[0]  # what a user gets
@@ -211,7 +211,7 @@ def defingerprint(
         images.append({"input": str(path), "output": str(target), "psnr_db": psnr})
         written.append(target)
     if not written:
-        raise FakesegError(f"no image could be attacked (first problem: {skipped[0]['reason']})")
+        raise FakesegError(f"no image could be attacked (first problem: {skipped[0]})")
 
     after = fingerprint_from_streams(
         real_stream, stream_log_spectra(written, desc="attacked (after)", **common),
@@ -244,7 +244,7 @@ def defingerprint(
                      "these set sizes, so an energy near it means no detectable fingerprint"),
         },
         "images": images,
-        "skipped": skipped,
+        "skipped": [s.to_json() for s in skipped],
         "fit_skipped": [s.to_json() for s in (*real_stream.skipped, *synthetic_stream.skipped)],
         "filter": str(out / "filter.npy"),
     }

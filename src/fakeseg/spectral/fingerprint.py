@@ -30,7 +30,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage, stats
 
-from fakeseg.errors import FakesegError, ImageReadError
+from fakeseg.errors import FakesegError, ImageReadError, Skipped
 from fakeseg.io import read_image, write_csv, write_json, write_npy
 from fakeseg.progress import progress_bar, warn
 from fakeseg.viz import new_figure, save_figure
@@ -216,24 +216,13 @@ class RunningMean:
         return (self._sum_sq - self._sum**2 / self.count) / (self.count - 1)
 
 
-@dataclass(frozen=True)
-class SkippedImage:
-    """An input image left out of a computation, with the one-line reason."""
-
-    path: Path
-    reason: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"path": str(self.path), "reason": self.reason}
-
-
 @dataclass
 class StreamResult:
     """Per-statistic running means over the crops of one image set."""
 
     stats: dict[str, RunningMean]
     n_images: int
-    skipped: list[SkippedImage] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
     @property
     def n_crops(self) -> int:
@@ -321,8 +310,8 @@ def stream_statistics(
         if isinstance(result, Exception):
             if not isinstance(result, ImageReadError):
                 raise result
-            warn(f"fakeseg: skipped: {result}")
-            skipped.append(SkippedImage(Path(path), str(result)))
+            skipped.append(Skipped(path, str(result)))
+            warn(f"fakeseg: skipped: {skipped[-1]}")
             continue
         for values in result:
             for name, value in values.items():
@@ -331,7 +320,7 @@ def stream_statistics(
     if n_images == 0:
         raise FakesegError(
             f"none of the {len(paths)} images in the {desc} set could be read "
-            f"(first problem: {skipped[0].reason})"
+            f"(first problem: {skipped[0]})"
         )
     return StreamResult(accumulators, n_images, skipped)
 
@@ -393,7 +382,7 @@ class Fingerprint:
     #: (size, size) standard error of the luminance FP, sqrt(var_r/n_r + var_s/n_s) from the
     #: per-coefficient sample variances of log|T|; None if a set has fewer than two crops.
     stderr: np.ndarray | None = None
-    skipped: list[SkippedImage] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
     @property
     def transform_label(self) -> str:

@@ -17,9 +17,12 @@ from /proc every 0.2 s:
   against the model-only rate (``Localizer.predict_batch`` on the same images, decoded
   beforehand, in this process).
 
-Once (on the smallest N): the loader ratio, training steps/s with batches from the streaming
-loader (``--workers`` workers) over steps/s with the same batches prebuilt in memory (target
->= 0.8).
+Once (on the smallest N): the pixel store's build rate (pairs/s, the one-off decoding into
+memory-mappable files that training reads crops from), then the loader ratio: training
+steps/s with batches from the streaming loader (``--workers`` workers, reading the store) over
+steps/s with the same batches prebuilt in memory (target >= 0.8), in ``--loader-rounds``
+rounds (the median is the result), plus one round of the decode path (no store) to compare.
+``--parts loader`` runs only this part (about a minute at N=50 once the pairs exist).
 
     python benchmarks/bench_scale.py --sizes 50,200 [--root /tmp/fakeseg_scale]
         [--train-steps 50] [--predict-images 200] [--workers 2] [--device cpu]
@@ -53,7 +56,13 @@ from fakeseg.data.pairs import index_pairs
 from fakeseg.io import read_image, to_uint8, write_image, write_json, write_text
 from fakeseg.models.registry import build_model
 from fakeseg.training.losses import pixel_bce
-from fakeseg.training.streaming import CompositeStream, composite_loader
+from fakeseg.training.sampler import collate_batch
+from fakeseg.training.streaming import (
+    CompositeStream,
+    StepBatches,
+    build_stream_store,
+    composite_loader,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale"
 WIDTH, HEIGHT = 1920, 1080  # --size changes them (a quick smoke run of the script)
@@ -216,10 +225,18 @@ def predict_part(run: Path, data: Path, work: Path, n_images: int,
             "ratio_to_model_only": round(command_rate / model_rate, 3)}
 
 
-def loader_ratio(data: Path, workers: int, steps: int, device: str) -> dict[str, Any]:
-    """Training steps/s from the streaming loader over steps/s on the same batches prebuilt."""
+def loader_ratio(data: Path, store_root: Path, workers: int, steps: int, rounds: int,
+                 device: str) -> dict[str, Any]:
+    """The pixel store's build rate, then training steps/s with batches from the streaming
+    loader (reading the store, ``workers`` workers) over steps/s on the same batches prebuilt
+    in memory, in ``rounds`` rounds (median ratio reported), and one round of the decode path
+    (no store: each sample decodes its pair, 512 MB LRU cache) for comparison."""
     config = TrainConfig(device=device, amp=False).validate()
     pairs = index_pairs(data).pairs
+    subprocess.run(["rm", "-rf", str(store_root)], check=True)
+    load_before_build = load_average()
+    build = build_stream_store(pairs, store_root, workers=workers, progress=False)
+    disk = sum(p.stat().st_size for p in store_root.rglob("*") if p.is_file())
     torch.manual_seed(0)
     net = build_model(to_dict(config)).to(device)
     optimizer = torch.optim.AdamW(net.trainable_parameters(), lr=config.lr)
@@ -230,23 +247,60 @@ def loader_ratio(data: Path, workers: int, steps: int, device: str) -> dict[str,
         loss.backward()
         optimizer.step()
 
-    stream = CompositeStream(pairs, config, cache_bytes=config.cache_mb << 20, workers=workers)
-    loader = iter(composite_loader(stream, 0, steps + 2, workers=workers))
-    step(next(loader))  # workers started, first batches decoded
-    prebuilt = []
-    started = time.perf_counter()
-    for batch in loader:
-        step(batch)
-        prebuilt.append(batch)
-    streaming = len(prebuilt) / (time.perf_counter() - started)
-    started = time.perf_counter()
-    for batch in prebuilt:
-        step(batch)
-    in_memory = len(prebuilt) / (time.perf_counter() - started)
-    return {"workers": workers, "steps": len(prebuilt), "pairs": len(pairs),
-            "streaming_steps_per_s": round(streaming, 4),
-            "prebuilt_steps_per_s": round(in_memory, 4),
-            "ratio": round(streaming / in_memory, 3)}
+    def one_round(stream: CompositeStream, start: int) -> dict[str, Any]:
+        load = load_average()
+        loader = iter(composite_loader(stream, start, start + steps + 1, workers=workers))
+        step(next(loader))  # workers started, first batches decoded
+        prebuilt = []
+        started = time.perf_counter()
+        for batch in loader:  # the loader ends with the last batch: its workers then idle
+            step(batch)
+            prebuilt.append(batch)
+        streaming = len(prebuilt) / (time.perf_counter() - started)
+        del loader
+        walls = []
+        for batch in prebuilt:
+            started = time.perf_counter()
+            step(batch)
+            walls.append(time.perf_counter() - started)
+        in_memory = len(prebuilt) / sum(walls)
+        return {"streaming_steps_per_s": round(streaming, 4),
+                "prebuilt_steps_per_s": round(in_memory, 4),
+                "ratio": round(streaming / in_memory, 3), "load_before": load,
+                "fastest_step_s": round(min(walls), 4)}
+
+    def loader_cpu(stream: CompositeStream, start: int) -> float:
+        """CPU seconds to make one batch in this process (what the workers spend on it)."""
+        cpu = time.process_time()
+        for indices in StepBatches(start, start + steps, config.batch_size):
+            collate_batch([stream[i] for i in indices])
+        return round((time.process_time() - cpu) / steps, 4)
+
+    stored = CompositeStream(pairs, config, store=build.store)
+    store_rounds = [one_round(stored, r * (steps + 1)) for r in range(rounds)]
+    decoded = CompositeStream(pairs, config, cache_bytes=512 << 20, workers=workers)
+    decode_round = one_round(decoded, rounds * (steps + 1))
+    # Wall times on a loaded machine mostly measure the other jobs. Two figures that depend
+    # on them less: the loader's CPU time per batch (single-threaded work), and the step's
+    # cost as its fastest wall time x torch's threads (the cores it keeps busy). A step that
+    # costs S core-s next to a loader that costs L per batch, on cores shared by both, runs
+    # at about S / (S + L) of the prebuilt rate.
+    step_cpu = round(min(r["fastest_step_s"] for r in store_rounds)
+                     * torch.get_num_threads(), 4)
+    cpu = {path: loader_cpu(stream, (rounds + 1) * (steps + 1))
+           for path, stream in (("store", stored), ("decode", decoded))}
+    cpu_estimate = {"step_cpu_s": step_cpu, "loader_cpu_s": cpu,
+                    "ratio": {path: round(step_cpu / (step_cpu + c), 3)
+                              for path, c in cpu.items()}}
+    return {"workers": workers, "steps": steps, "rounds": rounds, "pairs": len(pairs),
+            "store": {"pairs": build.n_built, "seconds": round(build.seconds, 2),
+                      "pairs_per_s": round(build.pairs_per_s or 0.0, 3),
+                      "disk_mb": round(disk / 2**20, 1),
+                      "mb_per_pair": round(disk / 2**20 / max(1, len(pairs)), 2),
+                      "load_before": load_before_build},
+            "store_rounds": store_rounds,
+            "ratio": float(np.median([r["ratio"] for r in store_rounds])),
+            "decode_path": decode_round, "cpu_estimate": cpu_estimate}
 
 
 # ----------------------------------------------------------------------------- report
@@ -256,12 +310,14 @@ def table(result: dict[str, Any]) -> str:
              f"Command: `{result['command']}`", "",
              f"Machine: {result['cpus']} CPU cores, device {result['device']}; load average "
              f"(1, 5, 15 min) {result['load_start']} at start, {result['load_end']} at end "
-             "(the cores are shared with other jobs: rates are lower bounds, noisy).", "",
-             "| N pairs | targets pairs/s | targets peak RSS MB | train steps/s | train peak "
-             "RSS MB | predict images | predict images/s | model-only images/s | ratio | "
-             "predict peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for n, part in result["sizes"].items():
+             "(the cores are shared with other jobs: rates are lower bounds, noisy).", ""]
+    measured = {n: part for n, part in result["sizes"].items()
+                if any(k in part for k in ("targets", "train", "predict"))}
+    if measured:
+        lines += ["| N pairs | targets pairs/s | targets peak RSS MB | train steps/s | train "
+                  "peak RSS MB | predict images | predict images/s | model-only images/s | "
+                  "ratio | predict peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for n, part in measured.items():
         t, tr, p = (part.get(k, {}) for k in ("targets", "train", "predict"))
         targets = (f"{t.get('pairs_per_s')} ({t.get('pairs_stored')} pairs in "
                    f"{t.get('wall_s')} s)" if t else "-")
@@ -270,7 +326,8 @@ def table(result: dict[str, Any]) -> str:
                      f"{p.get('images', '-')} | {p.get('images_per_s', '-')} | "
                      f"{p.get('model_only_images_per_s', '-')} | "
                      f"{p.get('ratio_to_model_only', '-')} | {p.get('peak_rss_mb', '-')} |")
-    lines += [""]
+    if measured:
+        lines += [""]
     sizes = list(result["sizes"])
     if len(sizes) > 1 and all("train" in result["sizes"][n] for n in sizes):
         small, large = result["sizes"][sizes[0]], result["sizes"][sizes[-1]]
@@ -278,11 +335,31 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"Train peak RSS at N={sizes[-1]} / N={sizes[0]}: {ratio:.2f} "
                      "(target <= 1.25; <= 4096 MB)")
     if result.get("loader"):
-        loader = result["loader"]
-        lines.append(f"Loader ratio ({loader['workers']} workers, {loader['pairs']} pairs, "
-                     f"{loader['steps']} steps): streaming {loader['streaming_steps_per_s']} "
-                     f"steps/s / prebuilt {loader['prebuilt_steps_per_s']} steps/s = "
-                     f"{loader['ratio']} (target >= 0.8)")
+        loader, store = result["loader"], result["loader"]["store"]
+        lines += [f"Pixel store build: {store['pairs']} pairs in {store['seconds']} s = "
+                  f"{store['pairs_per_s']} pairs/s ({loader['workers']} workers), "
+                  f"{store['disk_mb']} MB on disk ({store['mb_per_pair']} MB per pair); "
+                  f"load average {store['load_before']} before.", "",
+                  f"Loader ratio ({loader['workers']} workers, {loader['pairs']} pairs, "
+                  f"{loader['steps']} timed steps per round): training steps/s with batches "
+                  "streamed over steps/s on the same batches prebuilt in memory "
+                  "(target >= 0.8):", "",
+                  "| path | round | load average before | streaming steps/s | prebuilt "
+                  "steps/s | ratio |", "|---|---|---|---|---|---|"]
+        rows = [("pixel store", i + 1, r) for i, r in enumerate(loader["store_rounds"])]
+        rows.append(("decode (no store, 512 MB cache)", 1, loader["decode_path"]))
+        lines += [f"| {path} | {i} | {r['load_before']} | {r['streaming_steps_per_s']} | "
+                  f"{r['prebuilt_steps_per_s']} | {r['ratio']} |" for path, i, r in rows]
+        lines += ["", f"**Loader ratio (pixel store, median of {loader['rounds']} rounds): "
+                  f"{loader['ratio']}** (decode path: {loader['decode_path']['ratio']})"]
+        cpu = loader.get("cpu_estimate")
+        if cpu:
+            lines += ["", "CPU-time estimate (less sensitive to the load): a training step "
+                      f"costs {cpu['step_cpu_s']} core-s (fastest step x torch threads); a "
+                      f"batch costs {cpu['loader_cpu_s']['store']} CPU-s from the store, "
+                      f"{cpu['loader_cpu_s']['decode']} CPU-s decoding (in one process, "
+                      "512 MB cache); on cores shared by both, step / (step + batch) = "
+                      f"**{cpu['ratio']['store']}** (store), {cpu['ratio']['decode']} (decode)."]
     return "\n".join(lines) + "\n"
 
 
@@ -297,7 +374,10 @@ def main() -> None:
     parser.add_argument("--predict-images", type=int, default=200, help="(default: 200)")
     parser.add_argument("--target-seconds", type=float, default=180.0,
                         help="time given to the targets step per N (default: 180)")
-    parser.add_argument("--loader-steps", type=int, default=20, help="(default: 20)")
+    parser.add_argument("--loader-steps", type=int, default=20,
+                        help="timed steps per loader round (default: 20)")
+    parser.add_argument("--loader-rounds", type=int, default=3,
+                        help="rounds of the loader ratio, the median reported (default: 3)")
     parser.add_argument("--workers", type=int, default=2, help="(default: 2)")
     parser.add_argument("--device", default="cpu", help="(default: cpu)")
     parser.add_argument("--out", default=str(RESULTS), help=f"(default: {RESULTS})")
@@ -337,7 +417,8 @@ def main() -> None:
         result["sizes"][str(n)] = part
         if "loader" not in result and "loader" in parts:
             print(f"N={n}: loader ratio", flush=True)
-            result["loader"] = loader_ratio(data, args.workers, args.loader_steps, args.device)
+            result["loader"] = loader_ratio(data, work / "pixels", args.workers,
+                                            args.loader_steps, args.loader_rounds, args.device)
         result["load_end"] = load_average()
         write_json(out / f"{args.name}.json", result)  # after each N: nothing is lost
         write_text(out / f"{args.name}.md", table(result))

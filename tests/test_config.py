@@ -132,3 +132,10 @@ def test_registered_names_are_checked_where_the_registries_are_known() -> None:
     with pytest.raises(FakesegError, match=r"--set backbone=ssd: backbone must be one of"):
         train_config(overrides=["backbone=ssd"], names=names)
     assert "a backbone name" in _error(overrides=["backbone=[1]"])
+
+
+def test_a_retired_option_in_an_older_run_is_dropped_not_refused() -> None:
+    config = from_dict(TrainConfig, {"steps": 3, "cache_mb": 512}, source="old/config.yaml")
+    assert config.steps == 3 and not hasattr(config, "cache_mb")
+    with pytest.raises(FakesegError, match="unknown option 'cache_mbb'"):
+        from_dict(TrainConfig, {"cache_mbb": 1})

@@ -72,7 +72,6 @@ class TrainConfig:
     threads: int = 0  # 0: torch default
     # scale: streaming data, targets, several processes
     workers: int = -1  # DataLoader workers per process; -1: cores − 1 (shared between ranks)
-    cache_mb: int = 512  # decoded pairs kept in memory (all workers of a process together)
     target_batch: int = 2  # pairs per forward pass when computing target maps
     val_pairs: int = 32  # validation pairs scored each epoch (the first of the split); 0: all
     batchnorm: str = "auto"  # under DDP: sync | local | frozen; auto: sync on CUDA, else local
@@ -392,7 +391,6 @@ FIELD_RULES: dict[str, Rule] = {
     "amp": _boolean(),
     "threads": _integer(0, 1024),
     "workers": _integer(-1, 1024),
-    "cache_mb": _integer(0),
     "target_batch": _integer(1, 1024),
     "val_pairs": _integer(0),
     "batchnorm": _text("auto|sync|local|frozen", "auto, sync, local or frozen", "sync"),
@@ -504,6 +502,12 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+#: options that no longer do anything, dropped when an older run's files are read
+RETIRED_OPTIONS: dict[str, frozenset[str]] = {
+    "TrainConfig": frozenset({"cache_mb"}),  # pairs are read from the pixel store, not a cache
+}
+
+
 def from_dict(cls: type[T], payload: Any, *, source: str = "config",
               origins: Mapping[str, str] | None = None,
               names: Mapping[str, Sequence[str]] | None = None) -> T:
@@ -514,6 +518,8 @@ def from_dict(cls: type[T], payload: Any, *, source: str = "config",
         raise FakesegError(f"{source}: expected a mapping of option: value, got "
                            f"{type(payload).__name__}")
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    payload = {k: v for k, v in payload.items()
+               if k not in RETIRED_OPTIONS.get(cls.__name__, ())}
     unknown = sorted((key for key in payload if key not in fields), key=str)
     if unknown:
         key = unknown[0]

@@ -79,9 +79,6 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                        help="DataLoader worker processes per training process; -1: the cores "
                             "left (cores - 1, shared between --nproc processes) "
                             + config_default("workers"))
-    train.add_argument("--cache-mb", type=int, metavar="MB",
-                       help="decoded pairs kept in memory per training process "
-                            + config_default("cache_mb"))
     train.add_argument("--nproc", type=int, metavar="N",
                        help="train in N processes with DistributedDataParallel, started "
                             "through torchrun on this machine (same as 'torchrun "
@@ -212,7 +209,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 
     flags = {name: getattr(args, name, None)
              for name in ("backbone", "backbone_weights", "steps", "minutes", "seed", "device",
-                          "workers", "cache_mb")}
+                          "workers")}
     if getattr(args, "resize", False):
         flags["allow_resize"] = True
     saved = Path(args.out) / "config.yaml" if getattr(args, "resume", False) else None

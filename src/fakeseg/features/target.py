@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from fakeseg.data.pairs import Pair, load_pair
+from fakeseg.data.store import ArrayStore, files_key
 from fakeseg.faults import kill_point
 from fakeseg.io import write_json, write_npy
 from fakeseg.progress import progress_bar
@@ -127,11 +128,8 @@ def fit_scales(layer_maps: Iterable[Mapping[str, torch.Tensor | np.ndarray]],
 
 def cache_key(real_path: Path, synthetic_path: Path, backbone: str, weights_tag: str,
               layers: Sequence[str], extra: str = "") -> str:
-    parts = [backbone, weights_tag, ",".join(layers), extra]
-    for path in (real_path, synthetic_path):
-        stat = path.stat()
-        parts += [str(path.resolve()), str(stat.st_size), str(stat.st_mtime_ns)]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    return files_key([real_path, synthetic_path], backbone, weights_tag, ",".join(layers),
+                     extra)
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -143,7 +141,7 @@ def weights_digest(module: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-class TargetStore:
+class TargetStore(ArrayStore):
     """Per-layer discrepancy maps of each pair, float16 ``.npy`` files that load memory-mapped.
 
     ``ROOT/STEM.L<i>.npy`` holds layer i's map (h_i, w_i); ``ROOT/STEM.json`` (written last,
@@ -152,32 +150,17 @@ class TargetStore:
     it was writing.
     """
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-
-    def _marker(self, stem: str) -> Path:
-        return self.root / f"{stem}.json"
-
-    def is_done(self, stem: str, key: str) -> bool:
-        marker = self._marker(stem)
-        try:
-            return bool(json.loads(marker.read_text()).get("key") == key)
-        except (OSError, ValueError, AttributeError):
-            return False
-
-    def put(self, stem: str, key: str, maps: Mapping[str, torch.Tensor]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        for i, layer_map in enumerate(maps.values()):
-            array = layer_map.detach().float().cpu().numpy().reshape(layer_map.shape[-2:])
-            write_npy(self.root / f"{stem}.L{i}.npy", array.astype(np.float16))
-        write_json(self._marker(stem), {"key": key, "layers": list(maps)})
+    def put_maps(self, stem: str, key: str, maps: Mapping[str, torch.Tensor]) -> None:
+        arrays = {f"L{i}": m.detach().float().cpu().numpy().reshape(m.shape[-2:])
+                  .astype(np.float16) for i, m in enumerate(maps.values())}
+        self.put(stem, key, arrays, layers=list(maps))
 
     def get(self, stem: str) -> dict[str, torch.Tensor]:
         """The stored maps as (1, 1, h, w) float32 tensors (read through a memory map)."""
-        layers = json.loads(self._marker(stem).read_text())["layers"]
-        return {name: torch.from_numpy(np.array(
-            np.load(self.root / f"{stem}.L{i}.npy", mmap_mode="r"), dtype=np.float32))[None, None]
-            for i, name in enumerate(layers)}
+        layers = json.loads(self.marker(stem).read_text())["layers"]
+        stored = self.open(stem, [f"L{i}" for i in range(len(layers))])
+        return {name: torch.from_numpy(np.array(stored[f"L{i}"], dtype=np.float32))[None, None]
+                for i, name in enumerate(layers)}
 
 
 def pair_layer_maps(extractor: torch.nn.Module, real: np.ndarray, synthetic: np.ndarray, *,
@@ -224,7 +207,8 @@ def compute_target_maps(extractor: torch.nn.Module, pairs: Sequence[Pair],
                 synthetic = torch.stack([s for _, _, s in group]).to(device, non_blocking=True)
                 maps = discrepancy_maps(extractor, real, synthetic)
                 for i, (stem, _, _) in enumerate(group):
-                    store.put(stem, keys[stem], {name: m[i:i + 1] for name, m in maps.items()})
+                    store.put_maps(stem, keys[stem],
+                                   {name: m[i:i + 1] for name, m in maps.items()})
                     kill_point("target_pair")
                     bar.update()
     return len(todo)

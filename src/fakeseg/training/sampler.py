@@ -44,11 +44,12 @@ def _crop(array: np.ndarray | None, top: int, left: int, size: int, *,
           as_float: bool = False) -> np.ndarray | None: ...
 def _crop(array: np.ndarray | None, top: int, left: int, size: int, *,
           as_float: bool = False) -> np.ndarray | None:
-    """The ``size`` square at (top, left), padded where the array is smaller; ``as_float``
-    converts only the crop (uint8/uint16 images stay compact until here)."""
+    """The ``size`` square at (top, left), padded where the array is smaller, copied out of
+    ``array`` (a memory map reads only these rows); ``as_float`` converts only the crop
+    (uint8/uint16 images stay compact until here)."""
     if array is None:
         return None
-    crop = array[top:top + size, left:left + size]
+    crop = np.array(array[top:top + size, left:left + size])
     return _pad_to(pixels_to_float(crop) if as_float else crop, size)
 
 

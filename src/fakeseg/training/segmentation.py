@@ -52,7 +52,9 @@ from fakeseg.training.losses import discriminator_loss, generator_adversarial, p
 from fakeseg.training.sampler import Batch
 from fakeseg.training.streaming import (
     CompositeStream,
+    StoreBuild,
     Targets,
+    build_stream_store,
     composite_loader,
     default_workers,
 )
@@ -69,6 +71,7 @@ from fakeseg.training.trainer import (
 )
 
 TARGETS_DIR = "targets"
+PIXELS_DIR = "pixels"  # the decoded pixel store training reads (see training/streaming.py)
 SCALES_FILE = "scales.json"
 
 
@@ -79,6 +82,7 @@ class PreparedData:
     val: list[Pair]
     targets: Targets | None  # None: target_mode "mask" needs no heat maps
     scales: dict[str, float]
+    store: StoreBuild  # the training pairs, decoded (RUN/pixels)
 
 
 @dataclass
@@ -132,7 +136,7 @@ def prepare_targets(index: PairIndex, run_dir: Path, config: TrainConfig,
     scales = fit_scales((store.get(pair.stem) for pair in train), config.target_percentile)
     write_json(store.root / SCALES_FILE, {"scales": scales, "percentile":
                                           config.target_percentile, "pairs": len(train)})
-    return Targets(store.root, scales, weights), computed
+    return Targets(store.root, scales, weights, keys), computed
 
 
 def compute_targets(data: str | Path, out: str | Path, config: TrainConfig | None = None, *,
@@ -168,8 +172,9 @@ def resolve_workers(config: TrainConfig, local_world: int = 1) -> int:
 def prepare_data(index: PairIndex, run_dir: Path, config: TrainConfig,
                  extractor: FeatureExtractor | None, *, device: torch.device,
                  progress: bool, workers: int = 0) -> PreparedData:
-    """Split (or reuse the run's split), and the targets when the config's mode needs them.
-    No pixels are held: pairs are read while training (:mod:`fakeseg.training.streaming`)."""
+    """Split (or reuse the run's split), the targets when the config's mode needs them, and
+    the training pairs decoded into ``RUN/pixels`` (only those missing or changed). No pixels
+    are held: crops are read while training (:mod:`fakeseg.training.streaming`)."""
     split = run_split(index, run_dir, config)
     targets = None
     if config.target_mode != "mask":
@@ -177,8 +182,11 @@ def prepare_data(index: PairIndex, run_dir: Path, config: TrainConfig,
             raise FakesegError(f"target_mode '{config.target_mode}' needs a feature backbone")
         targets, _ = prepare_targets(index, run_dir, config, extractor, device=device,
                                      progress=progress, workers=workers)
-    return PreparedData(split, index.subset(split.train), index.subset(split.val), targets,
-                        targets.scales if targets is not None else {})
+    train = index.subset(split.train)
+    store = build_stream_store(train, run_dir / PIXELS_DIR, allow_resize=config.allow_resize,
+                               targets=targets, workers=workers, progress=progress)
+    return PreparedData(split, train, index.subset(split.val), targets,
+                        targets.scales if targets is not None else {}, store)
 
 
 def validation_scores(probs: Sequence[np.ndarray], masks: Sequence[np.ndarray],
@@ -256,8 +264,7 @@ class SegmentationTask(Task):
         self.device = device
         self.prepare_adversaries(segmenter, device)
         self.stream = CompositeStream(self.prepared.train, config,
-                                      targets=self.prepared.targets,
-                                      cache_bytes=config.cache_mb << 20, workers=self.workers)
+                                      store=self.prepared.store.store)
 
     def prepare_adversaries(self, segmenter: Segmenter, device: torch.device) -> None:
         """The discriminator of Eq. 3 (``adv_weight`` > 0) and a model's own, with optimisers."""

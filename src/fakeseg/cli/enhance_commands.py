@@ -18,10 +18,14 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser = subparsers.add_parser(
         "enhance", parents=[common], help="edit images only where a trained model flags them",
         description="Learned mode (no --enhanced): trains a small U-Net refiner G against the "
-                    "frozen critic RUN, output = x + h(x)·Δ(x) with h the critic's map dilated "
-                    "and smoothed, then applies it. Blend mode (--enhanced DIR): blends your "
-                    "own enhanced frames in where the map flags; elsewhere the output is the "
-                    "input, bit for bit. Both verify with judges G never trained against "
+                    "frozen critic RUN, output = x + h(x)·Δ(x), then applies it. h is the "
+                    "critic's flagged pixels (probability ≥ its threshold) feathered inward "
+                    "only (feather_sigma): it is 0 on every pixel the critic does not flag, "
+                    "so in both modes those pixels come out as the input's, bit for bit. "
+                    "With a paired dataset, paired_weight / paired_feature_weight pull G(x) "
+                    "toward each render's real partner inside h. Blend mode (--enhanced "
+                    "DIR): blends your own enhanced frames in by h. Both verify with judges "
+                    "G never trained against "
                     "(--judge, the pair oracle, Fréchet distance) and write enhance.json, "
                     "enhance.md, the enhanced images, triptychs and heat maps. IMAGES is a "
                     "paired dataset (the critic's split decides: G trains on its training "

@@ -1,9 +1,12 @@
-"""The soft edit mask h(x): where the critic flags, ramped, dilated and smoothed.
+"""The soft edit mask h(x): the critic's flagged pixels, feathered inward only.
 
-h is 1 where the critic's probability reaches its threshold, falls linearly to 0 at half the
-threshold, is dilated by ``dilate_px`` and blurred by a Gaussian of ``smooth_sigma`` (kernel cut
-at 3σ). Values below :data:`ZERO_BELOW` are set to exactly 0, so pixels far from any flag are
-left exactly as they are by ``x + h·Δ`` and by the blend.
+A pixel is *flagged* when the critic's probability reaches its threshold. h is
+``flagged · clamp(2·blur(flagged) − 1, 0, 1)`` with a Gaussian blur of ``feather_sigma``
+pixels (kernel cut at 3σ): about 0 on a flagged region's border, rising to 1 some 2σ inside
+it, and **exactly 0 on every unflagged pixel** by construction (nothing is dilated outward).
+So ``x + h·Δ`` and the blend leave the unflagged pixels exactly as they are. Flagged specks
+narrower than about σ get a weak h: they are edited little. ``feather_sigma=0`` gives the
+hard mask h = flagged.
 """
 
 from __future__ import annotations
@@ -12,30 +15,25 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
 
-#: mask values below this become exactly 0 (they could not change an 8-bit pixel)
-ZERO_BELOW = 1e-3
+
+def soft_mask(probability: torch.Tensor, threshold: float, *,
+              feather_sigma: float) -> torch.Tensor:
+    """(B, 1, H, W) critic probabilities → (B, 1, H, W) soft mask in [0, 1], 0 where unflagged."""
+    flagged = (probability >= threshold).to(probability.dtype)
+    if feather_sigma <= 0:
+        return flagged
+    # torchvision pads by reflection (the pad must be shorter than the side), so a flagged
+    # region is not feathered where it touches the frame's edge
+    radius = max(1, min(math.ceil(3 * feather_sigma), min(probability.shape[-2:]) - 1))
+    blurred = gaussian_blur(flagged, kernel_size=[2 * radius + 1] * 2,
+                            sigma=[feather_sigma, feather_sigma])
+    return flagged * (2.0 * blurred - 1.0).clamp(0.0, 1.0)
 
 
-def soft_mask(probability: torch.Tensor, threshold: float, *, dilate_px: int,
-              smooth_sigma: float) -> torch.Tensor:
-    """(B, 1, H, W) critic probabilities → (B, 1, H, W) soft mask in [0, 1]."""
-    low = 0.5 * threshold
-    mask = ((probability - low) / max(threshold - low, 1e-6)).clamp(0.0, 1.0)
-    if dilate_px > 0:
-        mask = F.max_pool2d(mask, kernel_size=2 * dilate_px + 1, stride=1, padding=dilate_px)
-    if smooth_sigma > 0:
-        radius = max(1, math.ceil(3 * smooth_sigma))
-        mask = gaussian_blur(mask, kernel_size=[2 * radius + 1] * 2,
-                             sigma=[smooth_sigma, smooth_sigma])
-    return torch.where(mask < ZERO_BELOW, torch.zeros_like(mask), mask.clamp(0.0, 1.0))
-
-
-def soft_mask_array(probability: np.ndarray, threshold: float, *, dilate_px: int,
-                    smooth_sigma: float) -> np.ndarray:
+def soft_mask_array(probability: np.ndarray, threshold: float, *,
+                    feather_sigma: float) -> np.ndarray:
     """(H, W) probabilities → (H, W) float32 soft mask (see :func:`soft_mask`)."""
     tensor = torch.from_numpy(np.ascontiguousarray(probability, dtype=np.float32))[None, None]
-    return soft_mask(tensor, threshold, dilate_px=dilate_px,
-                     smooth_sigma=smooth_sigma)[0, 0].numpy()
+    return soft_mask(tensor, threshold, feather_sigma=feather_sigma)[0, 0].numpy()

@@ -1,7 +1,9 @@
 """The refiner G: output = x + h(x)·Δ(x), Δ = max_delta·tanh(U-Net(x)), clamped to [0, 1].
 
 Where the soft mask h is 0 the output is x itself, so regions the critic did not flag are
-left as they are; the residual is bounded, so no pixel moves by more than ``max_delta``.
+left as they are; the residual is bounded, so no pixel moves by more than ``max_delta``. The
+U-Net's last convolution starts at zero, so an untrained G is the identity (it does not start
+from random noise that the critic then has to be argued out of).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class Refiner(nn.Module):
                              decoder_channels=tuple(config.decoder_channels),
                              in_channels=4, classes=3)
         self.multiple = 2 ** config.encoder_depth
+        head = self.unet.segmentation_head[0]
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
 
     def residual(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """Δ(x), bounded by ``max_delta``."""

@@ -5,9 +5,9 @@ the enhanced images, triptychs, heat maps, ``enhance.json`` and ``enhance.md``.
 
 Inputs: ``IMAGES`` is a paired dataset (``real/``, ``synthetic/``) or images. With a paired
 dataset the critic run's ``split.json`` decides: G trains on the training pairs' renders
-(their real partners give the feature statistics) and the ``--split`` part (default: test) is
-enhanced and verified against its real partners. Plain images are all trained on and enhanced;
-``--real DIR`` then gives the real photos (unpaired).
+(their real partners give the feature statistics and the paired terms) and the ``--split``
+part (default: test) is enhanced and verified against its real partners. Plain images are all
+trained on and enhanced; ``--real DIR`` then gives the real photos (unpaired).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class Inputs:
     targets: list[EnhancedImage]  # output not yet filled in
     fd_reals: list[np.ndarray]
     skipped: list[Skipped] = field(default_factory=list)
+    train_partners: list[np.ndarray] = field(default_factory=list)  # paired dataset only
 
 
 @dataclass
@@ -124,7 +125,8 @@ def gather_inputs(run: str | Path, images: Sequence[str | Path], *, real: str | 
                                  loaded[s][1].real) for s in wanted if s in loaded]
         return Inputs([p.stem for p in train], [p.synthetic for p in train],
                       reals or [p.real for p in train], targets,
-                      reals or [t.real for t in targets if t.real is not None], skipped)
+                      reals or [t.real for t in targets if t.real is not None], skipped,
+                      [p.real for p in train])
     read = _read_all(expand_inputs([str(i) for i in images]), skipped)
     if not read:
         raise FakesegError(f"{images[0]}: no readable image; check the inputs")
@@ -139,31 +141,33 @@ def _masks(critic: Any, items: Sequence[EnhancedImage], config: EnhanceConfig,
     for item in progress_bar(items, desc="critic maps", unit="img", enabled=progress):
         heat = critic.predict(item.image)
         item.mask = soft_mask_array(heat.probability, critic.threshold,
-                                    dilate_px=config.dilate_px,
-                                    smooth_sigma=config.smooth_sigma)
+                                    feather_sigma=config.feather_sigma)
+
+
+def keep_unmasked(edited: np.ndarray, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """uint8 ``edited`` where ``mask`` > 0; elsewhere the input's own 8-bit pixels, bit for bit."""
+    return np.where(mask[..., None] > 0, to_uint8(edited), to_uint8(image))
 
 
 def blend_frame(image: np.ndarray, enhanced: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """uint8 output: the enhanced frame blended in by ``mask``; where the mask is 0 the input's
-    own 8-bit pixels are copied, bit for bit."""
+    """uint8 output: the enhanced frame blended in by ``mask`` (see :func:`keep_unmasked`)."""
     if enhanced.shape != image.shape:
         raise FakesegError(f"enhanced frame is {enhanced.shape[1]}x{enhanced.shape[0]}, the "
                            f"input {image.shape[1]}x{image.shape[0]}; give same-size frames")
     weight = mask[..., None]
-    blended = to_uint8((1.0 - weight) * image + weight * enhanced)
-    return np.where(weight > 0, blended, to_uint8(image))
+    return keep_unmasked((1.0 - weight) * image + weight * enhanced, image, mask)
 
 
 @torch.no_grad()
 def apply_refiner(refiner: Refiner, image: np.ndarray, mask: np.ndarray,
                   device: torch.device) -> np.ndarray:
-    """The refined image as uint8 (H, W, 3)."""
+    """The refined image as uint8 (H, W, 3); where ``mask`` is 0, the input's own pixels."""
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device)
     h = torch.from_numpy(np.ascontiguousarray(mask))[None, None].to(device)
     out = refiner(x, h)[0].permute(1, 2, 0).cpu().numpy()
     if not np.isfinite(out).all():
         raise FakesegError("the refiner produced NaN or infinite pixels; retrain it")
-    return to_uint8(out)
+    return keep_unmasked(out, image, mask)
 
 
 def enhance(run: str | Path, images: Sequence[str | Path], out: str | Path, *,
@@ -192,7 +196,7 @@ def enhance(run: str | Path, images: Sequence[str | Path], out: str | Path, *,
     critic = load_critic(run, torch_device)
     if learned:
         data = RefinerData(inputs.train_names, inputs.train_images, inputs.train_reals,
-                           Path(run))
+                           Path(run), inputs.train_partners)
         Trainer(EnhanceTask(config, data), refiner_run, progress=progress,
                 stop_after=stop_after).fit(resume=resume)
         state, _, folder = load_checkpoint(refiner_run)

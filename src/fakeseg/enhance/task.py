@@ -1,22 +1,28 @@
 """Training the refiner G through the one :class:`~fakeseg.training.trainer.Trainer`.
 
 :class:`EnhanceTask` loads the frozen critic (a trained FakeSegment run), computes each training
-image's critic map and soft mask once, fits the real images' feature statistics once, and per
-step samples random crops. Loss = ``critic_weight`` · the critic's mean predicted unrealism on
-G(x) + ``identity_weight`` · mean |G(x) − x| where the critic did not flag + ``style_weight`` ·
-the distance of G(x)'s per-layer channel mean/std (in ``style_backbone``) to the real images'.
+image's soft mask h once (0 on every pixel the critic does not flag), fits the real images'
+feature statistics once, and per step samples random crops. Loss = ``critic_weight`` · the
+critic's mean predicted unrealism on G(x) + ``identity_weight`` · mean |G(x) − x| (0 outside h
+by construction, so it limits how far flagged pixels move) + ``style_weight`` · the distance of
+G(x)'s per-layer channel mean/std (in ``style_backbone``) to the real images' (unpaired) and,
+when the training images have real partners R, ``paired_weight`` · the h-weighted mean
+|G(x) − R| in pixels + ``paired_feature_weight`` · the h-weighted mean |F(G(x)) − F(R)| in
+``style_backbone``'s layers (each layer scaled by the mean |F(R)|). The paired terms pull
+toward real, not only away from the critic.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fakeseg.config import EnhanceConfig, to_dict, versions
@@ -27,7 +33,7 @@ from fakeseg.features.backbones import FeatureExtractor
 from fakeseg.features.registry import build_backbone
 from fakeseg.inference.localizer import Localizer
 from fakeseg.models.checkpoint import resolve_checkpoint
-from fakeseg.progress import progress_bar
+from fakeseg.progress import progress_bar, warn
 from fakeseg.training.trainer import Schedule, StepOutput, Task, Validation
 
 #: real crops per real image for the feature statistics
@@ -39,12 +45,22 @@ VALIDATION_CROPS = 4
 @dataclass
 class RefinerData:
     """What G trains on: synthetic images (float RGB), real images for the feature statistics
-    (paired partners or any real photos) and the critic's run folder."""
+    (paired partners or any real photos), the critic's run folder and, for a paired dataset,
+    each image's real partner (same size, same order; empty when unpaired)."""
 
     names: list[str]
     images: list[np.ndarray]
     reals: list[np.ndarray]
     critic: Path
+    partners: list[np.ndarray] = field(default_factory=list)
+
+
+class RefinerBatch(NamedTuple):
+    """Crops (B, 3, S, S), their soft masks (B, 1, S, S), the real partners' crops or None."""
+
+    image: torch.Tensor
+    mask: torch.Tensor
+    partner: torch.Tensor | None
 
 
 def weights_digest(run: str | Path) -> str:
@@ -87,6 +103,24 @@ def style_distance(stats: dict[str, tuple[torch.Tensor, torch.Tensor]],
     return torch.stack(terms).mean()
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of (B, C, H, W) ``values`` weighted by a (B, 1, h, w) mask resized to H×W."""
+    if mask.shape[-2:] != values.shape[-2:]:
+        mask = F.interpolate(mask, size=values.shape[-2:], mode="area")
+    return (mask * values).sum() / (mask.sum() * values.shape[1] + 1e-6)
+
+
+def paired_feature_distance(features: dict[str, torch.Tensor],
+                            partner: dict[str, torch.Tensor], mask: torch.Tensor
+                            ) -> torch.Tensor:
+    """Mean over layers of the mask-weighted |F(G(x)) − F(R)|, each layer scaled by mean |F(R)|."""
+    terms = []
+    for name, value in features.items():
+        real = partner[name]
+        terms.append(masked_mean((value - real).abs(), mask) / (real.abs().mean() + 1e-6))
+    return torch.stack(terms).mean()
+
+
 def crop_side(images: list[np.ndarray], wanted: int, multiple: int = 64) -> int:
     """The crop size used for every batch: ``wanted``, or less when an image is smaller."""
     smallest = min(min(image.shape[:2]) for image in images)
@@ -124,8 +158,8 @@ class EnhanceTask(Task):
         self.target: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.images: torch.Tensor | None = None
         self.masks: list[torch.Tensor] = []
-        self.flags: list[torch.Tensor] = []
         self.tensors: list[torch.Tensor] = []
+        self.partners: list[torch.Tensor] = []
         self.side = 0
         self.validation: list[tuple[int, tuple[int, int]]] = []
 
@@ -141,6 +175,15 @@ class EnhanceTask(Task):
         if self.config.style_weight > 0 and not self.data.reals:
             raise FakesegError("the feature-statistics term needs real images: give a paired "
                                "dataset or --real DIR (or --set style_weight=0)")
+        c = self.config
+        if (c.paired_weight > 0 or c.paired_feature_weight > 0) and not self.data.partners:
+            warn("fakeseg: no real partners (IMAGES is not a paired dataset): the paired terms "
+                 "(paired_weight, paired_feature_weight) are off for this run")
+        for image, partner in zip(self.data.images, self.data.partners, strict=False):
+            if partner.shape != image.shape:
+                raise FakesegError(f"a real partner is {partner.shape[1]}x{partner.shape[0]}, "
+                                   f"its render {image.shape[1]}x{image.shape[0]}; give "
+                                   "same-size pairs")
 
     def build(self) -> nn.Module:
         return Refiner(self.config)
@@ -151,16 +194,18 @@ class EnhanceTask(Task):
         self.critic = load_critic(self.data.critic, device)
         self.tensors = [torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
                         for a in self.data.images]
+        if c.paired_weight > 0 or c.paired_feature_weight > 0:
+            self.partners = [torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
+                             for a in self.data.partners]
         for image in progress_bar(self.tensors, desc="critic maps", unit="img",
                                   enabled=progress):
             probability = self.critic.predict_tensor(image[None])
-            self.flags.append((probability[0] >= self.critic.threshold).float())
             self.masks.append(soft_mask(probability, self.critic.threshold,
-                                        dilate_px=c.dilate_px,
-                                        smooth_sigma=c.smooth_sigma)[0])
+                                        feather_sigma=c.feather_sigma)[0])
         self.side = crop_side(self.data.images, c.crop_size)
-        if c.style_weight > 0:
+        if c.style_weight > 0 or c.paired_feature_weight > 0:
             self.style = build_backbone(c.style_backbone, c.style_weights).to(device)
+        if c.style_weight > 0:
             self.target = self._real_statistics(device)
         fixed = np.random.default_rng(c.seed + 1)
         picks, corners = random_crops(self.data.images, self.side,
@@ -184,33 +229,47 @@ class EnhanceTask(Task):
         return {name: (torch.stack(v).mean(0)[0], torch.stack(v).mean(0)[1])
                 for name, v in sums.items()}
 
-    def _batch(self, picks: list[tuple[int, tuple[int, int]]]
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _batch(self, picks: list[tuple[int, tuple[int, int]]]) -> RefinerBatch:
         side = self.side
-        parts = [(self.tensors[i][:, t:t + side, left:left + side],
-                  self.masks[i][:, t:t + side, left:left + side],
-                  self.flags[i][:, t:t + side, left:left + side]) for i, (t, left) in picks]
-        return tuple(torch.stack([p[k] for p in parts]) for k in range(3))  # type: ignore[return-value]
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        def crops(tensors: list[torch.Tensor]) -> torch.Tensor:
+            return torch.stack([tensors[i][:, t:t + side, left:left + side]
+                                for i, (t, left) in picks])
+
+        return RefinerBatch(crops(self.tensors), crops(self.masks),
+                            crops(self.partners) if self.partners else None)
+
+    def next_batch(self) -> RefinerBatch:
         picks, corners = random_crops(self.data.images, self.side, self.config.batch_size,
                                       self.rng)
         return self._batch(list(zip(picks, corners, strict=True)))
 
-    def _terms(self, net: nn.Module, batch: tuple[torch.Tensor, ...], device: torch.device
+    def _terms(self, net: nn.Module, batch: RefinerBatch, device: torch.device
                ) -> tuple[torch.Tensor, dict[str, float]]:
         assert self.critic is not None
         c = self.config
-        image, mask, flag = (t.to(device) for t in batch)
+        image, mask = batch.image.to(device), batch.mask.to(device)
         output = net(image, mask)
-        unreal = critic_probability(self.critic, output).mean()
-        identity = ((1.0 - flag) * (output - image).abs()).mean()
-        total = c.critic_weight * unreal + c.identity_weight * identity
-        terms = {"critic": float(unreal.detach()), "identity": float(identity.detach())}
-        if self.style is not None and c.style_weight > 0:
-            style = style_distance(feature_stats(self.style(output)), self.target)
-            total = total + c.style_weight * style
-            terms["style"] = float(style.detach())
+        weighted: dict[str, tuple[float, torch.Tensor]] = {
+            "critic": (c.critic_weight, critic_probability(self.critic, output).mean()),
+            "identity": (c.identity_weight, (output - image).abs().mean())}
+        features = self.style(output) if self.style is not None else {}
+        if c.style_weight > 0:
+            weighted["style"] = (c.style_weight,
+                                 style_distance(feature_stats(features), self.target))
+        if batch.partner is not None:
+            partner = batch.partner.to(device)
+            if c.paired_weight > 0:
+                weighted["paired"] = (c.paired_weight,
+                                      masked_mean((output - partner).abs(), mask))
+            if c.paired_feature_weight > 0:
+                assert self.style is not None
+                with torch.no_grad():
+                    real_features = self.style(partner)
+                weighted["paired_feature"] = (c.paired_feature_weight, paired_feature_distance(
+                    features, real_features, mask))
+        total = torch.stack([weight * value for weight, value in weighted.values()]).sum()
+        terms = {name: float(value.detach()) for name, (_, value) in weighted.items()}
         terms["total"] = float(total.detach())
         return total, terms
 

@@ -61,8 +61,10 @@ def entries(args: argparse.Namespace) -> list[tuple[str, TrainConfig]]:
     budgets = {
         "": screen,
         "long": dataclasses.replace(screen, steps=args.long_steps, early_stopping=args.patience),
-        "default": TrainConfig(**{**REFERENCE, "val_fraction": TrainConfig.val_fraction},
-                               seed=args.seed, threads=args.threads),
+        # TrainConfig's defaults when the @default rows ran (early stopping 4 then; the
+        # es0 row chose today's default, 0)
+        "default": TrainConfig(**{**REFERENCE, "val_fraction": 0.2}, steps=1000,
+                               early_stopping=4, seed=args.seed, threads=args.threads),
     }
     found = []
     for name in args.only.split(","):
@@ -92,6 +94,8 @@ def main() -> None:
                         help="comma-separated rows also scored with flip TTA")
     parser.add_argument("--vistas", type=Path, default=SHARED, help="epe_vistas folder")
     parser.add_argument("--tag", help="suffix for the results folder")
+    parser.add_argument("--reference", help="row the IoU ratio divides by (default: the first "
+                        "CAT-Net row)")
     parser.add_argument("--work", type=Path, default=Path("runs/cv_vistas"),
                         help="runs and per-fold scores (not committed)")
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
@@ -111,7 +115,7 @@ def main() -> None:
     result = cross_validate(args.vistas, args.work, entries=rows, folds=args.folds,
                             repeats=args.repeats, flip_tta=flip,
                             sections=args.sections.split(","), progress=True)
-    print(save_cv(result, out)["metrics_md"].read_text())
+    print(save_cv(result, out, args.reference)["metrics_md"].read_text())
 
 
 if __name__ == "__main__":

@@ -266,10 +266,20 @@ def _ratio_rows(result: CrossValidation, section: str, reference: str) -> dict[s
     return cells
 
 
-def cv_markdown(result: CrossValidation) -> str:
-    """The summary tables (mean ± std over folds) and the per-fold rows."""
+def ratio_reference(rows: Sequence[str]) -> str | None:
+    """The row other rows' IoU is divided by: the first CAT-Net row (``catnet``, or a variant
+    named ``catnet@…`` / ``catnet_…``), if any."""
+    return next((r for r in rows if r == "catnet" or r.startswith(("catnet@", "catnet_"))),
+                None)
+
+
+def cv_markdown(result: CrossValidation, reference: str | None = None) -> str:
+    """The summary tables (mean ± std over folds) and the per-fold rows; IoU ÷ ``reference``
+    (default :func:`ratio_reference`) per row when that row is present."""
     folds, repeats = result.meta["folds"], result.meta["repeats"]
-    reference = "catnet" if "catnet" in result.rows else None
+    reference = reference or ratio_reference(result.rows)
+    if reference is not None and reference not in result.rows:
+        raise FakesegError(f"IoU reference row {reference!r} is not among {result.rows}")
     lines = [f"# {result.meta['title']}\n",
              f"{folds} folds × {repeats} repeat(s); mean ± sample std over the "
              f"{folds * repeats} test folds. {result.meta['note']}. Dice/IoU: micro, at the "
@@ -283,7 +293,7 @@ def cv_markdown(result: CrossValidation) -> str:
         ratio = _ratio_rows(result, section, reference) if reference else {}
         lines += [f"## {title}\n",
                   "| row | Dice | IoU | pixel AUC | FP real | thr |"
-                  + (" IoU ÷ catnet |" if reference else "") + " steps | train s |",
+                  + (f" IoU ÷ {reference} |" if reference else "") + " steps | train s |",
                   "|---|" + "---|" * (7 + bool(reference))]
         for row in result.rows:
             mine = [f for f in result.folds if f.row == row]
@@ -310,8 +320,10 @@ def cv_markdown(result: CrossValidation) -> str:
     return "\n".join(lines)
 
 
-def save_cv(result: CrossValidation, out: str | Path) -> dict[str, Path]:
-    """``metrics.json`` (meta, versions, summary, per-fold rows) and ``metrics.md``."""
+def save_cv(result: CrossValidation, out: str | Path,
+            reference: str | None = None) -> dict[str, Path]:
+    """``metrics.json`` (meta, versions, summary, per-fold rows) and ``metrics.md`` (IoU ÷
+    ``reference``, see :func:`cv_markdown`)."""
     out = Path(out)
     summary = {row: {section: {metric: dict(zip(("mean", "std"),
                                                 result.summary(row, section, metric),
@@ -323,4 +335,4 @@ def save_cv(result: CrossValidation, out: str | Path) -> dict[str, Path]:
                "folds": [dataclasses.asdict(f) for f in result.folds],
                "reported_in_paper": PAPER_TABLE1}
     return {"metrics_json": write_json(out / "metrics.json", payload),
-            "metrics_md": write_text(out / "metrics.md", cv_markdown(result))}
+            "metrics_md": write_text(out / "metrics.md", cv_markdown(result, reference))}

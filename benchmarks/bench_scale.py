@@ -15,7 +15,9 @@ from /proc every 0.2 s:
   and <= 4 GB;
 - ``fakeseg predict`` on ``--predict-images`` full-HD images: images/s of the whole command
   against the model-only rate (``Localizer.predict_batch`` on the same images, decoded
-  beforehand, in this process).
+  beforehand, in this process); also the steady rate, from the first batch's files on disk to
+  the last image's (start-up, i.e. imports, model loading and the first batch, excluded), so
+  that a short run's start-up share can be told apart.
 
 Once (on the smallest N): the loader ratio, training steps/s with batches from the streaming
 loader (``--workers`` workers) over steps/s with the same batches prebuilt in memory (target
@@ -211,9 +213,18 @@ def predict_part(run: Path, data: Path, work: Path, n_images: int,
     model.predict_batch(decoded)
     model_rate = len(decoded) / (time.perf_counter() - started)
     command_rate = n_images / result["wall_s"]
+    rows = [json.loads(line) for line in (work / "out" / "results.jsonl").read_text().splitlines()]
+    finished = sorted(max((work / "out" / str(row[k])).stat().st_mtime for k in row
+                          if k in ("heat_npy", "heat_png", "mask", "overlay")) for row in rows)
+    batch = 4  # predict's default --batch-size: time from the end of the first batch
+    steady = ((len(finished) - batch) / (finished[-1] - finished[batch - 1])
+              if len(finished) > batch and finished[-1] > finished[batch - 1] else None)
     return {**result, "images": n_images, "images_per_s": round(command_rate, 4),
             "model_only_images_per_s": round(model_rate, 4),
-            "ratio_to_model_only": round(command_rate / model_rate, 3)}
+            "ratio_to_model_only": round(command_rate / model_rate, 3),
+            "steady_images_per_s": round(steady, 4) if steady else None,
+            "steady_ratio_to_model_only": round(steady / model_rate, 3) if steady else None,
+            "load_during": load_average()}
 
 
 def loader_ratio(data: Path, workers: int, steps: int, device: str) -> dict[str, Any]:
@@ -259,8 +270,8 @@ def table(result: dict[str, Any]) -> str:
              "(the cores are shared with other jobs: rates are lower bounds, noisy).", "",
              "| N pairs | targets pairs/s | targets peak RSS MB | train steps/s | train peak "
              "RSS MB | predict images | predict images/s | model-only images/s | ratio | "
-             "predict peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "steady ratio (start-up excluded) | predict peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, part in result["sizes"].items():
         t, tr, p = (part.get(k, {}) for k in ("targets", "train", "predict"))
         targets = (f"{t.get('pairs_per_s')} ({t.get('pairs_stored')} pairs in "
@@ -269,7 +280,8 @@ def table(result: dict[str, Any]) -> str:
                      f"{tr.get('steps_per_s', '-')} | {tr.get('peak_rss_mb', '-')} | "
                      f"{p.get('images', '-')} | {p.get('images_per_s', '-')} | "
                      f"{p.get('model_only_images_per_s', '-')} | "
-                     f"{p.get('ratio_to_model_only', '-')} | {p.get('peak_rss_mb', '-')} |")
+                     f"{p.get('ratio_to_model_only', '-')} | "
+                     f"{p.get('steady_ratio_to_model_only', '-')} | {p.get('peak_rss_mb', '-')} |")
     lines += [""]
     sizes = list(result["sizes"])
     if len(sizes) > 1 and all("train" in result["sizes"][n] for n in sizes):

@@ -23,7 +23,7 @@ Once (on the smallest N): the loader ratio, training steps/s with batches from t
 loader (``--workers`` workers) over steps/s with the same batches prebuilt in memory (target
 >= 0.8).
 
-    python benchmarks/bench_scale.py --sizes 50,200 [--root /tmp/fakeseg_scale]
+    python benchmarks/bench_scale.py --sizes 50,200 [--root /tmp/fakeseg_scale] [--run RUN]
         [--train-steps 50] [--predict-images 200] [--workers 2] [--device cpu]
 """
 
@@ -314,6 +314,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="(default: cpu)")
     parser.add_argument("--out", default=str(RESULTS), help=f"(default: {RESULTS})")
     parser.add_argument("--name", default="scale", help="result file stem (default: scale)")
+    parser.add_argument("--run", help="a trained run for the predict part (default: the one the "
+                        "train part trains; with --run and without 'train' in --parts no "
+                        "training runs)")
     parser.add_argument("--parts", default="targets,train,predict,loader",
                         help="which parts to run (default: targets,train,predict,loader)")
     parser.add_argument("--size", default="1920x1080", help="WxH of the pairs (default: "
@@ -337,14 +340,14 @@ def main() -> None:
             print(f"N={n}: targets", flush=True)
             part["targets"] = targets_rate(data, work / "targets_run", args.device,
                                            args.target_seconds)
-        if "train" in parts or "predict" in parts:
+        if "train" in parts or ("predict" in parts and not args.run):
             print(f"N={n}: train", flush=True)
             part["train"] = train_part(data, work / "run", args.train_steps, args.workers,
                                        args.device)
         if "predict" in parts:
             print(f"N={n}: predict", flush=True)
-            part["predict"] = predict_part(work / "run", data, work, args.predict_images,
-                                           args.device)
+            part["predict"] = predict_part(Path(args.run) if args.run else work / "run", data,
+                                           work, args.predict_images, args.device)
         part["load_after"] = load_average()
         result["sizes"][str(n)] = part
         if "loader" not in result and "loader" in parts:

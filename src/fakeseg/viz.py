@@ -33,12 +33,23 @@ def colorize(values: np.ndarray, cmap: str = "inferno", vmin: float = 0.0,
     The same colours as calling the colormap (it indexes its table with ⌊value × N⌋, 1.0 → the
     last entry, NaN → its "bad" colour), looked up directly in float32: no float64 RGBA copy.
     """
-    scaled = np.clip((values - vmin) / max(vmax - vmin, 1e-12), 0.0, 1.0)
+    values = np.asarray(values)
+    if values.dtype.kind != "f" or (vmin, vmax) != (0.0, 1.0):  # (x - 0) / 1 is x
+        values = (values - vmin) / max(vmax - vmin, 1e-12)
+    position = np.clip(values, 0.0, 1.0)
+    position *= _colour_table(cmap)[1]  # the colormap's own arithmetic, in the values' dtype
+    return _look_up(position, cmap)
+
+
+def _look_up(position: np.ndarray, cmap: str) -> np.ndarray:
+    """Table entries at ⌊position⌋ (position in [0, N], or NaN for "bad")."""
     table, n = _colour_table(cmap)
-    position = scaled * n  # the colormap's own arithmetic, in the values' dtype
     bad = np.isnan(position)
-    index = np.minimum(np.where(bad, n, position).astype(np.intp), n - 1)
-    index[bad] = n
+    has_bad = bool(bad.any())
+    index = np.where(bad, n, position) if has_bad else position
+    index = np.minimum(index.astype(np.intp), n - 1)
+    if has_bad:
+        index[bad] = n
     return np.take(table, index, axis=0)
 
 
@@ -111,7 +122,7 @@ def annotated_overlay(image: np.ndarray, heat: np.ndarray, threshold: float, *,
     from PIL import Image, ImageDraw, ImageFont
 
     height, width = heat.shape
-    base = Image.fromarray(to_uint8(overlay(image, heat, cmap=cmap)))
+    base = Image.fromarray(to_uint8(overlay(image, heat, cmap=cmap), overwrite=True))
     draw = ImageDraw.Draw(base)
     line = max(1, round(min(height, width) / 200))
     for rank, region in enumerate(top_regions(heat, threshold, k=max_boxes)):

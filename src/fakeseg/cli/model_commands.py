@@ -154,7 +154,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                          help="files to write per image, comma-separated, from "
                               "heat_npy,heat_png,mask,overlay (default: heat_npy,mask,overlay)")
     predict.add_argument("--overlay-format", choices=("jpg", "png"), default="jpg",
-                         help="the overlay as JPEG (quality 90; about 14x faster to encode "
+                         help="the overlay as JPEG (quality 90; about 10x faster to encode "
                               "than PNG at full HD) or lossless PNG (default: jpg)")
     predict.add_argument("--backend", choices=("torch", "onnx"), default=None,
                          help="torch, or onnx (ONNX Runtime, CPU; needs fakeseg[onnx]; uses "

@@ -105,7 +105,7 @@ JPEG_OPTIONS = {"quality": 90, "subsampling": 0}
 @dataclass(frozen=True)
 class Outputs:
     """Which files predict writes per image (``keys``, in :data:`OUTPUT_KEYS` order) and the
-    overlay's format (``jpg``: JPEG quality 90, about 14x faster to encode at full HD than
+    overlay's format (``jpg``: JPEG quality 90, about 10x faster to encode at full HD than
     PNG and 5x smaller; ``png``: lossless)."""
 
     keys: tuple[str, ...] = DEFAULT_OUTPUTS

@@ -138,7 +138,7 @@ class Outputs:
         four files earlier versions always wrote (overlay as PNG)."""
         if not isinstance(value, dict):
             return cls(OUTPUT_KEYS, "png")
-        return cls(tuple(value.get("keys", ())), str(value.get("overlay_format")))
+        return cls(tuple(value.get("keys", ())), str(value.get("overlay_format", "jpg")))
 
     def to_json(self) -> dict[str, Any]:
         return {"keys": list(self.keys), "overlay_format": self.overlay_format}

@@ -15,7 +15,9 @@ from /proc every 0.2 s:
   and <= 4 GB;
 - ``fakeseg predict`` on ``--predict-images`` full-HD images: images/s of the whole command
   against the model-only rate (``Localizer.predict_batch`` on the same images, decoded
-  beforehand, in this process).
+  beforehand, in this process); also the steady rate, from the first batch's files on disk to
+  the last image's (start-up, i.e. imports, model loading and the first batch, excluded), so
+  that a short run's start-up share can be told apart.
 
 Once (on the smallest N): the pixel store's build rate (pairs/s, the one-off decoding into
 memory-mappable files that training reads crops from), then the loader ratio: training
@@ -24,7 +26,7 @@ steps/s with the same batches prebuilt in memory (target >= 0.8), in ``--loader-
 rounds (the median is the result), plus one round of the decode path (no store) to compare.
 ``--parts loader`` runs only this part (about a minute at N=50 once the pairs exist).
 
-    python benchmarks/bench_scale.py --sizes 50,200 [--root /tmp/fakeseg_scale]
+    python benchmarks/bench_scale.py --sizes 50,200 [--root /tmp/fakeseg_scale] [--run RUN]
         [--train-steps 50] [--predict-images 200] [--workers 2] [--device cpu]
 """
 
@@ -220,9 +222,18 @@ def predict_part(run: Path, data: Path, work: Path, n_images: int,
     model.predict_batch(decoded)
     model_rate = len(decoded) / (time.perf_counter() - started)
     command_rate = n_images / result["wall_s"]
+    rows = [json.loads(line) for line in (work / "out" / "results.jsonl").read_text().splitlines()]
+    finished = sorted(max((work / "out" / str(row[k])).stat().st_mtime for k in row
+                          if k in ("heat_npy", "heat_png", "mask", "overlay")) for row in rows)
+    batch = 4  # predict's default --batch-size: time from the end of the first batch
+    steady = ((len(finished) - batch) / (finished[-1] - finished[batch - 1])
+              if len(finished) > batch and finished[-1] > finished[batch - 1] else None)
     return {**result, "images": n_images, "images_per_s": round(command_rate, 4),
             "model_only_images_per_s": round(model_rate, 4),
-            "ratio_to_model_only": round(command_rate / model_rate, 3)}
+            "ratio_to_model_only": round(command_rate / model_rate, 3),
+            "steady_images_per_s": round(steady, 4) if steady else None,
+            "steady_ratio_to_model_only": round(steady / model_rate, 3) if steady else None,
+            "load_during": load_average()}
 
 
 def loader_ratio(data: Path, store_root: Path, workers: int, steps: int, rounds: int,
@@ -316,7 +327,8 @@ def table(result: dict[str, Any]) -> str:
     if measured:
         lines += ["| N pairs | targets pairs/s | targets peak RSS MB | train steps/s | train "
                   "peak RSS MB | predict images | predict images/s | model-only images/s | "
-                  "ratio | predict peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "ratio | steady ratio (start-up excluded) | predict peak RSS MB |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, part in measured.items():
         t, tr, p = (part.get(k, {}) for k in ("targets", "train", "predict"))
         targets = (f"{t.get('pairs_per_s')} ({t.get('pairs_stored')} pairs in "
@@ -325,7 +337,8 @@ def table(result: dict[str, Any]) -> str:
                      f"{tr.get('steps_per_s', '-')} | {tr.get('peak_rss_mb', '-')} | "
                      f"{p.get('images', '-')} | {p.get('images_per_s', '-')} | "
                      f"{p.get('model_only_images_per_s', '-')} | "
-                     f"{p.get('ratio_to_model_only', '-')} | {p.get('peak_rss_mb', '-')} |")
+                     f"{p.get('ratio_to_model_only', '-')} | "
+                     f"{p.get('steady_ratio_to_model_only', '-')} | {p.get('peak_rss_mb', '-')} |")
     if measured:
         lines += [""]
     sizes = list(result["sizes"])
@@ -382,6 +395,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="(default: cpu)")
     parser.add_argument("--out", default=str(RESULTS), help=f"(default: {RESULTS})")
     parser.add_argument("--name", default="scale", help="result file stem (default: scale)")
+    parser.add_argument("--run", help="a trained run for the predict part (default: the one the "
+                        "train part trains; with --run and without 'train' in --parts no "
+                        "training runs)")
     parser.add_argument("--parts", default="targets,train,predict,loader",
                         help="which parts to run (default: targets,train,predict,loader)")
     parser.add_argument("--size", default="1920x1080", help="WxH of the pairs (default: "
@@ -405,14 +421,14 @@ def main() -> None:
             print(f"N={n}: targets", flush=True)
             part["targets"] = targets_rate(data, work / "targets_run", args.device,
                                            args.target_seconds)
-        if "train" in parts or "predict" in parts:
+        if "train" in parts or ("predict" in parts and not args.run):
             print(f"N={n}: train", flush=True)
             part["train"] = train_part(data, work / "run", args.train_steps, args.workers,
                                        args.device)
         if "predict" in parts:
             print(f"N={n}: predict", flush=True)
-            part["predict"] = predict_part(work / "run", data, work, args.predict_images,
-                                           args.device)
+            part["predict"] = predict_part(Path(args.run) if args.run else work / "run", data,
+                                           work, args.predict_images, args.device)
         part["load_after"] = load_average()
         result["sizes"][str(n)] = part
         if "loader" not in result and "loader" in parts:

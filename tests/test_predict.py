@@ -115,20 +115,70 @@ def test_predict_writes_maps_masks_overlays_and_relative_paths(run: Path, images
     assert len(rows) == 3
     info = json.loads((out / "predict.json").read_text())
     assert info["complete"] is True and info["n_images"] == 3
+    assert info["outputs"] == {"keys": ["heat_npy", "mask", "overlay"], "overlay_format": "jpg"}
+    assert set(info["files"]) == {"NAME_heat.npy", "NAME_mask.png", "NAME_overlay.jpg"}
     for row in rows:
-        for key in ("image", "heat_png", "heat_npy", "mask", "overlay"):
+        for key in ("image", "heat_npy", "mask", "overlay"):
             assert not Path(row[key]).is_absolute() and (out / row[key]).is_file(), key
+        assert "heat_png" not in row and not list(out.glob("*_heat.png"))  # not by default
         heat = np.load(out / row["heat_npy"])
         mask = np.asarray(Image.open(out / row["mask"]))
         assert set(np.unique(mask)) <= {0, 255}
         np.testing.assert_array_equal(mask == 255, heat >= info["threshold"])
         assert row["score"] == pytest.approx(float((heat >= info["threshold"]).mean()))
-        png = np.asarray(Image.open(out / row["heat_png"])).astype(np.float64) / 65535
-        np.testing.assert_allclose(png, heat, atol=1 / 65535)
-        overlay = np.asarray(Image.open(out / row["overlay"]))
-        assert overlay.shape[0] == heat.shape[0] and overlay.shape[1] > heat.shape[1]  # bar
+        overlay = Image.open(out / row["overlay"])
+        assert overlay.format == "JPEG" and row["overlay"].endswith("_overlay.jpg")
+        assert overlay.height == heat.shape[0] and overlay.width > heat.shape[1]  # bar
     csv_rows = (out / "results.csv").read_text().strip().splitlines()
     assert csv_rows[0].split(",")[:3] == ["image", "name", "score"] and len(csv_rows) == 4
+
+
+def test_every_output_file_holds_exactly_what_is_computed(run: Path, images: Path,
+                                                          tmp_path: Path) -> None:
+    """The fast encodings change bytes, never pixels: the 16-bit map is the quantised map, the
+    PNG overlay is annotated_overlay's array, and the JPEG overlay stays close to it."""
+    from fakeseg.viz import annotated_overlay
+
+    out, jpg = tmp_path / "all", tmp_path / "jpg"
+    assert main(["predict", str(run), str(images), "--out", str(out), "-q", "--outputs",
+                 "overlay,heat_png,mask,heat_npy", "--overlay-format", "png"]) == 0
+    assert main(["predict", str(run), str(images), "--out", str(jpg), "-q",
+                 "--outputs", "overlay"]) == 0
+    info = json.loads((out / "predict.json").read_text())
+    assert info["outputs"]["keys"] == ["heat_npy", "heat_png", "mask", "overlay"]
+    for row, jpg_row in zip(_rows(out), _rows(jpg), strict=True):
+        heat = np.load(out / row["heat_npy"])
+        assert heat.dtype == np.float32
+        stored = np.asarray(Image.open(out / row["heat_png"]))
+        np.testing.assert_array_equal(stored,
+                                      (np.clip(heat, 0, 1) * 65535 + 0.5).astype(np.uint16))
+        image = read_image(out / row["image"])
+        drawn = annotated_overlay(image, heat, info["threshold"])
+        np.testing.assert_array_equal(np.asarray(Image.open(out / row["overlay"])), drawn)
+        assert set(jpg_row) >= {"overlay"} and "heat_npy" not in jpg_row
+        lossy = np.asarray(Image.open(jpg / jpg_row["overlay"])).astype(np.float64)
+        assert np.abs(lossy - drawn).mean() < 3.0  # quality 90, no chroma subsampling
+
+
+def test_outputs_are_checked_and_a_rerun_with_more_outputs_completes_the_rows(
+        run: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pred"
+    assert main(["predict", str(run), str(images), "--out", str(out), "-q",
+                 "--outputs", "heat,mask"]) == 2
+    assert "heat_npy,heat_png,mask,overlay" in capsys.readouterr().err
+    assert main(["predict", str(run), str(images), "--out", str(out), "-q",
+                 "--outputs", "mask"]) == 0
+    assert not list(out.glob("*_heat.npy"))
+    assert main(["predict", str(run), str(images), "--out", str(out), "-q",
+                 "--outputs", "mask,heat_npy"]) == 0
+    rows = _rows(out)
+    assert len(rows) == 3 and all((out / r["heat_npy"]).is_file() for r in rows)
+    info = json.loads((out / "predict.json").read_text())
+    assert info["n_resumed"] == 0 and info["n_images"] == 3  # every row lacked its .npy
+
+
+def _rows(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
 def test_output_names_never_collide(tmp_path: Path) -> None:

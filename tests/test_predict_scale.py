@@ -38,9 +38,10 @@ def _one_set_each(out: Path, names: list[str]) -> None:
     """Every image has exactly one row and one complete set of files, nothing else."""
     rows = _rows(out)
     assert sorted(str(r["name"]) for r in rows) == sorted(names)
-    for suffix in ("_heat.png", "_heat.npy", "_mask.png", "_overlay.png"):
+    for suffix in ("_heat.npy", "_mask.png", "_overlay.jpg"):  # the default outputs
         assert sorted(p.name for p in out.rglob(f"*{suffix}")) == sorted(
             f"{n}{suffix}" for n in names)
+    assert not list(out.rglob("*_heat.png")) and not list(out.rglob("*_overlay.png"))
     assert len((out / "results.csv").read_text().strip().splitlines()) == len(names) + 1
     assert not list(out.glob("*shard*")) and not (out / TEMP_DIR).exists()
 
@@ -138,6 +139,9 @@ def test_merge_refuses_duplicates_other_models_and_other_inputs(model: Localizer
         merge_predictions(out)
     write_shards(shard_rows, inputs_digest="elsewhere")
     with pytest.raises(FakesegError, match="other inputs"):
+        merge_predictions(out)
+    write_shards(shard_rows, outputs={"keys": ["mask"], "overlay_format": "jpg"})
+    with pytest.raises(FakesegError, match="other output files"):
         merge_predictions(out)
     write_shards(shard_rows)
     assert main(["predict", "--merge", str(out), "-q"]) == 0

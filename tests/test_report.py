@@ -390,6 +390,18 @@ def test_relative_paths_of_new_predict_output(tmp_path: Path) -> None:
     assert "30" in parse(out).cells  # regions from the relative heat map
 
 
+def test_a_map_written_only_as_16_bit_png_and_a_jpeg_overlay_are_read(tmp_path: Path) -> None:
+    """predict --outputs heat_png,overlay: no .npy; the regions come from the 16-bit PNG."""
+    pr = tmp_path / "pred"
+    write_image(pr / "x_overlay.jpg", picture())
+    write_image(pr / "x_heat.png", (two_blobs() * 65535 + 0.5).astype(np.uint16))
+    write_text(pr / "results.jsonl", json.dumps({
+        "image": "x.png", "name": "x", "score": 0.25, "max": 0.9, "topk_mean": 0.8,
+        "threshold": 0.5, "heat_png": "x_heat.png", "overlay": "x_overlay.jpg"}) + "\n")
+    out = report([pr], tmp_path / "r.html", display_px=120)
+    assert "30" in parse(out).cells and "12" in parse(out).cells  # both regions, in px
+
+
 def test_result_files_linked_from_outside_are_not_read(results: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("backbone: TOP-SECRET-TOKEN\n")

@@ -317,7 +317,14 @@ def read_mask(path: str | Path, *, invert: bool = False) -> np.ndarray:
     return ~mask if invert else mask
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
+def to_uint8(image: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
+    """[0, 1] floats → uint8 (rounded). ``overwrite``: a float array is used as the scratch
+    space (same result, no temporaries; its values are lost)."""
+    if overwrite and isinstance(image, np.ndarray) and image.dtype.kind == "f":
+        np.clip(image, 0.0, 1.0, out=image)
+        image *= 255.0
+        image += 0.5
+        return image.astype(np.uint8)
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 

@@ -3,6 +3,7 @@ regions, figures."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,18 +18,49 @@ from fakeseg.io import atomic_path, to_uint8
 REGION_COLORS = ((0, 229, 255), (124, 252, 0), (255, 79, 216))
 
 
+@functools.cache
+def _colour_table(cmap: str) -> tuple[np.ndarray, int]:
+    """A colormap's own lookup table as float32 RGB: its N entries, then its "bad" colour."""
+    colormap = colormaps[cmap]
+    table = np.vstack([colormap(np.arange(colormap.N)), colormap(np.nan)])
+    return table[:, :3].astype(np.float32), colormap.N
+
+
 def colorize(values: np.ndarray, cmap: str = "inferno", vmin: float = 0.0,
              vmax: float = 1.0) -> np.ndarray:
-    """(H, W) values → (H, W, 3) float RGB through a matplotlib colormap."""
-    scaled = np.clip((values - vmin) / max(vmax - vmin, 1e-12), 0.0, 1.0)
-    return colormaps[cmap](scaled)[..., :3].astype(np.float32)
+    """(H, W) values → (H, W, 3) float32 RGB through a matplotlib colormap.
+
+    The same colours as calling the colormap (it indexes its table with ⌊value × N⌋, 1.0 → the
+    last entry, NaN → its "bad" colour), looked up directly in float32: no float64 RGBA copy.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind != "f" or (vmin, vmax) != (0.0, 1.0):  # (x - 0) / 1 is x
+        values = (values - vmin) / max(vmax - vmin, 1e-12)
+    position = np.clip(values, 0.0, 1.0)
+    position *= _colour_table(cmap)[1]  # the colormap's own arithmetic, in the values' dtype
+    return _look_up(position, cmap)
+
+
+def _look_up(position: np.ndarray, cmap: str) -> np.ndarray:
+    """Table entries at ⌊position⌋ (position in [0, N], or NaN for "bad")."""
+    table, n = _colour_table(cmap)
+    bad = np.isnan(position)
+    has_bad = bool(bad.any())
+    index = np.where(bad, n, position) if has_bad else position
+    index = np.minimum(index.astype(np.intp), n - 1)
+    if has_bad:
+        index[bad] = n
+    return np.take(table, index, axis=0)
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, *, cmap: str = "inferno",
             strength: float = 0.7) -> np.ndarray:
     """Blend a [0, 1] heat map over an RGB image; cold pixels leave the image visible."""
     alpha = (strength * np.clip(heat, 0.0, 1.0))[..., None]
-    return (1.0 - alpha) * image + alpha * colorize(heat, cmap)
+    blend = colorize(heat, cmap)
+    blend *= alpha
+    blend += (1.0 - alpha) * image
+    return blend
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -59,16 +91,17 @@ class Region:
 
 
 def top_regions(heat: np.ndarray, threshold: float, k: int = 3) -> list[Region]:
-    """The ``k`` components of ``heat >= threshold`` with the largest area × mean score."""
+    """The ``k`` components of ``heat >= threshold`` with the largest area × mean score
+    (compared and averaged in float64)."""
     from scipy import ndimage
 
-    heat = np.asarray(heat, np.float64)
-    labels, count = ndimage.label(heat >= threshold)
+    heat = np.asarray(heat)
+    labels, count = ndimage.label(heat >= np.float64(threshold))
     if count == 0:
         return []
-    index = np.arange(1, count + 1)
-    areas = ndimage.sum_labels(np.ones_like(heat), labels, index)
-    means = ndimage.mean(heat, labels, index)
+    flat = labels.ravel()
+    areas = np.bincount(flat, minlength=count + 1)[1:].astype(np.float64)
+    means = np.bincount(flat, weights=heat.ravel(), minlength=count + 1)[1:] / areas
     order = np.argsort(-(areas * means), kind="stable")[:k]
     slices = ndimage.find_objects(labels)
     regions = []
@@ -89,7 +122,7 @@ def annotated_overlay(image: np.ndarray, heat: np.ndarray, threshold: float, *,
     from PIL import Image, ImageDraw, ImageFont
 
     height, width = heat.shape
-    base = Image.fromarray(to_uint8(overlay(image, heat, cmap=cmap)))
+    base = Image.fromarray(to_uint8(overlay(image, heat, cmap=cmap), overwrite=True))
     draw = ImageDraw.Draw(base)
     line = max(1, round(min(height, width) / 200))
     for rank, region in enumerate(top_regions(heat, threshold, k=max_boxes)):

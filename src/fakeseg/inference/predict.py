@@ -1,9 +1,11 @@
 """``fakeseg predict``: heat maps, masks, overlays and scores for many images, batched.
 
-Per image it writes ``NAME_heat.png`` (16-bit: probability × 65535), ``NAME_heat.npy``
-(float32 probabilities), ``NAME_mask.png`` (0/255 at the model's threshold) and
-``NAME_overlay.png`` (boxes round the flagged regions, a colour bar with the threshold).
-NAME mirrors the image's path below the inputs' common folder, so names never collide.
+Per image it writes, by default (``outputs``, see :class:`Outputs`), ``NAME_heat.npy``
+(float32 probabilities: the map itself), ``NAME_mask.png`` (0/255 at the model's threshold) and
+``NAME_overlay.jpg`` (the map over the image, boxes round the flagged regions, a colour bar with
+the threshold); on request also ``NAME_heat.png`` (16-bit: probability × 65535) and the
+overlay as a lossless PNG. NAME mirrors the image's path below the inputs' common folder, so
+names never collide.
 
 Inputs are files, folders, globs or ``.txt`` lists of paths (:func:`fakeseg.io.expand_inputs`),
 always taken in sorted order. Images are decoded by a :class:`torch.utils.data.DataLoader`
@@ -36,7 +38,8 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -68,11 +71,94 @@ from fakeseg.viz import annotated_overlay
 
 SCORE_DOC = ("score = fraction of pixels whose probability of being unreal is >= threshold; "
              "max = highest pixel probability; topk_mean = mean of the top 1% of pixels")
-FILES_DOC = ("NAME_heat.png: 16-bit PNG, value = probability x 65535; NAME_heat.npy: float32 "
-             "probabilities; NAME_mask.png: 0/255 at the threshold; NAME_overlay.png: heat map "
-             "over the image, flagged regions boxed, colour bar with the threshold")
 RESULTS_JSONL, RESULTS_CSV, PREDICT_JSON = "results.jsonl", "results.csv", "predict.json"
-OUTPUT_KEYS = ("heat_png", "heat_npy", "mask", "overlay")
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file predict can write per image: ``NAME`` + ``suffix``, its path in the ``key``
+    column of the tables."""
+
+    key: str
+    suffix: str
+    meaning: str
+
+
+OUTPUT_FILES = {file.key: file for file in (
+    OutputFile("heat_npy", "_heat.npy", "float32 probabilities (the map, exact)"),
+    OutputFile("heat_png", "_heat.png", "16-bit PNG, value = probability x 65535"),
+    OutputFile("mask", "_mask.png", "8-bit PNG, 255 where the probability >= the threshold"),
+    OutputFile("overlay", "_overlay", "the heat map over the image, the largest flagged "
+                                      "regions boxed, a colour bar marked with the threshold"),
+)}
+OUTPUT_KEYS = tuple(OUTPUT_FILES)
+DEFAULT_OUTPUTS = ("heat_npy", "mask", "overlay")
+OVERLAY_FORMATS = ("jpg", "png")
+#: PNG encoding of every PNG predict writes: zlib level 1 with the run-length strategy (lossless;
+#: at 1920x1080 faster and smaller than level 1's default strategy, see
+#: benchmarks/results/predict_outputs_profile_*.md)
+PNG_OPTIONS = {"compress_level": 1, "compress_type": zlib.Z_RLE}
+#: the JPEG overlay: quality 90 without chroma subsampling, so the boxes keep their colour
+JPEG_OPTIONS = {"quality": 90, "subsampling": 0}
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Which files predict writes per image (``keys``, in :data:`OUTPUT_KEYS` order) and the
+    overlay's format (``jpg``: JPEG quality 90, about 10x faster to encode at full HD than
+    PNG and 5x smaller; ``png``: lossless)."""
+
+    keys: tuple[str, ...] = DEFAULT_OUTPUTS
+    overlay_format: str = "jpg"
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.keys if k not in OUTPUT_FILES]
+        if unknown or not self.keys:
+            raise FakesegError(f"--outputs {','.join(self.keys)!r}: give a comma-separated "
+                               f"subset of {','.join(OUTPUT_KEYS)} (e.g. "
+                               f"{','.join(DEFAULT_OUTPUTS)})")
+        if self.overlay_format not in OVERLAY_FORMATS:
+            raise FakesegError(f"--overlay-format {self.overlay_format!r}: use "
+                               f"{' or '.join(OVERLAY_FORMATS)}")
+        object.__setattr__(self, "keys", tuple(k for k in OUTPUT_KEYS if k in self.keys))
+
+    @classmethod
+    def parse(cls, keys: str | Sequence[str] | None = None,
+              overlay_format: str = "jpg") -> Outputs:
+        """``"heat_npy,mask"`` (or a sequence of keys; None: the default set)."""
+        if keys is None:
+            return cls(overlay_format=overlay_format)
+        if isinstance(keys, str):
+            keys = [k.strip() for k in keys.split(",") if k.strip()]
+        return cls(tuple(keys), overlay_format)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Outputs:
+        """As :meth:`to_json` wrote it; a table written before outputs were recorded holds the
+        four files earlier versions always wrote (overlay as PNG)."""
+        if not isinstance(value, dict):
+            return cls(OUTPUT_KEYS, "png")
+        return cls(tuple(value.get("keys", ())), str(value.get("overlay_format", "jpg")))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"keys": list(self.keys), "overlay_format": self.overlay_format}
+
+    def suffix(self, key: str) -> str:
+        file = OUTPUT_FILES[key]
+        return f"{file.suffix}.{self.overlay_format}" if key == "overlay" else file.suffix
+
+    def describe(self) -> dict[str, str]:
+        """File name → meaning, for predict.json."""
+        described = {}
+        for key in self.keys:
+            meaning = OUTPUT_FILES[key].meaning
+            if key == "overlay":
+                meaning += (" (JPEG, quality 90)" if self.overlay_format == "jpg"
+                            else " (PNG, lossless)")
+            described[f"NAME{self.suffix(key)}"] = meaning
+        return described
+
+
 CSV_COLUMNS = ["image", "name", "score", "max", "topk_mean", "threshold", *OUTPUT_KEYS]
 _SHARD_INFO = re.compile(r"predict\.shard-(\d+)-of-(\d+)\.json")
 
@@ -132,12 +218,14 @@ class PredictSummary:
     results: Path | None = None
     shard: Shard | None = None
     merged: bool = False  # a shard run that found every shard done and merged them
+    outputs: Outputs = field(default_factory=Outputs)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
         """The rows of ``results`` (read from disk: a folder of a million images is never held
         in memory)."""
-        return [] if self.results is None else list(_complete_rows(self.out, self.results.name))
+        return [] if self.results is None else list(
+            _complete_rows(self.out, self.results.name, self.outputs))
 
 
 def default_workers() -> int:
@@ -171,21 +259,26 @@ def output_names(paths: list[Path], taken: dict[Path, str] | None = None) -> dic
 
 
 def write_heatmap_files(out: Path, name: str, image: np.ndarray, heat: HeatMap, *,
-                        temp_dir: Path | None = None) -> dict[str, str]:
-    """The four files of one image; returns their paths relative to ``out``."""
+                        outputs: Outputs = Outputs(), temp_dir: Path | None = None
+                        ) -> dict[str, str]:
+    """The ``outputs`` files of one image; returns their paths relative to ``out``."""
     probability = heat.probability
-    files = {
-        "heat_png": write_image(out / f"{name}_heat.png",
-                                (np.clip(probability, 0, 1) * 65535 + 0.5).astype(np.uint16),
-                                temp_dir=temp_dir, compress_level=1),
-        "heat_npy": write_npy(out / f"{name}_heat.npy", probability.astype(np.float32),
-                              temp_dir=temp_dir),
-        "mask": write_image(out / f"{name}_mask.png", heat.mask.astype(np.uint8) * 255,
-                            temp_dir=temp_dir, compress_level=1),
-        "overlay": write_image(out / f"{name}_overlay.png",
-                               annotated_overlay(image, probability, heat.threshold),
-                               temp_dir=temp_dir, compress_level=1),
-    }
+    files = {}
+    for key in outputs.keys:
+        path = out / f"{name}{outputs.suffix(key)}"
+        if key == "heat_npy":
+            files[key] = write_npy(path, probability.astype(np.float32, copy=False),
+                                   temp_dir=temp_dir)
+        elif key == "heat_png":
+            quantised = (np.clip(probability, 0, 1) * 65535 + 0.5).astype(np.uint16)
+            files[key] = write_image(path, quantised, temp_dir=temp_dir, **PNG_OPTIONS)
+        elif key == "mask":
+            files[key] = write_image(path, heat.mask.astype(np.uint8) * 255, temp_dir=temp_dir,
+                                     **PNG_OPTIONS)
+        else:
+            drawn = annotated_overlay(image, probability, heat.threshold)
+            files[key] = write_image(path, drawn, temp_dir=temp_dir, **(
+                JPEG_OPTIONS if outputs.overlay_format == "jpg" else PNG_OPTIONS))
     return {key: path.relative_to(out).as_posix() for key, path in files.items()}
 
 
@@ -257,9 +350,10 @@ def _table_names(shard: Shard | None) -> tuple[str, str]:
     return f"results.{shard.name}.jsonl", f"predict.{shard.name}.json"
 
 
-def _complete_rows(out: Path, log_name: str) -> Iterator[dict[str, Any]]:
-    """Rows of ``out/log_name`` whose files are all there; a line cut short by a kill, or a row
-    whose files are missing, is left out (that image is done again)."""
+def _complete_rows(out: Path, log_name: str, outputs: Outputs) -> Iterator[dict[str, Any]]:
+    """Rows of ``out/log_name`` whose ``outputs`` files are all there; a line cut short by a
+    kill, or a row whose files are missing (or were written in another set or format), is left
+    out (that image is done again)."""
     log_path = out / log_name
     if not log_path.exists():
         return
@@ -271,7 +365,8 @@ def _complete_rows(out: Path, log_name: str) -> Iterator[dict[str, Any]]:
                 continue
             if (isinstance(row, dict) and isinstance(row.get("image"), str)
                     and isinstance(row.get("name"), str)
-                    and all((out / str(row.get(k, ""))).is_file() for k in OUTPUT_KEYS)):
+                    and all(isinstance(row.get(k), str) and row[k].endswith(outputs.suffix(k))
+                            and (out / row[k]).is_file() for k in outputs.keys)):
                 yield row
 
 
@@ -334,10 +429,13 @@ def _inputs_digest(paths: list[Path]) -> str:
 def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: str | Path, *,
             batch_size: int = 4, threshold: float | None = None, device: str = "auto",
             workers: int | None = None, shard: Shard | None = None,
-            backend: str | None = None, progress: bool = True) -> PredictSummary:
+            backend: str | None = None, outputs: Outputs | None = None,
+            progress: bool = True) -> PredictSummary:
     """Predict heat maps for files, folders, globs or lists of paths; write maps, masks,
     overlays and tables.
 
+    ``outputs``: the files written per image (default :class:`Outputs`: heat .npy, mask and
+    JPEG overlay).
     ``workers`` decoding processes (default :func:`default_workers`; 0 decodes inline).
     ``shard`` (default: from torchrun's RANK / WORLD_SIZE, else none) predicts one share of the
     inputs. ``backend``: "torch" or "onnx" (see :meth:`Localizer.load`). Resumes an
@@ -360,7 +458,8 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
             fakeseg_model.threshold = threshold
         summary = _predict_locked(
             fakeseg_model, paths, out, temp_dir, shard=shard, batch_size=batch_size,
-            workers=default_workers() if workers is None else workers, progress=progress)
+            workers=default_workers() if workers is None else workers,
+            outputs=outputs or Outputs(), progress=progress)
     if shard is not None and _all_shards_complete(out, shard.count):
         with contextlib.suppress(FolderInUseError):  # another shard is finishing: it merges
             merged = merge_predictions(out)
@@ -385,17 +484,18 @@ def _inputs_outside(paths: list[Path], out: Path) -> list[Path]:
 
 
 def _predict_locked(model: Localizer, paths: list[Path], out: Path, temp_dir: Path, *,
-                    shard: Shard | None, batch_size: int, workers: int,
+                    shard: Shard | None, batch_size: int, workers: int, outputs: Outputs,
                     progress: bool) -> PredictSummary:
     identity = _model_identity(model)
     log_name, info_name = _table_names(shard)
-    earlier = _earlier_rows(out, shard, identity, temp_dir)
+    earlier = _earlier_rows(out, shard, identity, outputs, temp_dir)
     mine = shard.select(paths) if shard is not None else paths
     names = output_names(paths, {p: earlier.names[p] for p in paths if p in earlier.names})
     todo = [p for p in mine if p not in earlier.done]
     summary = PredictSummary(out, 0, n_resumed=len(mine) - len(todo), results=out / log_name,
-                             shard=shard)
+                             shard=shard, outputs=outputs)
     record = {**_model_record(model, identity), "inputs_digest": _inputs_digest(paths),
+              "outputs": outputs.to_json(),
               "shard": None if shard is None else {"index": shard.index, "count": shard.count}}
     if shard is None:  # the merged table's csv stays while shards add to it
         (out / RESULTS_CSV).unlink(missing_ok=True)
@@ -452,10 +552,10 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, temp_dir: Pa
                 row = {"image": _relative(path, out), "name": names[path], **heat.summary()}
                 writing.append((row, writer.submit(
                     write_heatmap_files, out, names[path], image.permute(1, 2, 0).numpy(), heat,
-                    temp_dir=temp_dir)))
+                    outputs=outputs, temp_dir=temp_dir)))
         finish_writes()
     if shard is None:
-        _write_csv(out, log_name, temp_dir)
+        _write_csv(out, log_name, outputs, temp_dir)
     _write_info(out / info_name, record, summary, n_rows, complete=True, temp_dir=temp_dir)
     return summary
 
@@ -467,7 +567,7 @@ class _EarlierRows:
     n_own: int = 0  # complete rows kept in this run's own table
 
 
-def _earlier_rows(out: Path, shard: Shard | None, identity: dict[str, Any],
+def _earlier_rows(out: Path, shard: Shard | None, identity: dict[str, Any], outputs: Outputs,
                   temp_dir: Path) -> _EarlierRows:
     """Read every table of this split once, streaming: the merged one, then each shard's (their
     names stay taken; only the merged and this run's own rows count as done). Refuse tables of
@@ -479,7 +579,7 @@ def _earlier_rows(out: Path, shard: Shard | None, identity: dict[str, Any],
     earlier = _EarlierRows()
     with atomic_path(out / own_log, temp_dir=temp_dir) as tmp, open(tmp, "w") as kept:
         for table_log, table_info in tables:
-            for n, row in enumerate(_complete_rows(out, table_log)):
+            for n, row in enumerate(_complete_rows(out, table_log, outputs)):
                 if n == 0:
                     _check_identity(out, table_info, identity)
                 image = (out / row["image"]).resolve()
@@ -504,15 +604,16 @@ def _model_record(model: Localizer, identity: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_csv(out: Path, log_name: str, temp_dir: Path) -> None:
-    write_csv(out / RESULTS_CSV, CSV_COLUMNS, _complete_rows(out, log_name), temp_dir=temp_dir)
+def _write_csv(out: Path, log_name: str, outputs: Outputs, temp_dir: Path) -> None:
+    write_csv(out / RESULTS_CSV, CSV_COLUMNS, _complete_rows(out, log_name, outputs),
+              temp_dir=temp_dir)
 
 
 def _write_info(path: Path, record: dict[str, Any], summary: PredictSummary, n_images: int, *,
                 complete: bool, temp_dir: Path) -> None:
     write_json(path, {
         "complete": complete,
-        "score_meaning": SCORE_DOC, "files": FILES_DOC,
+        "score_meaning": SCORE_DOC, "files": summary.outputs.describe(),
         "paths": "relative to this folder",
         **record,
         "n_images": n_images, "n_resumed": summary.n_resumed,
@@ -534,7 +635,7 @@ def merge_predictions(out: str | Path) -> PredictSummary:
     shard tables.
 
     Refuses, naming what to do: shards not all finished, rows of another model or threshold,
-    shards given other inputs, and an image with two rows.
+    shards given other inputs or output files, and an image with two rows.
     """
     out = Path(out).resolve()
     if not out.is_dir():
@@ -557,19 +658,20 @@ def merge_predictions(out: str | Path) -> PredictSummary:
                                "them (fakeseg predict ... --shard i/n), then merge")
         ordered = [loaded[Shard(k, count)] for k in range(count)]
         for key, what in (("model_identity", "another model or threshold"),
-                          ("inputs_digest", "other inputs")):
+                          ("inputs_digest", "other inputs"), ("outputs", "other output files")):
             if len({json.dumps(info.get(key), sort_keys=True) for info in ordered}) > 1:
                 raise FakesegError(f"{out}: its shards hold predictions of {what}; rerun the "
-                                   "odd shard with the same model and inputs, or choose "
-                                   "another --out")
+                                   "odd shard with the same model, inputs and --outputs, or "
+                                   "choose another --out")
         identity = ordered[0]["model_identity"]
+        outputs = Outputs.from_json(ordered[0].get("outputs"))
         tables = [RESULTS_JSONL] + [_table_names(Shard(k, count))[0] for k in range(count)]
         seen: dict[str, str] = {}  # image → the table that holds its row
         n_previous = 0
         with (atomic_path(out / RESULTS_JSONL, temp_dir=temp_dir) as tmp,
               open(tmp, "w") as merged):
             for table in tables:  # the rows it held before, then shard 0's, 1's, …
-                for n, row in enumerate(_complete_rows(out, table)):
+                for n, row in enumerate(_complete_rows(out, table, outputs)):
                     if n == 0 and table == RESULTS_JSONL:
                         _check_identity(out, PREDICT_JSON, identity)
                     if row["image"] in seen:
@@ -578,13 +680,14 @@ def merge_predictions(out: str | Path) -> PredictSummary:
                     seen[row["image"]] = table
                     n_previous += table == RESULTS_JSONL
                     merged.write(json.dumps(row) + "\n")
-        _write_csv(out, RESULTS_JSONL, temp_dir)
+        _write_csv(out, RESULTS_JSONL, outputs, temp_dir)
         summary = PredictSummary(out, len(seen) - n_previous, n_resumed=n_previous,
                                  skipped=[Skipped.from_json(s) for info in ordered
                                           for s in info.get("skipped", [])],
-                                 results=out / RESULTS_JSONL)
-        record = {key: ordered[0].get(key) for key in
-                  ("threshold", "model_identity", "model", "model_config", "inputs_digest")}
+                                 results=out / RESULTS_JSONL, outputs=outputs)
+        record = {key: ordered[0].get(key) for key in ("threshold", "model_identity", "model",
+                                                       "model_config", "inputs_digest")}
+        record["outputs"] = outputs.to_json()
         _write_info(out / PREDICT_JSON, {**record, "merged_shards": count}, summary, len(seen),
                     complete=True, temp_dir=temp_dir)
         for k in range(count):

@@ -376,7 +376,17 @@ def _input_folder(rows: Sequence[dict[str, Any]], folder: Path) -> str | None:
 
 
 def _load_heat(row: dict[str, Any], folder: Path) -> tuple[np.ndarray | None, str]:
+    """The row's float map: its .npy, else (predict --outputs without heat_npy) its 16-bit
+    PNG divided by 65535."""
     found = locate(row.get("heat_npy"), folder)
+    if found.path is None and row.get("heat_png"):
+        png = locate(row.get("heat_png"), folder)
+        if png.path is not None:
+            try:
+                with Image.open(png.path) as stored:
+                    return np.asarray(stored, dtype=np.float64) / 65535.0, ""
+            except (OSError, ValueError) as exc:
+                return None, f"heat map (.png) unreadable: {type(exc).__name__}"
     if found.path is None:
         return None, f"heat map (.npy): {found.problem}"
     try:

@@ -28,7 +28,7 @@ class DemoResult:
             f"validation:   F1 {self.val.get('f1_best', float('nan')):.3f} "
             f"(threshold {self.val.get('threshold', float('nan')):.2f}), "
             f"Dice@0.5 {self.val.get('dice@0.5', float('nan')):.3f}",
-            f"overlays:     {self.predictions}/*_overlay.png",
+            f"overlays:     {self.predictions}/*_overlay.jpg",
         ]
         lines += [f"{name + ':':<13} {path}" for name, path in self.extra.items()]
         return lines

@@ -53,7 +53,6 @@ class Skipped:
     reason: str  # without the input's name in front
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input", str(self.input))
         prefix = f"{printable(self.input)}: "
         if self.reason.startswith(prefix):
             object.__setattr__(self, "reason", self.reason[len(prefix):])

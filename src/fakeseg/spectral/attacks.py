@@ -200,7 +200,7 @@ def defingerprint(
             attacked = _APPLY[method](image, F, k, source=path)
             original = crops(image, size, "center", path)[0]
         except FakesegError as exc:
-            skipped.append(Skipped(path, str(exc)))
+            skipped.append(Skipped(str(path), str(exc)))
             warn(f"fakeseg: skipped: {skipped[-1]}")
             continue
         target = write_image(out / "images" / f"{path.stem}.png", attacked)

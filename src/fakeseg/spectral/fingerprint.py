@@ -310,7 +310,7 @@ def stream_statistics(
         if isinstance(result, Exception):
             if not isinstance(result, ImageReadError):
                 raise result
-            skipped.append(Skipped(path, str(result)))
+            skipped.append(Skipped(str(path), str(result)))
             warn(f"fakeseg: skipped: {skipped[-1]}")
             continue
         for values in result:

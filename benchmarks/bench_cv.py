@@ -70,9 +70,10 @@ def entries(args: argparse.Namespace) -> list[tuple[str, TrainConfig]]:
     found = []
     for name in args.only.split(","):
         row, _, budget = name.partition("@")
-        if row not in GRID or budget not in budgets:
+        parts = row.split("+")  # "es0+hardneg": the changes of both rows
+        if any(part not in GRID for part in parts) or budget not in budgets:
             raise SystemExit(f"unknown row {name!r}; see --list (budgets: @long, @default)")
-        changes = GRID[row][1]
+        changes = {k: v for part in parts for k, v in GRID[part][1].items()}
         config = method_config(budgets[budget], changes.get("model", "fakesegment"))
         found.append((name, dataclasses.replace(
             config, **{k: v for k, v in changes.items() if k != "model"})))
@@ -104,7 +105,8 @@ def main() -> None:
     if args.list:
         for name, (what, changes) in GRID.items():
             print(f"{name:16s} {what}  {changes}")
-        print("each row also as NAME@long or NAME@default (the budget)")
+        print("each row also as NAME@long or NAME@default (the budget); NAME+NAME combines "
+              "the changes of two rows")
         return
     if args.threads:  # scoring too: on a crowded machine 2 spinning threads cost 5-10×
         import torch

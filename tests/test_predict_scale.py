@@ -220,3 +220,37 @@ def test_killed_shard_with_workers_resumes_to_one_row_and_one_set_per_image(
     assert resumed.returncode == 0, resumed.stderr
     assert "2 done by an earlier run" in resumed.stdout
     _one_set_each(out, [f"im{i}" for i in range(5)])
+
+
+def test_workers_hand_over_file_depth_pixels_and_predict_gives_the_apis_maps(
+        model: Localizer, tmp_path: Path) -> None:  # noqa: F811
+    """Decoding workers pass uint8 / uint16 pixels (4x less to copy than float32); the batch
+    is converted bit for bit as read_image converts a file, so a folder of 8- and 16-bit
+    images of one size gives exactly the maps of ``Localizer.predict``."""
+    import torch
+
+    from fakeseg.inference.predict import ImageFiles, pixels_to_unit
+    from fakeseg.io import pixels_to_float, read_image
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "mixed"
+    write_image(folder / "a8.png", smooth_image(rng, 32, 40))
+    deep = (smooth_image(rng, 32, 40)[:, :, 0] * 65535).astype(np.uint16)  # 16-bit grey
+    write_image(folder / "b16.png", deep)
+    write_image(folder / "c8.png", smooth_image(rng, 32, 40))
+    files = ImageFiles(sorted(folder.glob("*.png")))
+    dtypes = [files[i].image.dtype for i in range(3)]  # type: ignore[union-attr]
+    assert dtypes == [torch.uint8, torch.uint16, torch.uint8]
+    for i, path in enumerate(files.paths):
+        pixels = files[i].image
+        assert pixels is not None
+        np.testing.assert_array_equal(pixels_to_unit(pixels[None])[0].permute(1, 2, 0).numpy(),
+                                      read_image(path))
+        np.testing.assert_array_equal(  # the same rule as pixels_to_float, not only for files
+            pixels_to_unit(pixels).permute(1, 2, 0).numpy(),
+            pixels_to_float(pixels.permute(1, 2, 0).numpy()))
+    out = tmp_path / "pred"
+    predict(model, [str(folder)], out, workers=1, batch_size=4, progress=False)
+    for row in _rows(out):
+        expected = model.predict(folder / Path(str(row["image"])).name).probability
+        np.testing.assert_array_equal(np.load(out / str(row["heat_npy"])), expected)

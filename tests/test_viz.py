@@ -33,9 +33,11 @@ def test_overlay_is_the_blend_of_image_and_colours() -> None:
     rng = np.random.default_rng(1)
     heat = rng.random((30, 40)).astype(np.float32)
     image = rng.random((30, 40, 3)).astype(np.float32)
-    alpha = (0.7 * heat)[..., None]
+    alpha = (np.float32(0.7) * heat)[..., None]
     colours = colormaps["inferno"](heat)[..., :3].astype(np.float32)
-    np.testing.assert_array_equal(overlay(image, heat), (1.0 - alpha) * image + alpha * colours)
+    np.testing.assert_array_equal(overlay(image, heat), image + alpha * (colours - image))
+    np.testing.assert_allclose(overlay(image, heat), (1 - alpha) * image + alpha * colours,
+                               atol=1e-6)
 
 
 def test_top_regions_compare_and_average_in_float64() -> None:

@@ -45,21 +45,23 @@ def _look_up(position: np.ndarray, cmap: str) -> np.ndarray:
     """Table entries at ⌊position⌋ (position in [0, N], or NaN for "bad")."""
     table, n = _colour_table(cmap)
     bad = np.isnan(position)
-    has_bad = bool(bad.any())
-    index = np.where(bad, n, position) if has_bad else position
-    index = np.minimum(index.astype(np.intp), n - 1)
-    if has_bad:
-        index[bad] = n
-    return np.take(table, index, axis=0)
+    index = np.where(bad, n, position).astype(np.int32) if bad.any() else position.astype(
+        np.int32)
+    np.minimum(index, n - 1, out=index, where=~bad)
+    # each RGB row as one 12-byte item: one flat take instead of a 2-D one (about 2x faster)
+    rows = np.ascontiguousarray(table).view(np.dtype((np.void, table.shape[1] * 4))).ravel()
+    return np.take(rows, index).view(np.float32).reshape(*index.shape, table.shape[1])
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, *, cmap: str = "inferno",
             strength: float = 0.7) -> np.ndarray:
     """Blend a [0, 1] heat map over an RGB image; cold pixels leave the image visible."""
-    alpha = (strength * np.clip(heat, 0.0, 1.0))[..., None]
-    blend = colorize(heat, cmap)
-    blend *= alpha
-    blend += (1.0 - alpha) * image
+    alpha = np.clip(heat, 0.0, 1.0)
+    alpha *= strength
+    blend = colorize(heat, cmap)  # image + alpha · (colour − image), in place
+    blend -= image
+    blend *= alpha[..., None]
+    blend += image
     return blend
 
 
@@ -90,18 +92,28 @@ class Region:
         return self.area_px * self.mean_score
 
 
+def _float64_threshold_in(dtype: np.dtype[Any], threshold: float) -> Any:
+    """A threshold in ``dtype`` that flags exactly the values ``>= threshold`` in float64:
+    float32 maps compare without a float64 copy (rounding the threshold up where needed)."""
+    if dtype != np.float32:
+        return np.float64(threshold)
+    low = np.float32(threshold)
+    return low if np.float64(low) >= threshold else np.nextafter(low, np.float32(np.inf))
+
+
 def top_regions(heat: np.ndarray, threshold: float, k: int = 3) -> list[Region]:
     """The ``k`` components of ``heat >= threshold`` with the largest area × mean score
     (compared and averaged in float64)."""
     from scipy import ndimage
 
     heat = np.asarray(heat)
-    labels, count = ndimage.label(heat >= np.float64(threshold))
+    flagged = heat >= _float64_threshold_in(heat.dtype, threshold)
+    labels, count = ndimage.label(flagged)
     if count == 0:
         return []
-    flat = labels.ravel()
+    flat = labels[flagged]  # only the labelled pixels count
     areas = np.bincount(flat, minlength=count + 1)[1:].astype(np.float64)
-    means = np.bincount(flat, weights=heat.ravel(), minlength=count + 1)[1:] / areas
+    means = np.bincount(flat, weights=heat[flagged], minlength=count + 1)[1:] / areas
     order = np.argsort(-(areas * means), kind="stable")[:k]
     slices = ndimage.find_objects(labels)
     regions = []

@@ -59,7 +59,7 @@ from fakeseg.io import (
     expand_inputs,
     folder_lock,
     get_max_pixels,
-    read_image,
+    read_pixels,
     set_max_pixels,
     write_csv,
     write_image,
@@ -289,7 +289,9 @@ class DecodedImage:
     """One input as a DataLoader worker hands it over: the image, or why it was skipped."""
 
     index: int
-    image: torch.Tensor | None  # float32 (3, H, W) in [0, 1]
+    #: (3, H, W) at the file's own depth: uint8, uint16, or float32 in [0, 1] (4x less to hand
+    #: over from a worker than float32; :func:`pixels_to_unit` converts a batch)
+    image: torch.Tensor | None
     problem: str = ""
 
     def pin_memory(self) -> DecodedImage:  # called by the DataLoader with pin_memory=True
@@ -310,7 +312,7 @@ class ImageFiles(Dataset[DecodedImage]):
     def __getitem__(self, index: int) -> DecodedImage:
         path = self.paths[index]
         try:
-            array = read_image(path)
+            array = read_pixels(path)
         except FakesegError as exc:
             return DecodedImage(index, None, str(exc))
         except MemoryError:
@@ -320,10 +322,19 @@ class ImageFiles(Dataset[DecodedImage]):
             return DecodedImage(index, None, (
                 f"image is {array.shape[1]}x{array.shape[0]}, smaller than {MIN_SIDE}x{MIN_SIDE}; "
                 "the model cannot judge it (upscale it or leave it out)"))
-        return DecodedImage(index, torch.from_numpy(array).permute(2, 0, 1))
+        # Pillow's arrays are read-only; torch wants a writable one (a 1-byte-per-sample copy)
+        return DecodedImage(index, torch.from_numpy(np.require(array, requirements="W"))
+                            .permute(2, 0, 1))
 
     def init_worker(self, worker_id: int) -> None:
         set_max_pixels(self.max_pixels)
+
+
+def pixels_to_unit(pixels: torch.Tensor) -> torch.Tensor:
+    """A batch of :class:`DecodedImage` pixels as float32 in [0, 1], equal bit for bit to
+    :func:`fakeseg.io.pixels_to_float` (the same IEEE division, in torch's threads)."""
+    scale = {torch.uint8: 255.0, torch.uint16: 65535.0}.get(pixels.dtype)
+    return pixels.float() if scale is None else pixels.float().div_(scale)
 
 
 def _as_is(item: DecodedImage) -> DecodedImage:
@@ -537,8 +548,8 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, temp_dir: Pa
                     yield todo[item.index], item.image
 
         for group in same_shape_batches(usable(loader), batch_size,
-                                        key=lambda item: tuple(item[1].shape)):
-            batch = torch.stack([image for _, image in group])
+                                        key=lambda item: (item[1].shape, item[1].dtype)):
+            batch = pixels_to_unit(torch.stack([pixels for _, pixels in group]))
             try:
                 probs = model.predict_tensor(batch)
             except FakesegError as exc:  # non-finite output: no score for these images
@@ -547,7 +558,7 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, temp_dir: Pa
                     skip(path, str(exc))
                 continue
             finish_writes()
-            for (path, image), prob in zip(group, probs, strict=True):
+            for (path, _), image, prob in zip(group, batch, probs, strict=True):
                 heat = HeatMap(prob[0].numpy(), model.threshold)
                 row = {"image": _relative(path, out), "name": names[path], **heat.summary()}
                 writing.append((row, writer.submit(

@@ -41,6 +41,7 @@ GRID: dict[str, tuple[str, dict[str, Any]]] = {
     "es0": ("no early stopping (the best checkpoint by validation F1 is kept)",
             {"early_stopping": 0}),
     "es8": ("early stopping after 8 epochs without a gain (was 4)", {"early_stopping": 8}),
+    "steps1500": ("1500 steps (was 1000)", {"steps": 1500}),
     "catnet_es0": ("CAT-Net baseline, no early stopping", {"model": "catnet", "early_stopping": 0}),
 }
 BUDGETS = ("long", "default")

@@ -139,7 +139,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     predict.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
     predict.add_argument("--workers", type=int, metavar="N",
                          help="processes that decode images; 0 decodes in the main process "
-                              "(default: the CPU cores less one)")
+                              "(default: 0 when the model runs on the CPU, whose threads use "
+                              "every core; else the CPU cores less one)")
     predict.add_argument("--shard", metavar="I/N",
                          help="predict only shard I of N (every N-th image of the sorted "
                               "inputs, from the I-th) into the shared --out (default: none, "

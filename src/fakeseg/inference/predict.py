@@ -9,8 +9,9 @@ names never collide.
 
 Inputs are files, folders, globs or ``.txt`` lists of paths (:func:`fakeseg.io.expand_inputs`),
 always taken in sorted order. Images are decoded by a :class:`torch.utils.data.DataLoader`
-(``workers`` processes), consecutive images of one size run through the model together, and
-the files of one batch are encoded on a writer thread while the next batch runs.
+(``workers`` processes; by default none on the CPU, see :func:`default_workers`), consecutive
+images of one size run through the model together, and the files of one batch are written
+on writer threads while the next batch is decoded (on a GPU, also while it runs).
 
 The output folder is locked while a run writes to it, and a run is resumable: an image's row
 is appended to ``results.jsonl`` only once all its files are on disk, so a rerun into the same
@@ -228,12 +229,22 @@ class PredictSummary:
             _complete_rows(self.out, self.results.name, self.outputs))
 
 
-def default_workers() -> int:
-    """Decoding processes: the cores this process may use (divided among the processes that
-    torchrun started on this machine), less one for the model."""
+def default_workers(device: torch.device | str = "cuda") -> int:
+    """Decoding processes. On the CPU, 0: torch's threads already use every core, so a decoding
+    process only fights them; decoding in turn, in the main process between batches (while the
+    writer threads write the last batch's files), was faster on 2 cores
+    (benchmarks/results/scale/README.md). Otherwise the cores this process may use (divided
+    among the processes that torchrun started on this machine), less one for the model."""
+    if torch.device(device).type == "cpu":
+        return 0
+    return max(0, _usable_cores() - 1)
+
+
+def _usable_cores() -> int:
+    """The cores this process may use, divided among the processes torchrun started here."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return max(0, (cores or 1) // max(local, 1) - 1)
+    return max(1, (cores or 1) // max(local, 1))
 
 
 def output_names(paths: list[Path], taken: dict[Path, str] | None = None) -> dict[Path, str]:
@@ -447,7 +458,8 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
 
     ``outputs``: the files written per image (default :class:`Outputs`: heat .npy, mask and
     JPEG overlay).
-    ``workers`` decoding processes (default :func:`default_workers`; 0 decodes inline).
+    ``workers`` decoding processes (default :func:`default_workers`: 0 on the CPU, where
+    decoding takes its turn in the main process; cores − 1 on a GPU).
     ``shard`` (default: from torchrun's RANK / WORLD_SIZE, else none) predicts one share of the
     inputs. ``backend``: "torch" or "onnx" (see :meth:`Localizer.load`). Resumes an
     interrupted run into the same ``out``; see the module docstring.
@@ -469,7 +481,7 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
             fakeseg_model.threshold = threshold
         summary = _predict_locked(
             fakeseg_model, paths, out, temp_dir, shard=shard, batch_size=batch_size,
-            workers=default_workers() if workers is None else workers,
+            workers=default_workers(fakeseg_model.device) if workers is None else workers,
             outputs=outputs or Outputs(), progress=progress)
     if shard is not None and _all_shards_complete(out, shard.count):
         with contextlib.suppress(FolderInUseError):  # another shard is finishing: it merges
@@ -517,8 +529,13 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, temp_dir: Pa
     bar = progress_bar(total=len(mine), initial=summary.n_resumed, desc="predict", unit="img",
                        enabled=progress)
     loader = image_loader(todo, workers=workers, pin_memory=model.device.type == "cuda")
-    # files are encoded on a writer thread while the next batch runs through the model
-    with open(out / log_name, "a") as log, bar, ThreadPoolExecutor(max_workers=1) as writer:
+    # On a GPU the files of one batch are encoded on a writer thread while the next batch
+    # runs. On the CPU the model's threads use every core, so work beside them only slows
+    # them: the writes (on one thread per core) and the next batch's decoding take their turn
+    # between batches instead (benchmarks/results/scale/README.md).
+    turns = model.device.type == "cpu"
+    writers = _usable_cores() if turns else 1
+    with open(out / log_name, "a") as log, bar, ThreadPoolExecutor(max_workers=writers) as writer:
         def finish_writes() -> None:
             nonlocal n_rows
             for row, future in writing:
@@ -550,6 +567,8 @@ def _predict_locked(model: Localizer, paths: list[Path], out: Path, temp_dir: Pa
         for group in same_shape_batches(usable(loader), batch_size,
                                         key=lambda item: (item[1].shape, item[1].dtype)):
             batch = pixels_to_unit(torch.stack([pixels for _, pixels in group]))
+            if turns:  # the last batch's files are written (while this one was decoded)
+                finish_writes()
             try:
                 probs = model.predict_tensor(batch)
             except FakesegError as exc:  # non-finite output: no score for these images

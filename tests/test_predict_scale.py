@@ -254,3 +254,13 @@ def test_workers_hand_over_file_depth_pixels_and_predict_gives_the_apis_maps(
     for row in _rows(out):
         expected = model.predict(folder / Path(str(row["image"])).name).probability
         np.testing.assert_array_equal(np.load(out / str(row["heat_npy"])), expected)
+    # the CPU default: decoding in the main process, writes taking turns with the model
+    from fakeseg.inference.predict import default_workers
+
+    assert default_workers("cpu") == 0 and default_workers("cuda") >= 0
+    inline = tmp_path / "inline"
+    predict(model, [str(folder)], inline, batch_size=2, progress=False)
+    assert _rows(inline) == _rows(out)
+    for row in _rows(out):
+        for key in ("heat_npy", "mask", "overlay"):
+            assert (inline / str(row[key])).read_bytes() == (out / str(row[key])).read_bytes()

@@ -83,6 +83,7 @@ def test_killed_ddp_run_resumes_to_the_uninterrupted_weights(tmp_path: Path) -> 
             for arg in ("--set", f"{k}={v}")] + ["--set", "steps=4", "--set", "batch_size=2"]
     straight = _cli("train", str(data), "--out", str(tmp_path / "a"), *options, *sets)
     assert straight.returncode == 0, straight.stderr[-2000:]
+    assert straight.stdout.count("best checkpoint:") == 1  # rank 0 alone reports
     killed = _cli("train", str(data), "--out", str(tmp_path / "b"), *options, *sets,
                   env={ENV_VAR: "train_epoch_saved:2"})
     assert killed.returncode != 0

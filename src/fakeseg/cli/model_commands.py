@@ -248,6 +248,10 @@ def _train(args: argparse.Namespace) -> int:
                               missing=args.missing_mask)
         result = train_masked(args.images, args.masks, args.out, config, options=options,
                               resume=args.resume, progress=True)
+    from fakeseg.training.distributed import ranks_from_environment
+
+    if not ranks_from_environment().main:  # under torchrun, rank 0 alone reports
+        return 0
     val = result.best_val
     print(f"best checkpoint: {result.best_dir}")
     print(f"validation: F1 {val.get('f1_best', float('nan')):.3f} at threshold "

@@ -64,6 +64,22 @@ def test_fold_batchnorm_keeps_the_function_and_removes_every_batchnorm(tiny: Loc
         fold_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).train())
 
 
+def test_timm_efficientnet_lite0_batchnorm_is_folded_too() -> None:
+    """timm's BatchNormAct2d (norm, dropout, activation) folds into the conv before it and
+    leaves its activation: no BatchNorm is left and the logits stay the same."""
+    torch.manual_seed(0)
+    config = {**CONFIG, "backbone": "efficientnet_lite0"}
+    plain = _random_statistics(build_model(config, weights="random"), seed=3)
+    assert sum(type(m).__name__ == "BatchNormAct2d" for m in plain.modules()) > 10
+    fast = inference_copy(plain)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    image = _images(2, 64, 128)
+    with torch.no_grad():
+        expected = plain(image)
+        got = fast(image.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
 def test_optimised_path_matches_the_plain_path_within_1e_3(tiny: Localizer) -> None:
     plain = Localizer(tiny.net, tiny.meta, "cpu", optimize=False)
     for shape in [(1, 64, 64), (3, 96, 160), (2, 70, 45)]:  # 70×45: padded

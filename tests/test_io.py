@@ -224,3 +224,16 @@ def test_control_characters_in_names_never_split_a_message(tmp_path: Path) -> No
         read_image(path)
     message = str(info.value)
     assert "\n" not in message and "evil\\nfakeseg" in message
+
+
+def test_integer_samples_scale_by_type_whatever_the_byte_order() -> None:
+    """uint16 in big-endian order is still 16-bit: ÷ 65535, as in native order (it used to
+    pass through unscaled in pixels_to_float and be refused by the array API)."""
+    from fakeseg.io import pixels_to_float, to_rgb_float
+
+    native = np.arange(0, 65536, 257, dtype=np.uint16).reshape(16, 16)
+    swapped = native.astype(">u2")
+    expected = native.astype(np.float32) / 65535.0
+    np.testing.assert_array_equal(pixels_to_float(swapped), expected)
+    np.testing.assert_array_equal(to_rgb_float(swapped), to_rgb_float(native))
+    assert float(to_rgb_float(swapped).max()) == 1.0

@@ -517,6 +517,12 @@ RETIRED_OPTIONS: dict[str, frozenset[str]] = {
 }
 
 
+def without_retired(cls: type, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """``payload`` less the options of ``cls`` that are retired (:data:`RETIRED_OPTIONS`)."""
+    retired = RETIRED_OPTIONS.get(cls.__name__, frozenset())
+    return {k: v for k, v in payload.items() if k not in retired}
+
+
 def from_dict(cls: type[T], payload: Any, *, source: str = "config",
               origins: Mapping[str, str] | None = None,
               names: Mapping[str, Sequence[str]] | None = None) -> T:
@@ -527,8 +533,7 @@ def from_dict(cls: type[T], payload: Any, *, source: str = "config",
         raise FakesegError(f"{source}: expected a mapping of option: value, got "
                            f"{type(payload).__name__}")
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    payload = {k: v for k, v in payload.items()
-               if k not in RETIRED_OPTIONS.get(cls.__name__, ())}
+    payload = without_retired(cls, payload)
     unknown = sorted((key for key in payload if key not in fields), key=str)
     if unknown:
         key = unknown[0]

@@ -212,12 +212,16 @@ def _to_native_array(image: Image.Image, path: Path) -> np.ndarray:
     raise ImageReadError(path, f"unsupported pixel mode '{mode}'", "convert it to 8-bit RGB")
 
 
+#: full scale of integer samples, by dtype name (NumPy's and torch's alike): the one rule by
+#: which every reader turns samples into [0, 1]
+FULL_SCALE: dict[str, float] = {"uint8": 255.0, "uint16": 65535.0}
+
+
 def pixels_to_float(array: np.ndarray) -> np.ndarray:
     """uint8 / uint16 samples (or float already in [0, 1]) as float32 in [0, 1]."""
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
+    scale = FULL_SCALE.get(array.dtype.name)
+    if scale is not None:
+        return array.astype(np.float32) / scale
     return array.astype(np.float32, copy=False)
 
 
@@ -626,10 +630,8 @@ def _array_to_rgb_float(array: np.ndarray, name: str) -> np.ndarray:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
         raise FakesegError(f"{name}: an array of shape {array.shape}; NumPy images are "
                            "(H, W), (H, W, 3) or (H, W, 4) (transpose a (3, H, W) array)")
-    if array.dtype == np.uint8:
-        result = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        result = array.astype(np.float32) / 65535.0
+    if array.dtype.name in FULL_SCALE:
+        result = pixels_to_float(array)
     elif array.dtype == np.bool_:
         result = array.astype(np.float32)
     elif np.issubdtype(array.dtype, np.floating):

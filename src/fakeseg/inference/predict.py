@@ -55,6 +55,7 @@ from fakeseg.errors import FakesegError, FolderInUseError, Skipped
 from fakeseg.faults import kill_point
 from fakeseg.inference.localizer import MIN_SIDE, HeatMap, Localizer, same_shape_batches
 from fakeseg.io import (
+    FULL_SCALE,
     atomic_path,
     check_output_dir,
     expand_inputs,
@@ -344,7 +345,7 @@ class ImageFiles(Dataset[DecodedImage]):
 def pixels_to_unit(pixels: torch.Tensor) -> torch.Tensor:
     """A batch of :class:`DecodedImage` pixels as float32 in [0, 1], equal bit for bit to
     :func:`fakeseg.io.pixels_to_float` (the same IEEE division, in torch's threads)."""
-    scale = {torch.uint8: 255.0, torch.uint16: 65535.0}.get(pixels.dtype)
+    scale = FULL_SCALE.get(str(pixels.dtype).removeprefix("torch."))
     return pixels.float() if scale is None else pixels.float().div_(scale)
 
 

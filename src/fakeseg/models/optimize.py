@@ -92,8 +92,8 @@ def _split_norm_act(norm: object) -> tuple[object, nn.Module]:
     if not isinstance(drop, nn.Module) or not isinstance(act, nn.Module):
         return None, nn.Identity()  # an unknown variant: left alone
     plain = nn.BatchNorm2d(norm.num_features, eps=norm.eps).eval()
-    plain.load_state_dict({k: v for k, v in norm.state_dict().items()
-                           if k in plain.state_dict()})
+    wanted = plain.state_dict().keys()
+    plain.load_state_dict({k: v for k, v in norm.state_dict().items() if k in wanted})
     return plain, nn.Sequential(drop, act)
 
 

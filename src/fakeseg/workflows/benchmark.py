@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fakeseg.config import RETIRED_OPTIONS, TrainConfig, to_dict
+from fakeseg.config import TrainConfig, to_dict, without_retired
 from fakeseg.data.pairs import Split, class_names, index_pairs, load_pair, load_split, save_split
 from fakeseg.errors import FakesegError
 from fakeseg.evaluation.evaluate import (
@@ -110,8 +110,7 @@ def same_run_config(saved: Any, config: TrainConfig) -> bool:
     (``threads``, ``device``): such a run is resumed or reused, not retrained."""
     if not isinstance(saved, dict):
         return False
-    retired = RETIRED_OPTIONS.get(type(config).__name__, frozenset())
-    saved = {k: v for k, v in saved.items() if k not in retired}  # older runs still match
+    saved = without_retired(type(config), saved)  # older runs still match
     wanted = json.loads(json.dumps(to_dict(config)))
     return all(saved.get(k) == v for k, v in wanted.items() if k not in HARDWARE) and \
         set(saved) == set(wanted)

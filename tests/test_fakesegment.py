@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,11 +13,13 @@ from PIL import Image
 
 from fakeseg.cli import main
 from fakeseg.config import TrainConfig
+from fakeseg.data.pairs import load_pair
 from fakeseg.errors import CheckpointError, FakesegError
 from fakeseg.features import build_backbone
 from fakeseg.features.target import discrepancy_maps, fit_scales, fuse
 from fakeseg.inference.localizer import Localizer
 from fakeseg.models.fakesegment import FakeSegment
+from fakeseg.training import segmentation
 from fakeseg.training.losses import pixel_bce
 from fakeseg.training.segmentation import train
 
@@ -106,6 +109,28 @@ def test_resume_is_bit_exact(tiny_pairs: Path, tmp_path: Path) -> None:
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "a" / "config.yaml").exists() and (tmp_path / "a" / "split.json").exists()
+
+
+def test_cached_validation_scores_like_rebuilt_composites(
+        tiny_pairs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation inputs kept between epochs give the history and weights of rebuilding them."""
+    config = TrainConfig(**TINY)
+    loads: list[str] = []
+
+    def counted_load(pair: Any, **options: Any) -> Any:
+        loads.append(pair.stem)
+        return load_pair(pair, **options)
+    monkeypatch.setattr(segmentation, "load_pair", counted_load)
+    cached = train(tiny_pairs, tmp_path / "cached", config, progress=False)
+    assert len(loads) == 1  # one validation pair, decoded once for both epochs
+    monkeypatch.setattr(segmentation, "VAL_CACHE_BYTES", 0)
+    rebuilt = train(tiny_pairs, tmp_path / "rebuilt", config, progress=False)
+    assert len(loads) == 3
+    assert len(cached.history) == 2 and cached.history == [
+        {**row, "elapsed_s": c["elapsed_s"], "steps_per_s": c["steps_per_s"]}
+        for row, c in zip(rebuilt.history, cached.history, strict=True)]
+    a, b = _weights(tmp_path / "cached" / "best"), _weights(tmp_path / "rebuilt" / "best")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_heatmap_target_mode_trains_and_predicts(tiny_pairs: Path, tmp_path: Path) -> None:

@@ -33,7 +33,6 @@ from fakeseg.data.pairs import (
 from fakeseg.device import amp_dtype, resolve_device
 from fakeseg.errors import FakesegError
 from fakeseg.evaluation.metrics import best_threshold, false_positive_fraction, segmentation_report
-from fakeseg.evaluation.protocol import probability_scorer
 from fakeseg.features import build_backbone
 from fakeseg.features.backbones import FeatureExtractor
 from fakeseg.features.target import (
@@ -41,6 +40,7 @@ from fakeseg.features.target import (
     cache_key,
     compute_target_maps,
     fit_scales,
+    to_batch,
     weights_digest,
 )
 from fakeseg.io import check_output_dir, folder_lock, write_json
@@ -73,6 +73,8 @@ from fakeseg.training.trainer import (
 TARGETS_DIR = "targets"
 PIXELS_DIR = "pixels"  # the decoded pixel store training reads (see training/streaming.py)
 SCALES_FILE = "scales.json"
+#: validation inputs up to this size stay in memory between epochs
+VAL_CACHE_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -227,6 +229,7 @@ class SegmentationTask(Task):
         self.disc: PatchDiscriminator | None = None
         self.d_optimizer: torch.optim.Optimizer | None = None
         self.own_d_optimizer: torch.optim.Optimizer | None = None
+        self.val_cache: list[tuple[np.ndarray, np.ndarray, str]] | None = None
 
     def schedule(self) -> Schedule:
         c = self.config
@@ -344,17 +347,36 @@ class SegmentationTask(Task):
                                      kinds=config.mask_kinds, per_pair=3,
                                      coverage=config.coverage, blend_sigma=config.blend_sigma)
 
-    def validate(self, net: nn.Module, device: torch.device) -> Validation:
-        """Scores of :meth:`validation_items`; each item is dropped once scored, only the
-        probability maps are kept."""
-        segmenter = _segmenter(unwrap(net))
-        scorer = probability_scorer(
-            lambda x: torch.sigmoid(segmenter.forward_any_size(x.to(device))))
-        probs, masks, kinds = [], [], []
+    def validation_inputs(self) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+        """(image, mask, kind) of :meth:`validation_items`. They are the same every epoch, so
+        the first pass keeps them when they fit in :data:`VAL_CACHE_BYTES` (decoding and
+        compositing cost a fifth of a validation); larger sets are rebuilt each time."""
+        if self.val_cache is not None:
+            yield from self.val_cache
+            return
+        kept: list[tuple[np.ndarray, np.ndarray, str]] | None = []
+        size = 0
         for item in self.validation_items():
-            probs.append(scorer(item))
-            masks.append(item.mask)
-            kinds.append(item.kind)
+            entry = (item.image, item.mask, item.kind)
+            size += item.image.nbytes + item.mask.nbytes
+            if kept is not None:
+                kept = kept if size <= VAL_CACHE_BYTES else None
+            if kept is not None:
+                kept.append(entry)
+            yield entry
+        self.val_cache = kept
+
+    def validate(self, net: nn.Module, device: torch.device) -> Validation:
+        """Scores of :meth:`validation_inputs`; only the probability maps are kept (and the
+        inputs when they are cached)."""
+        segmenter = _segmenter(unwrap(net))
+        probs, masks, kinds = [], [], []
+        with torch.no_grad():
+            for image, mask, kind in self.validation_inputs():
+                prob = torch.sigmoid(segmenter.forward_any_size(to_batch(image, device)))
+                probs.append(prob[0, 0].float().cpu().numpy())
+                masks.append(mask)
+                kinds.append(kind)
         scores = validation_scores(probs, masks, kinds)
         return Validation(scores, (scores["f1_best"],), {"threshold": scores["threshold"]},
                           f"val F1 {scores['f1_best']:.3f} (thr {scores['threshold']:.2f}), "

@@ -140,7 +140,7 @@ class EnhanceConfig:
     style_weight: float = 1.0
     paired_weight: float = 10.0
     paired_feature_weight: float = 1.0
-    style_backbone: str = "ssdlite_mobilenet_v2"
+    style_backbone: str = "auto"  # auto: the critic's backbone (the judges use the other family)
     style_weights: str = "auto"
     # optimisation
     crop_size: int = 256

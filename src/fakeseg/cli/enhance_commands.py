@@ -56,9 +56,12 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                         help=f"refiner optimiser steps (default: {defaults.steps}, or the "
                              "--config file's value)")
     parser.add_argument("--oracle-backbone", default=DEFAULT_ORACLE_BACKBONE, metavar="NAME",
-                        help="pair-oracle feature backbone; must differ from the critic's")
+                        help="pair-oracle feature backbone, not the critic's; auto: the other "
+                             "installed family, efficientnet_lite0 or ssdlite_mobilenet_v2 "
+                             "(default: auto)")
     parser.add_argument("--fd-features", default=DEFAULT_FD_FEATURES, metavar="NAME",
-                        help="pooled feature space of the Fréchet distance (see 'fakeseg fid')")
+                        help="pooled feature space of the Fréchet distance (see 'fakeseg fid'); "
+                             "auto: the family the critic does not use (default: auto)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="auto | cpu | cuda; auto uses the config's device")
     parser.add_argument("--resume", action="store_true",

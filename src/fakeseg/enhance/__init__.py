@@ -2,6 +2,20 @@
 FakeSegment critic, a blend of the user's own enhanced frames, and verification by judges G
 never trained against."""
 
-#: the judges' default feature spaces (here, torch-free, so ``fakeseg --help`` stays light)
-DEFAULT_ORACLE_BACKBONE = "efficientnet_lite0"
-DEFAULT_FD_FEATURES = "efficientnet_lite0"
+#: "auto": the judges' feature spaces come from the other installed ImageNet family than the
+#: critic's (:func:`judge_spaces`); here, torch-free, so ``fakeseg --help`` stays light
+DEFAULT_ORACLE_BACKBONE = "auto"
+DEFAULT_FD_FEATURES = "auto"
+
+
+def judge_spaces(critic_backbone: str) -> tuple[str, str]:
+    """(pair-oracle backbone, Fréchet-distance trunk) outside the critic's network family.
+
+    The installed pretrained families are EfficientNet-Lite0 and MobileNetV2 (the
+    ``ssdlite_mobilenet_v2`` features run on ImageNet MobileNetV2 weights offline), so a
+    critic on one is judged in the other. The refiner's own feature losses use the critic's
+    backbone (``EnhanceConfig.style_backbone="auto"``), so no judge shares a space with them.
+    """
+    if critic_backbone.startswith("efficientnet"):
+        return "ssdlite_mobilenet_v2", "mobilenet_v2"
+    return "efficientnet_lite0", "efficientnet_lite0"

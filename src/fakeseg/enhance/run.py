@@ -13,7 +13,7 @@ trained on and enhanced; ``--real DIR`` then gives the real photos (unpaired).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from fakeseg.enhance.verify import (
     EnhancedImage,
     Verification,
     check_independent,
+    critic_backbone,
     verify,
 )
 from fakeseg.errors import FakesegError, Skipped
@@ -188,7 +189,10 @@ def enhance(run: str | Path, images: Sequence[str | Path], out: str | Path, *,
     learned = enhanced is None
     refiner_run = out / "refiner"
     if learned:
-        config = resolve_config(refiner_run, config, resume, EnhanceConfig)
+        given = None if config is None and resume else config or EnhanceConfig()
+        if given is not None and given.style_backbone == "auto":
+            given = replace(given, style_backbone=critic_backbone(run))
+        config = resolve_config(refiner_run, given, resume, EnhanceConfig)
     else:
         config = (config or EnhanceConfig()).validate()
     inputs = gather_inputs(run, images, real=real, split=split, need_training=learned)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fakeseg.enhance import DEFAULT_FD_FEATURES, DEFAULT_ORACLE_BACKBONE
+from fakeseg.enhance import DEFAULT_FD_FEATURES, DEFAULT_ORACLE_BACKBONE, judge_spaces
 from fakeseg.enhance.task import weights_digest
 from fakeseg.errors import FakesegError
 from fakeseg.features.frechet import RunningMoments, feature_space_name, frechet_from_moments
@@ -29,7 +29,7 @@ from fakeseg.features.target import discrepancy_maps, to_batch
 from fakeseg.features.trunks import build_trunk
 from fakeseg.inference.localizer import Localizer, tile_windows
 from fakeseg.io import to_uint8
-from fakeseg.models.checkpoint import resolve_checkpoint
+from fakeseg.models.checkpoint import load_meta, resolve_checkpoint
 from fakeseg.progress import progress_bar
 
 #: FD tiles: side and stride in pixels (at native resolution)
@@ -107,6 +107,11 @@ class Verification:
 
 def backbone_of(localizer: Localizer) -> str:
     return str(localizer.meta["config"].get("backbone", "?"))
+
+
+def critic_backbone(run: str | Path) -> str:
+    """:func:`backbone_of` a run's checkpoint, read without its weights."""
+    return str(load_meta(run).get("config", {}).get("backbone", "?"))
 
 
 def check_independent(critic_run: str | Path, judge_run: str | Path) -> None:
@@ -192,12 +197,15 @@ def verify(critic: Localizer, items: Sequence[EnhancedImage], *, critic_run: str
     else:
         notes.append("no independent critic (--judge): the headline has no critic figure; "
                      "the training critic's fall alone would be optimistic")
+    auto_oracle, auto_fd = judge_spaces(backbone_of(critic))
+    oracle_backbone = auto_oracle if oracle_backbone == "auto" else oracle_backbone
+    fd_features = auto_fd if fd_features == "auto" else fd_features
     paired = all(item.real is not None for item in items) and bool(items)
     extractor = None
     if paired:
         if oracle_backbone == backbone_of(critic):
             raise FakesegError(f"oracle backbone {oracle_backbone} is the critic's own feature "
-                               "space; choose another (e.g. efficientnet_lite0)")
+                               f"space; choose another (e.g. {auto_oracle}) or 'auto'")
         extractor = build_backbone(oracle_backbone).to(device)
         if oracle_backbone == style_backbone:
             notes.append(f"the pair oracle's backbone {oracle_backbone} is the one the refiner "

@@ -221,6 +221,12 @@ def _parse_weights(data: bytes, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def load_meta(path: str | Path) -> dict[str, Any]:
+    """The metadata of a checkpoint (see :func:`resolve_checkpoint`), without its weights."""
+    folder = resolve_checkpoint(path)
+    return _parse_meta(_read_files(folder, (META_FILE,))[META_FILE], folder / META_FILE)
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
     """Return (state_dict, meta, folder). Every failure is a one-line CheckpointError;
     non-finite weights are refused."""

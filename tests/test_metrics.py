@@ -15,6 +15,7 @@ from sklearn.metrics import (
     balanced_accuracy_score,
     f1_score,
     jaccard_score,
+    precision_recall_curve,
     precision_score,
     recall_score,
     roc_auc_score,
@@ -230,6 +231,48 @@ def test_best_threshold_falls_back_to_histogram_on_many_pixels(
     )
     with pytest.raises(ValueError, match="num_thresholds"):
         M.best_threshold(probs, targets, num_thresholds=1)
+
+
+def _sklearn_best_f1(probs: list[np.ndarray], targets: list[np.ndarray]) -> tuple[float, float]:
+    s = np.concatenate([p.ravel() for p in probs]).astype(np.float64)
+    y = np.concatenate([t.ravel() for t in targets])
+    prec, rec, thr = precision_recall_curve(y, s)
+    prec, rec = prec[:-1], rec[:-1]
+    f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(prec), where=prec + rec > 0)
+    return float(thr[int(np.argmax(f1))]), float(np.max(f1))
+
+
+@SETTINGS
+@given(score_sets())
+def test_threshold_sweep_equals_sklearn_curves(data: tuple[list, list]) -> None:
+    """One sort gives precision_recall_curve's best threshold and F1 bit for bit, and
+    roc_auc_score over every pixel."""
+    probs, targets = data
+    threshold, f1, auc = M.threshold_sweep(probs, targets)
+    assert (threshold, f1) == M.best_threshold(probs, targets)
+    y = np.concatenate([t.ravel() for t in targets])
+    if not y.any():
+        assert auc is None
+        return
+    assert (threshold, f1) == _sklearn_best_f1(probs, targets)
+    s = np.concatenate([p.ravel() for p in probs]).astype(np.float64)
+    if y.all():
+        assert auc is None
+    else:
+        assert auc == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
+def test_threshold_sweep_above_the_exact_limit_is_best_threshold_and_subsampled_auc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(4)
+    targets = [rng.random((32, 32)) < 0.3 for _ in range(3)]
+    probs = [(0.3 * t + 0.7 * rng.random(t.shape)).astype(np.float32) for t in targets]
+    monkeypatch.setattr(M, "EXACT_THRESHOLD_MAX_PIXELS", 1000)
+    monkeypatch.setattr(M, "MAX_AUC_PIXELS", 500)
+    threshold, f1, auc = M.threshold_sweep(probs, targets)
+    assert (threshold, f1) == M.best_threshold(probs, targets)
+    assert auc == M.segmentation_report(probs, targets, threshold=0.5)["micro"]["pixel_auc"]
 
 
 def test_best_threshold_trivial_cases() -> None:

@@ -95,6 +95,7 @@ __all__ = [
     "precision",
     "recall",
     "segmentation_report",
+    "threshold_sweep",
 ]
 
 #: Pixels above this many are subsampled (fixed seed) before ROC AUC / curves.
@@ -292,13 +293,39 @@ def miou(pred: Any, target: Any, *, threshold: float = 0.5, empty_value: float =
     return _miou_from_counts(tp, fp, fn, tn, empty_value)
 
 
-def _best_threshold_exact(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    prec, rec, thr = precision_recall_curve(labels, scores)
-    prec, rec = prec[:-1], rec[:-1]  # the last point (recall 0) has no threshold
+def _score_curve(scores: np.ndarray, labels: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct scores descending, true positives, false positives) flagged at each: the one
+    sort behind both the exact F1 search and the ROC AUC (sklearn's binary curve)."""
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    ordered = scores[order]
+    last = np.r_[np.flatnonzero(np.diff(ordered)), ordered.size - 1]
+    tps = np.cumsum(labels[order], dtype=np.int64)[last]
+    return ordered[last], tps, 1 + last - tps
+
+
+def _best_f1(thresholds: np.ndarray, tps: np.ndarray, fps: np.ndarray) -> tuple[float, float]:
+    """The F1-maximising threshold of a :func:`_score_curve` (as ``precision_recall_curve``
+    computes precision and recall); ties go to the lowest threshold."""
+    prec = (tps / (tps + fps))[::-1]
+    rec = (tps / tps[-1])[::-1]
     denom = prec + rec
     f1 = np.divide(2 * prec * rec, denom, out=np.zeros_like(denom), where=denom > 0)
-    i = int(np.argmax(f1))  # thresholds ascend, so ties go to the lowest one
-    return float(thr[i]), float(f1[i])
+    i = int(np.argmax(f1))  # ascending thresholds: the first maximum is the lowest
+    return float(thresholds[::-1][i]), float(f1[i])
+
+
+def _curve_auc(tps: np.ndarray, fps: np.ndarray) -> float | None:
+    """ROC AUC of a :func:`_score_curve` (trapezoids from (0, 0)); None with one class."""
+    if tps[-1] == 0 or fps[-1] == 0:
+        return None
+    tpr = np.r_[0.0, tps / tps[-1]]
+    fpr = np.r_[0.0, fps / fps[-1]]
+    return float(np.trapezoid(tpr, fpr))
+
+
+def _best_threshold_exact(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    return _best_f1(*_score_curve(scores, labels))
 
 
 def _best_threshold_hist(
@@ -359,6 +386,24 @@ def best_threshold(
     if num_thresholds < 2:
         raise ValueError(f"num_thresholds must be >= 2, got {num_thresholds}")
     return _best_threshold_hist(ps, ts, num_thresholds)
+
+
+def threshold_sweep(probs: ImageSet, targets: ImageSet) -> tuple[float, float, float | None]:
+    """``(threshold, F1)`` of :func:`best_threshold` and the pixel ROC AUC of
+    :func:`segmentation_report`, from one sort of the scores where the exact search applies
+    (there the AUC uses every pixel, not a subsample); validation calls this every epoch."""
+    ps, ts = _paired_images(probs, targets)
+    has_positive = any(np.count_nonzero(_as_mask(t)) for t in ts)
+    if not has_positive or sum(p.size for p in ps) > EXACT_THRESHOLD_MAX_PIXELS:
+        threshold, f1 = best_threshold(ps, ts)
+        scores, labels = _sample_pixels(ps, ts, MAX_AUC_PIXELS)
+        auc = (float(roc_auc_score(labels, scores))
+               if labels.any() and not labels.all() else None)
+        return threshold, f1, auc
+    scores, labels = _sample_pixels(
+        [p.astype(np.float64) if p.dtype == np.bool_ else p for p in ps], ts, None)
+    thresholds, tps, fps = _score_curve(scores, labels)
+    return (*_best_f1(thresholds, tps, fps), _curve_auc(tps, fps))
 
 
 def segmentation_report(

@@ -32,7 +32,7 @@ from fakeseg.data.pairs import (
 )
 from fakeseg.device import amp_dtype, resolve_device
 from fakeseg.errors import FakesegError
-from fakeseg.evaluation.metrics import best_threshold, false_positive_fraction, segmentation_report
+from fakeseg.evaluation.metrics import dice, false_positive_fraction, iou, threshold_sweep
 from fakeseg.features import build_backbone
 from fakeseg.features.backbones import FeatureExtractor
 from fakeseg.features.target import (
@@ -196,13 +196,14 @@ def validation_scores(probs: Sequence[np.ndarray], masks: Sequence[np.ndarray],
     mixed = [(p, m) for p, m, k in zip(probs, masks, kinds, strict=True)
              if k not in ("pure_real", "pure_synthetic")]
     mixed_probs, targets = [p for p, _ in mixed], [m for _, m in mixed]
-    threshold, best_f1 = best_threshold(mixed_probs, targets)
-    at_half = segmentation_report(mixed_probs, targets, threshold=0.5)
+    threshold, best_f1, auc = threshold_sweep(mixed_probs, targets)  # one sort for both
+    pixels = np.concatenate([p.ravel() for p in mixed_probs])  # micro: one pixel set
+    truth = np.concatenate([m.ravel() for m in targets])
     real_probs = [p for p, k in zip(probs, kinds, strict=True) if k == "pure_real"]
     return {
         "f1_best": float(best_f1), "threshold": float(threshold),
-        "dice@0.5": at_half["micro"]["dice"], "iou@0.5": at_half["micro"]["iou"],
-        "pixel_auc": at_half["micro"]["pixel_auc"],
+        "dice@0.5": dice(pixels, truth), "iou@0.5": iou(pixels, truth),
+        "pixel_auc": auc,
         "fp_real@best": false_positive_fraction(real_probs, threshold) if real_probs else None,
     }
 

@@ -42,6 +42,8 @@ GRID: dict[str, tuple[str, dict[str, Any]]] = {
             {"early_stopping": 0}),
     "es8": ("early stopping after 8 epochs without a gain (was 4)", {"early_stopping": 8}),
     "steps1500": ("1500 steps (was 1000)", {"steps": 1500}),
+    "val100": ("validate (and keep the best checkpoint) every 100 steps (was 50)",
+               {"steps_per_epoch": 100}),
     "catnet_es0": ("CAT-Net baseline, no early stopping", {"model": "catnet", "early_stopping": 0}),
 }
 BUDGETS = ("long", "default")

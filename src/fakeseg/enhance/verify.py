@@ -265,8 +265,8 @@ def verify(critic: Localizer, items: Sequence[EnhancedImage], *, critic_run: str
         notes.append(f"FD from {moments.n} tiles against {real_moments.n} real tiles in "
                      f"{trunk.dims} dimensions: rank-deficient covariances, compare before "
                      "with after only")
-        if fd_features in (oracle_backbone, backbone_of(critic)) or (
-                style_backbone and fd_features in style_backbone):
+        others = [oracle_backbone, backbone_of(critic), style_backbone or oracle_backbone]
+        if any(fd_features in name or name in fd_features for name in others):  # one network
             notes.append(f"the FD space ({fd_features}) shares its network with another judge "
                          "or the refiner's loss; only two pretrained families are installed")
     else:

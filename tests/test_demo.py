@@ -186,3 +186,16 @@ def test_no_photos_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(demo, "PHOTO_SOURCES", (missing,))
     with pytest.raises(FakesegError, match="no demo photos"):
         _build(tmp_path / "out")
+
+
+@pytest.mark.slow  # two whole demo runs
+def test_demo_reruns_over_its_own_folder_after_the_model_changed(tmp_path: Path) -> None:
+    """A demo run replaces the previous one's predictions: predict refuses a folder that holds
+    another model's, and a new version's model (or another seed) differs."""
+    from fakeseg.workflows.demo import demo as run_demo
+
+    first = run_demo(tmp_path / "d", steps=1, seed=0, progress=False)
+    second = run_demo(tmp_path / "d", steps=1, seed=1, progress=False)
+    assert first.predictions == second.predictions
+    assert list(second.predictions.glob("*_overlay.jpg"))
+    assert (tmp_path / "d" / "report.html").exists()

@@ -45,8 +45,9 @@ def demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int =
     out = Path(out)
     data, run, predictions = out / "data", out / "train", out / "predict"
     build_demo_dataset(data, seed=seed, progress=progress)
-    if run.exists():  # the demo owns this folder: start fresh each time
-        shutil.rmtree(run)
+    for owned in (run, predictions):  # the demo owns these: start fresh each time (predict
+        if owned.exists():           # refuses a folder holding another model's outputs)
+            shutil.rmtree(owned)
     config = TrainConfig(steps=steps or DEMO_STEPS, steps_per_epoch=40, crop_size=128,
                          batch_size=8, seed=seed, early_stopping=0)
     result = train(data, run, config, progress=progress)

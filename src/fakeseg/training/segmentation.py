@@ -360,9 +360,9 @@ class SegmentationTask(Task):
         for item in self.validation_items():
             entry = (item.image, item.mask, item.kind)
             size += item.image.nbytes + item.mask.nbytes
-            if kept is not None:
-                kept = kept if size <= VAL_CACHE_BYTES else None
-            if kept is not None:
+            if size > VAL_CACHE_BYTES:
+                kept = None
+            elif kept is not None:
                 kept.append(entry)
             yield entry
         self.val_cache = kept

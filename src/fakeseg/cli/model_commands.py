@@ -5,23 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fakeseg.config import TrainConfig
 
 
+def train_default(name: str) -> Any:
+    """TrainConfig's own value of field ``name``."""
+    from fakeseg.config import TrainConfig
+
+    return getattr(TrainConfig(), name)
+
+
 def config_default(name: str) -> str:
     """Help text for a flag that overrides TrainConfig field ``name`` (None keeps the config's)."""
-    from fakeseg.config import TrainConfig
-
-    return f"(default: {getattr(TrainConfig(), name)}, or the --config file's value)"
-
-
-def default_backbone() -> str:
-    from fakeseg.config import TrainConfig
-
-    return TrainConfig().backbone
+    return f"(default: {train_default(name)}, or the --config file's value)"
 
 
 def add_config_options(parser: argparse.ArgumentParser, config: str = "TrainConfig") -> None:
@@ -191,7 +190,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     heat.add_argument("--synthetic", required=True, metavar="IMAGE",
                       help="its synthetic render (same scene and size)")
     heat.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    heat.add_argument("--backbone", default=default_backbone(), metavar="NAME",
+    heat.add_argument("--backbone", default=train_default("backbone"), metavar="NAME",
                       help="feature backbone, see 'fakeseg weights' (default: train's, "
                            "%(default)s)")
     heat.add_argument("--backbone-weights", default="auto", metavar="WEIGHTS",

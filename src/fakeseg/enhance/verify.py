@@ -105,13 +105,17 @@ class Verification:
                            for i in self.images]}
 
 
+def _meta_backbone(meta: dict[str, Any]) -> str:
+    return str(meta.get("config", {}).get("backbone", "?"))
+
+
 def backbone_of(localizer: Localizer) -> str:
-    return str(localizer.meta["config"].get("backbone", "?"))
+    return _meta_backbone(localizer.meta)
 
 
 def critic_backbone(run: str | Path) -> str:
     """:func:`backbone_of` a run's checkpoint, read without its weights."""
-    return str(load_meta(run).get("config", {}).get("backbone", "?"))
+    return _meta_backbone(load_meta(run))
 
 
 def check_independent(critic_run: str | Path, judge_run: str | Path) -> None:
@@ -265,7 +269,7 @@ def verify(critic: Localizer, items: Sequence[EnhancedImage], *, critic_run: str
         notes.append(f"FD from {moments.n} tiles against {real_moments.n} real tiles in "
                      f"{trunk.dims} dimensions: rank-deficient covariances, compare before "
                      "with after only")
-        others = [oracle_backbone, backbone_of(critic), style_backbone or oracle_backbone]
+        others = [n for n in (oracle_backbone, backbone_of(critic), style_backbone) if n]
         if any(fd_features in name or name in fd_features for name in others):  # one network
             notes.append(f"the FD space ({fd_features}) shares its network with another judge "
                          "or the refiner's loss; only two pretrained families are installed")

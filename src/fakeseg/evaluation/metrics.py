@@ -293,6 +293,20 @@ def miou(pred: Any, target: Any, *, threshold: float = 0.5, empty_value: float =
     return _miou_from_counts(tp, fp, fn, tn, empty_value)
 
 
+def _float_scores(probs: list[np.ndarray]) -> list[np.ndarray]:
+    """Boolean masks as 0/1 scores (the curves sort and subtract them); others unchanged."""
+    return [p.astype(np.float64) if p.dtype == np.bool_ else p for p in probs]
+
+
+def _subsampled_auc(probs: list[np.ndarray], targets: list[np.ndarray]
+                    ) -> tuple[float | None, int]:
+    """ROC AUC over at most :data:`MAX_AUC_PIXELS` pixels (None with one class), and how many
+    pixels it used."""
+    scores, labels = _sample_pixels(probs, targets, MAX_AUC_PIXELS)
+    two_classes = bool(labels.any() and not labels.all())
+    return (float(roc_auc_score(labels, scores)) if two_classes else None), int(scores.size)
+
+
 def _score_curve(scores: np.ndarray, labels: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(distinct scores descending, true positives, false positives) flagged at each: the one
@@ -373,7 +387,7 @@ def best_threshold(
     ``(nextafter(max score, inf), 1.0)``.
     """
     ps, ts = _paired_images(probs, targets)
-    ps = [p.astype(np.float64) if p.dtype == np.bool_ else p for p in ps]
+    ps = _float_scores(ps)
     n_pos = sum(int(np.count_nonzero(_as_mask(t))) for t in ts)
     if n_pos == 0:
         top = max(float(np.max(p)) for p in ps if p.size)
@@ -395,13 +409,8 @@ def threshold_sweep(probs: ImageSet, targets: ImageSet) -> tuple[float, float, f
     ps, ts = _paired_images(probs, targets)
     has_positive = any(np.count_nonzero(_as_mask(t)) for t in ts)
     if not has_positive or sum(p.size for p in ps) > EXACT_THRESHOLD_MAX_PIXELS:
-        threshold, f1 = best_threshold(ps, ts)
-        scores, labels = _sample_pixels(ps, ts, MAX_AUC_PIXELS)
-        auc = (float(roc_auc_score(labels, scores))
-               if labels.any() and not labels.all() else None)
-        return threshold, f1, auc
-    scores, labels = _sample_pixels(
-        [p.astype(np.float64) if p.dtype == np.bool_ else p for p in ps], ts, None)
+        return (*best_threshold(ps, ts), _subsampled_auc(ps, ts)[0])
+    scores, labels = _sample_pixels(_float_scores(ps), ts, None)
     thresholds, tps, fps = _score_curve(scores, labels)
     return (*_best_f1(thresholds, tps, fps), _curve_auc(tps, fps))
 
@@ -430,9 +439,7 @@ def segmentation_report(
         per_image.append(_all_from_counts(*counts, empty_value))
     tp, fp, fn, tn = (int(v) for v in totals)
     micro: dict[str, float | None] = dict(_all_from_counts(tp, fp, fn, tn, empty_value))
-    scores, labels = _sample_pixels(ps, ts, MAX_AUC_PIXELS)
-    two_classes = bool(labels.any() and not labels.all())
-    micro["pixel_auc"] = float(roc_auc_score(labels, scores)) if two_classes else None
+    micro["pixel_auc"], auc_pixels = _subsampled_auc(ps, ts)
     macro = {k: float(np.mean([m[k] for m in per_image])) for k in per_image[0]}
     n_pixels = int(sum(p.size for p in ps))
     return {
@@ -441,8 +448,8 @@ def segmentation_report(
         "n_images": len(ps),
         "threshold": float(threshold),
         "n_pixels": n_pixels,
-        "pixel_auc_n_pixels": int(scores.size),
-        "pixel_auc_subsampled": bool(scores.size < n_pixels),
+        "pixel_auc_n_pixels": auc_pixels,
+        "pixel_auc_subsampled": auc_pixels < n_pixels,
     }
 
 

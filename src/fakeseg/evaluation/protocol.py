@@ -70,14 +70,19 @@ def save_items(items: Sequence[CompositeItem], folder: Path) -> None:
 
 # ----------------------------------------------------------------------------- scorers
 
-def probability_scorer(prob_fn: Callable[[torch.Tensor], torch.Tensor]) -> Scorer:
-    """Wrap ``(1, 3, H, W) → (1, 1, H, W)`` probabilities as a scorer of composite items."""
+@torch.no_grad()
+def probability_map(prob_fn: Callable[[torch.Tensor], torch.Tensor],
+                    image: np.ndarray) -> np.ndarray:
+    """``prob_fn`` (``(1, 3, H, W) → (1, 1, H, W)`` probabilities) on one (H, W, 3) image, as
+    a float32 (H, W) array."""
     from fakeseg.features.target import to_batch
 
-    @torch.no_grad()
-    def score(item: CompositeItem) -> np.ndarray:
-        return prob_fn(to_batch(item.image))[0, 0].float().cpu().numpy()
-    return score
+    return prob_fn(to_batch(image))[0, 0].float().cpu().numpy()
+
+
+def probability_scorer(prob_fn: Callable[[torch.Tensor], torch.Tensor]) -> Scorer:
+    """Wrap ``(1, 3, H, W) → (1, 1, H, W)`` probabilities as a scorer of composite items."""
+    return lambda item: probability_map(prob_fn, item.image)
 
 
 def model_scorer(model: Any) -> Scorer:

@@ -33,6 +33,7 @@ from fakeseg.data.pairs import (
 from fakeseg.device import amp_dtype, resolve_device
 from fakeseg.errors import FakesegError
 from fakeseg.evaluation.metrics import dice, false_positive_fraction, iou, threshold_sweep
+from fakeseg.evaluation.protocol import probability_map
 from fakeseg.features import build_backbone
 from fakeseg.features.backbones import FeatureExtractor
 from fakeseg.features.target import (
@@ -40,7 +41,6 @@ from fakeseg.features.target import (
     cache_key,
     compute_target_maps,
     fit_scales,
-    to_batch,
     weights_digest,
 )
 from fakeseg.io import check_output_dir, folder_lock, write_json
@@ -371,13 +371,14 @@ class SegmentationTask(Task):
         """Scores of :meth:`validation_inputs`; only the probability maps are kept (and the
         inputs when they are cached)."""
         segmenter = _segmenter(unwrap(net))
+
+        def prob_fn(x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(segmenter.forward_any_size(x.to(device)))
         probs, masks, kinds = [], [], []
-        with torch.no_grad():
-            for image, mask, kind in self.validation_inputs():
-                prob = torch.sigmoid(segmenter.forward_any_size(to_batch(image, device)))
-                probs.append(prob[0, 0].float().cpu().numpy())
-                masks.append(mask)
-                kinds.append(kind)
+        for image, mask, kind in self.validation_inputs():
+            probs.append(probability_map(prob_fn, image))
+            masks.append(mask)
+            kinds.append(kind)
         scores = validation_scores(probs, masks, kinds)
         return Validation(scores, (scores["f1_best"],), {"threshold": scores["threshold"]},
                           f"val F1 {scores['f1_best']:.3f} (thr {scores['threshold']:.2f}), "

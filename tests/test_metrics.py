@@ -213,12 +213,17 @@ def test_best_threshold_histogram_agrees_with_sklearn_on_large_input() -> None:
     assert f1_e == pytest.approx(_brute_force(probs, targets))
 
 
+def _float32_scores(seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Three 32×32 float32 score maps loosely following their random targets."""
+    rng = np.random.default_rng(seed)
+    targets = [rng.random((32, 32)) < 0.3 for _ in range(3)]
+    return [(0.3 * t + 0.7 * rng.random(t.shape)).astype(np.float32) for t in targets], targets
+
+
 def test_best_threshold_falls_back_to_histogram_on_many_pixels(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rng = np.random.default_rng(3)
-    targets = [rng.random((32, 32)) < 0.3 for _ in range(3)]
-    probs = [(0.3 * t + 0.7 * rng.random(t.shape)).astype(np.float32) for t in targets]
+    probs, targets = _float32_scores(seed=3)
     exact = M.best_threshold(probs, targets)
     monkeypatch.setattr(M, "EXACT_THRESHOLD_MAX_PIXELS", 1000)
     auto = M.best_threshold(probs, targets)
@@ -265,9 +270,7 @@ def test_threshold_sweep_equals_sklearn_curves(data: tuple[list, list]) -> None:
 def test_threshold_sweep_above_the_exact_limit_is_best_threshold_and_subsampled_auc(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rng = np.random.default_rng(4)
-    targets = [rng.random((32, 32)) < 0.3 for _ in range(3)]
-    probs = [(0.3 * t + 0.7 * rng.random(t.shape)).astype(np.float32) for t in targets]
+    probs, targets = _float32_scores(seed=4)
     monkeypatch.setattr(M, "EXACT_THRESHOLD_MAX_PIXELS", 1000)
     monkeypatch.setattr(M, "MAX_AUC_PIXELS", 500)
     threshold, f1, auc = M.threshold_sweep(probs, targets)

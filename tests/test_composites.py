@@ -1,10 +1,14 @@
-"""Composites: labels are 0 where M = 0; masks cover what they promise; deterministic."""
+"""Composites: labels are 0 where M = 0; masks cover what they promise; deterministic; the
+training sampler's scale and colour jitter."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
+from fakeseg.config import TrainConfig
 from fakeseg.data.composites import (
     blob_mask,
     classwise_mask,
@@ -13,7 +17,9 @@ from fakeseg.data.composites import (
     make_composite,
     rectangle_mask,
 )
+from fakeseg.data.pairs import LoadedPair
 from fakeseg.errors import FakesegError
+from fakeseg.training.sampler import _jitter_colors, sample_composite
 
 
 @pytest.mark.parametrize("maker", [rectangle_mask, blob_mask])
@@ -79,3 +85,46 @@ def test_pair_mask_limits_the_ground_truth_to_where_the_pair_differs() -> None:
     pure = make_composite(real, synthetic, np.random.default_rng(3), kind="pure_synthetic",
                           pair_mask=differs)
     np.testing.assert_array_equal(pure.mask, differs)
+
+
+def _gradient_pair(size: int = 256) -> LoadedPair:
+    """A synthetic side whose red channel is x / width, and a pair mask of its left half."""
+    ramp = np.broadcast_to(np.linspace(0, 1, size, dtype=np.float32), (size, size))
+    synthetic = np.stack([ramp, np.zeros_like(ramp), np.zeros_like(ramp)], axis=-1)
+    mask = np.zeros((size, size), bool)
+    mask[:, : size // 2] = True
+    return LoadedPair("p", np.zeros_like(synthetic), synthetic, None, mask)
+
+
+def test_scale_jitter_resizes_windows_of_both_sizes_and_keeps_labels_aligned() -> None:
+    config = TrainConfig(crop_size=64, scale_jitter=1.0, p_pure_real=0.0, p_pure_synthetic=1.0,
+                         p_reencode=0.0)
+    pair, slopes = _gradient_pair(), []
+    for seed in range(40):
+        comp, label = sample_composite(pair, None, np.random.default_rng(seed), config)
+        assert comp.image.shape == (64, 64, 3) and label.shape == (64, 64)
+        row = comp.image[32, :, 0]
+        if comp.image[32, 0, 0] > row[-1]:  # flipped
+            row = row[::-1]
+        slopes.append((row[-8] - row[8]) / (64 - 16) * 255)  # window side ÷ crop side
+        edge = comp.mask[32] != comp.mask[32, 0]
+        if edge.any():  # the mask's edge sits where the ramp crosses the pair mask's edge
+            assert abs(float(comp.image[32, int(np.argmax(edge)), 0]) - 0.5) < 2 * slopes[-1] / 255
+    assert min(slopes) < 0.8 and max(slopes) > 1.25  # windows smaller and larger than 64
+    assert max(slopes) < 2.05 and min(slopes) > 0.48  # within [1/2, 2]
+
+
+def test_color_jitter_changes_both_sides_alike() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.random((16, 16, 3)).astype(np.float32)
+    image[0, 0] = 0.4  # a grey pixel
+    real, synthetic = _jitter_colors((image, image.copy()), np.random.default_rng(1), 0.5)
+    np.testing.assert_array_equal(real, synthetic)
+    assert not np.allclose(real, image) and real.min() >= 0 and real.max() <= 1
+    np.testing.assert_allclose(real[0, 0], real[0, 0, 0], atol=1e-6)  # greys stay grey
+    config = TrainConfig(crop_size=64, color_jitter=0.5, p_pure_real=1.0, p_reencode=0.0)
+    plain = dataclasses.replace(config, color_jitter=0.0)
+    pair = _gradient_pair()
+    jittered = sample_composite(pair, None, np.random.default_rng(2), config)[0].image
+    assert not np.allclose(jittered, sample_composite(pair, None, np.random.default_rng(2),
+                                                      plain)[0].image)

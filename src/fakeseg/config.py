@@ -49,6 +49,8 @@ class TrainConfig:
     p_pure_synthetic: float = 0.15
     blend_sigma: float = 2.0
     p_reencode: float = 0.5
+    color_jitter: float = 0.0  # brightness/contrast/saturation factors in [1 − j, 1 + j]
+    scale_jitter: float = 0.0  # crops of size·s, s log-uniform in [1/(1 + j), 1 + j], resized
     # optimisation
     crop_size: int = 128
     batch_size: int = 8
@@ -377,6 +379,8 @@ FIELD_RULES: dict[str, Rule] = {
     "p_pure_synthetic": _UNIT,
     "blend_sigma": _real(0.0, 100.0, example="2.0"),
     "p_reencode": _UNIT,
+    "color_jitter": _real(0.0, 1.0, open_high=True, example="0.2"),
+    "scale_jitter": _real(0.0, 3.0, example="0.25"),
     "crop_size": _integer(32, 8192, multiple=32),
     "batch_size": _integer(1, 65536),
     "steps": _integer(1),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import overload
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from fakeseg.config import TrainConfig
 from fakeseg.data.composites import JPEG_BLOCK, Composite, label_from, make_composite
@@ -53,6 +55,51 @@ def _crop(array: np.ndarray | None, top: int, left: int, size: int, *,
     return _pad_to(pixels_to_float(crop) if as_float else crop, size)
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _window_side(rng: np.random.Generator, config: TrainConfig) -> int:
+    """Side of the window a crop is taken from: ``crop_size``, or with ``scale_jitter`` a
+    random multiple of it (log-uniform), later resized to ``crop_size``."""
+    if not config.scale_jitter:
+        return config.crop_size
+    bound = math.log1p(config.scale_jitter)
+    return max(JPEG_BLOCK, round(config.crop_size * math.exp(rng.uniform(-bound, bound))))
+
+
+@overload
+def _resized(array: np.ndarray, size: int) -> np.ndarray: ...
+@overload
+def _resized(array: None, size: int) -> None: ...
+def _resized(array: np.ndarray | None, size: int) -> np.ndarray | None:
+    """``array`` (h, w[, c]) as a ``size`` square: float maps bilinear (antialiased when
+    shrinking), class ids and masks nearest."""
+    if array is None or array.shape[0] == size:
+        return array
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    tensor = tensor.permute(2, 0, 1)[None] if array.ndim == 3 else tensor[None, None]
+    if array.dtype.kind == "f":  # positive weights: no overshoot past the input's range
+        out = F.interpolate(tensor.float(), size=(size, size), mode="bilinear",
+                            align_corners=False, antialias=True)
+    else:
+        out = F.interpolate(tensor.float(), size=(size, size), mode="nearest")
+    result = (out[0].permute(1, 2, 0) if array.ndim == 3 else out[0, 0]).numpy()
+    return result.astype(array.dtype)
+
+
+def _jitter_colors(images: Sequence[np.ndarray], rng: np.random.Generator,
+                   strength: float) -> list[np.ndarray]:
+    """The same random brightness, contrast (about mid-grey) and saturation change applied to
+    every image of ``images`` (float RGB in [0, 1]), so a pair's two sides stay comparable."""
+    brightness, contrast, saturation = rng.uniform(1 - strength, 1 + strength, size=3)
+    jittered = []
+    for image in images:
+        image = (image * brightness - 0.5) * contrast + 0.5
+        grey = (image @ LUMA)[..., None]
+        jittered.append(np.clip(grey + saturation * (image - grey), 0, 1).astype(np.float32))
+    return jittered
+
+
 def choose_kind(rng: np.random.Generator, config: TrainConfig, has_labels: bool) -> str:
     draw = rng.random()
     if draw < config.p_pure_real:
@@ -65,26 +112,31 @@ def choose_kind(rng: np.random.Generator, config: TrainConfig, has_labels: bool)
 
 def sample_composite(pair: LoadedPair, heat: np.ndarray | None, rng: np.random.Generator,
                      config: TrainConfig) -> tuple[Composite, np.ndarray]:
-    """One training sample of one pair: a random crop (on the 8-pixel grid), a random flip,
-    an optional JPEG re-encoding, a composite of a random kind, and its label map.
+    """One training sample of one pair: a random crop (on the 8-pixel grid; with
+    ``scale_jitter`` of a random size, resized), a random flip, with ``color_jitter`` one
+    colour change of both sides, an optional JPEG re-encoding, a composite of a random kind,
+    and its label map.
 
     ``pair`` may hold float or native (uint8/uint16) images and ``heat`` any float dtype;
     every draw comes from ``rng``, so a sample is a function of the pair and the rng's seed.
     """
-    size = config.crop_size
+    side = _window_side(rng, config)
     height, width = pair.synthetic.shape[:2]
     # offsets on the 8-pixel grid keep a JPEG file's block grid aligned with the crop's
-    top = JPEG_BLOCK * int(rng.integers(0, max(height - size, 0) // JPEG_BLOCK + 1))
-    left = JPEG_BLOCK * int(rng.integers(0, max(width - size, 0) // JPEG_BLOCK + 1))
-    real = _crop(pair.real, top, left, size, as_float=True)
-    synthetic = _crop(pair.synthetic, top, left, size, as_float=True)
-    label_map = _crop(pair.label, top, left, size)
-    heat_crop = _crop(heat, top, left, size, as_float=True)
-    pair_mask = _crop(pair.mask, top, left, size)
+    top = JPEG_BLOCK * int(rng.integers(0, max(height - side, 0) // JPEG_BLOCK + 1))
+    left = JPEG_BLOCK * int(rng.integers(0, max(width - side, 0) // JPEG_BLOCK + 1))
+    size = config.crop_size
+    real = _resized(_crop(pair.real, top, left, side, as_float=True), size)
+    synthetic = _resized(_crop(pair.synthetic, top, left, side, as_float=True), size)
+    label_map = _resized(_crop(pair.label, top, left, side), size)
+    heat_crop = _resized(_crop(heat, top, left, side, as_float=True), size)
+    pair_mask = _resized(_crop(pair.mask, top, left, side), size)
     if rng.random() < 0.5:  # horizontal flip
         real, synthetic = real[:, ::-1], synthetic[:, ::-1]
         label_map, heat_crop, pair_mask = (None if a is None else a[:, ::-1]
                                            for a in (label_map, heat_crop, pair_mask))
+    if config.color_jitter:
+        real, synthetic = _jitter_colors((real, synthetic), rng, config.color_jitter)
     quality = int(rng.integers(60, 96)) if rng.random() < config.p_reencode else None
     kind = choose_kind(rng, config, label_map is not None)
     comp = make_composite(real, synthetic, rng, kind=kind, label_map=label_map,

@@ -7,6 +7,7 @@ import pytest
 from matplotlib import colormaps
 from scipy import ndimage
 
+from fakeseg.inference.localizer import HeatMap
 from fakeseg.viz import colorize, overlay, top_regions
 
 
@@ -55,3 +56,17 @@ def test_top_regions_compare_and_average_in_float64() -> None:
     assert [r.area_px for r in regions] == [int(areas[i]) for i in best]
     assert [r.mean_score for r in regions] == [float(means[i]) for i in best]
     assert any(r.bbox[:2] == (0, 0) for r in top_regions(heat, threshold, k=count))
+
+
+@pytest.mark.parametrize("threshold", [0.7, float(np.float32(0.55)) - 1e-9])
+def test_heat_map_mask_score_and_regions_flag_the_same_pixels(threshold: float) -> None:
+    """float32(0.7) is below 0.7 but NumPy rounds 0.7 to it: the score, the mask and the
+    regions must still agree on the pixels at exactly that value."""
+    probability = np.zeros((8, 8), np.float32)
+    probability[2:4, 2:5] = np.float32(threshold)  # the float32 nearest the threshold
+    probability[6, 6] = 0.9
+    heat = HeatMap(probability, threshold)
+    flagged = probability.astype(np.float64) >= threshold  # the exact rule
+    np.testing.assert_array_equal(heat.mask, flagged)
+    assert heat.score == flagged.mean()
+    assert sum(r.area_px for r in top_regions(probability, threshold, k=10)) == flagged.sum()

@@ -1,10 +1,13 @@
-"""Numbers for people: one formatter for every table cell, one mean ± sample std."""
+"""Numbers for people: one formatter for every table cell, one mean ± sample std, one rule
+for "at or above the threshold"."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -39,3 +42,18 @@ def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None
 def fmt_mean_std(mean: float | None, std: float | None, digits: int = 3) -> str:
     """"0.873 ± 0.012" (just the mean when there is no spread; – when there is no mean)."""
     return fmt(mean, digits) + ("" if std is None or mean is None else f" ± {fmt(std, digits)}")
+
+
+def at_or_above(values: np.ndarray, threshold: float) -> np.ndarray:
+    """``values >= threshold`` compared exactly, as in float64, whatever the map's dtype.
+
+    NumPy would round ``threshold`` to a float32 map's dtype first (0.7 becomes 0.69999999), so
+    a pixel of float32(0.7) would count as flagged at 0.7; here it does not. Float32 maps are
+    compared against the nearest float32 at or above the threshold, without a float64 copy.
+    """
+    values = np.asarray(values)
+    if values.dtype != np.float32:
+        return values >= np.float64(threshold)
+    low = np.float32(threshold)
+    exact = low if np.float64(low) >= threshold else np.nextafter(low, np.float32(np.inf))
+    return values >= exact

@@ -13,6 +13,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from fakeseg.io import atomic_path, to_uint8
+from fakeseg.numbers import at_or_above
 
 #: box colours of the flagged regions, in rank order (overlays and the report)
 REGION_COLORS = ((0, 229, 255), (124, 252, 0), (255, 79, 216))
@@ -92,22 +93,13 @@ class Region:
         return self.area_px * self.mean_score
 
 
-def _float64_threshold_in(dtype: np.dtype[Any], threshold: float) -> Any:
-    """A threshold in ``dtype`` that flags exactly the values ``>= threshold`` in float64:
-    float32 maps compare without a float64 copy (rounding the threshold up where needed)."""
-    if dtype != np.float32:
-        return np.float64(threshold)
-    low = np.float32(threshold)
-    return low if np.float64(low) >= threshold else np.nextafter(low, np.float32(np.inf))
-
-
 def top_regions(heat: np.ndarray, threshold: float, k: int = 3) -> list[Region]:
     """The ``k`` components of ``heat >= threshold`` with the largest area × mean score
     (compared and averaged in float64)."""
     from scipy import ndimage
 
     heat = np.asarray(heat)
-    flagged = heat >= _float64_threshold_in(heat.dtype, threshold)
+    flagged = at_or_above(heat, threshold)
     labels, count = ndimage.label(flagged)
     if count == 0:
         return []

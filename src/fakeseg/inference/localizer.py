@@ -35,6 +35,7 @@ from fakeseg.models.checkpoint import (
     segmenter_config,
 )
 from fakeseg.models.registry import build_model
+from fakeseg.numbers import at_or_above
 
 T = TypeVar("T")
 
@@ -67,7 +68,8 @@ class HeatMap:
 
     @property
     def mask(self) -> np.ndarray:
-        return self.probability >= self.threshold
+        """Pixels at or above the threshold, compared exactly (as the regions are)."""
+        return at_or_above(self.probability, self.threshold)
 
     @property
     def score(self) -> float:

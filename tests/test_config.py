@@ -4,19 +4,23 @@ that names where the value came from and the fix."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
 from fakeseg.config import (
+    ADDED_OPTIONS,
     FIELD_RULES,
     MAX_CONFIG_CHARS,
     TrainConfig,
     from_dict,
     load_yaml,
+    to_dict,
     train_config,
 )
 from fakeseg.errors import FakesegError
+from fakeseg.workflows.benchmark import same_run_config
 
 
 def _error(**kwargs: object) -> str:
@@ -139,3 +143,16 @@ def test_a_retired_option_in_an_older_run_is_dropped_not_refused() -> None:
     assert config.steps == 3 and not hasattr(config, "cache_mb")
     with pytest.raises(FakesegError, match="unknown option 'cache_mbb'"):
         from_dict(TrainConfig, {"cache_mbb": 1})
+
+
+def test_an_older_run_without_an_added_option_still_matches_its_config() -> None:
+    """A finished run made before an option existed is reused (benchmark, CV), not retrained,
+    as long as today's config leaves that option at the old behaviour."""
+    config = TrainConfig(steps=3)
+    added = ADDED_OPTIONS["TrainConfig"]
+    old = {k: v for k, v in json.loads(json.dumps(to_dict(config))).items() if k not in added}
+    assert same_run_config(old, config)
+    assert from_dict(TrainConfig, old) == config
+    for name in added:
+        changed = dataclasses.replace(config, **{name: 0.2})
+        assert not same_run_config(old, changed), name

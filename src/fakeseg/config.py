@@ -521,10 +521,19 @@ RETIRED_OPTIONS: dict[str, frozenset[str]] = {
 }
 
 
-def without_retired(cls: type, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """``payload`` less the options of ``cls`` that are retired (:data:`RETIRED_OPTIONS`)."""
+#: options added later, with the value under which a run behaves as runs made before them did
+ADDED_OPTIONS: dict[str, dict[str, Any]] = {
+    "TrainConfig": {"color_jitter": 0.0, "scale_jitter": 0.0},
+}
+
+
+def upgraded(cls: type, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """An older run's ``payload`` as today's options of ``cls``: retired options dropped
+    (:data:`RETIRED_OPTIONS`), options added since then at their old behaviour
+    (:data:`ADDED_OPTIONS`), so a finished run still matches its config."""
     retired = RETIRED_OPTIONS.get(cls.__name__, frozenset())
-    return {k: v for k, v in payload.items() if k not in retired}
+    kept = {k: v for k, v in payload.items() if k not in retired}
+    return {**ADDED_OPTIONS.get(cls.__name__, {}), **kept}
 
 
 def from_dict(cls: type[T], payload: Any, *, source: str = "config",
@@ -537,7 +546,7 @@ def from_dict(cls: type[T], payload: Any, *, source: str = "config",
         raise FakesegError(f"{source}: expected a mapping of option: value, got "
                            f"{type(payload).__name__}")
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    payload = without_retired(cls, payload)
+    payload = upgraded(cls, payload)
     unknown = sorted((key for key in payload if key not in fields), key=str)
     if unknown:
         key = unknown[0]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fakeseg.config import TrainConfig, to_dict, without_retired
+from fakeseg.config import TrainConfig, to_dict, upgraded
 from fakeseg.data.pairs import Split, class_names, index_pairs, load_pair, load_split, save_split
 from fakeseg.errors import FakesegError
 from fakeseg.evaluation.evaluate import (
@@ -110,7 +110,7 @@ def same_run_config(saved: Any, config: TrainConfig) -> bool:
     (``threads``, ``device``): such a run is resumed or reused, not retrained."""
     if not isinstance(saved, dict):
         return False
-    saved = without_retired(type(config), saved)  # older runs still match
+    saved = upgraded(type(config), saved)  # older runs still match
     wanted = json.loads(json.dumps(to_dict(config)))
     return all(saved.get(k) == v for k, v in wanted.items() if k not in HARDWARE) and \
         set(saved) == set(wanted)

@@ -300,3 +300,26 @@ def test_read_image_and_api_agree_on_16_bit_gray(model: Localizer, tmp_path: Pat
     np.testing.assert_allclose(read_image(path)[:, :, 0], gray16 / 65535.0, atol=1e-6)
     np.testing.assert_allclose(model.predict(gray16).probability,
                                model.predict(path).probability, atol=1e-5)
+
+
+def test_flip_tta_averages_each_map_with_its_mirrors_and_is_part_of_a_runs_identity(
+        model: Localizer, run: Path, images: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    image = torch.from_numpy(read_image(images / "im0.png")).permute(2, 0, 1)[None]
+    plain = model.predict_tensor(image)
+    mirror = model.predict_tensor(image.flip(-1)).flip(-1)
+    assert (plain - mirror).abs().max() > 1e-5  # the model is not symmetric: the test can tell
+    torch.testing.assert_close(model.predict_tensor(image, flip_tta=True), 0.5 * (plain + mirror))
+    wide = torch.cat([image, image.flip(-1)], dim=-1)  # tiled: each window averaged alike
+    torch.testing.assert_close(model.predict_tensor(wide, tile=64, overlap=32, flip_tta=True),
+                               0.5 * (model.predict_tensor(wide, tile=64, overlap=32)
+                                      + model.predict_tensor(wide.flip(-1), tile=64,
+                                                             overlap=32).flip(-1)))
+    out = tmp_path / "pred"
+    assert main(["predict", str(run), str(images), "--out", str(out), "--flip-tta", "-q"]) == 0
+    row = next(r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())
+               if r["name"] == "im0")
+    np.testing.assert_allclose(np.load(out / row["heat_npy"]),
+                               0.5 * (plain + mirror)[0, 0].numpy(), atol=1e-6)
+    assert main(["predict", str(run), str(images), "--out", str(out), "-q"]) == 2
+    assert "flip_tta differ" in capsys.readouterr().err

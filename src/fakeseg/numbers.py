@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # the CLI's help imports this module and must not load NumPy
+    import numpy as np
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -51,6 +52,8 @@ def at_or_above(values: np.ndarray, threshold: float) -> np.ndarray:
     a pixel of float32(0.7) would count as flagged at 0.7; here it does not. Float32 maps are
     compared against the nearest float32 at or above the threshold, without a float64 copy.
     """
+    import numpy as np
+
     values = np.asarray(values)
     if values.dtype != np.float32:
         return values >= np.float64(threshold)

@@ -394,9 +394,12 @@ def _complete_rows(out: Path, log_name: str, outputs: Outputs) -> Iterator[dict[
 
 
 def _model_identity(model: Localizer) -> dict[str, Any]:
-    """What must match for an earlier run's rows to be kept: the checkpoint and threshold."""
+    """What must match for an earlier run's rows to be kept: the checkpoint, threshold and
+    flip TTA (recorded only when on, so folders written before it existed still resume)."""
     meta = json.dumps(model.meta, sort_keys=True, default=str).encode()
-    return {"checkpoint": hashlib.sha256(meta).hexdigest()[:16], "threshold": model.threshold}
+    identity = {"checkpoint": hashlib.sha256(meta).hexdigest()[:16],
+                "threshold": model.threshold}
+    return {**identity, "flip_tta": True} if model.flip_tta else identity
 
 
 def _read_info(path: Path) -> dict[str, Any] | None:
@@ -408,11 +411,11 @@ def _read_info(path: Path) -> dict[str, Any] | None:
 
 
 def _check_identity(out: Path, info_name: str, identity: dict[str, Any]) -> None:
-    """Rows that another model or threshold wrote (or whose model cannot be told) are refused,
-    never mixed in."""
+    """Rows that another model, threshold or flip TTA setting wrote (or whose model cannot be
+    told) are refused, never mixed in."""
     before = (_read_info(out / info_name) or {}).get("model_identity")
     if before != identity:
-        changed = (sorted(k for k in identity if before.get(k) != identity[k])
+        changed = (sorted(k for k in {*identity, *before} if before.get(k) != identity.get(k))
                    if isinstance(before, dict) else ["unrecorded model"])
         raise FakesegError(f"{out}: holds predictions of another model or threshold "
                            f"({', '.join(changed)} differ); choose another --out")
@@ -453,7 +456,7 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
             batch_size: int = 4, threshold: float | None = None, device: str = "auto",
             workers: int | None = None, shard: Shard | None = None,
             backend: str | None = None, outputs: Outputs | None = None,
-            progress: bool = True) -> PredictSummary:
+            flip_tta: bool = False, progress: bool = True) -> PredictSummary:
     """Predict heat maps for files, folders, globs or lists of paths; write maps, masks,
     overlays and tables.
 
@@ -462,8 +465,9 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
     ``workers`` decoding processes (default :func:`default_workers`: 0 on the CPU, where
     decoding takes its turn in the main process; cores − 1 on a GPU).
     ``shard`` (default: from torchrun's RANK / WORLD_SIZE, else none) predicts one share of the
-    inputs. ``backend``: "torch" or "onnx" (see :meth:`Localizer.load`). Resumes an
-    interrupted run into the same ``out``; see the module docstring.
+    inputs. ``backend``: "torch" or "onnx" (see :meth:`Localizer.load`). ``flip_tta``:
+    flip test-time augmentation (:attr:`Localizer.flip_tta`; twice the model time). Resumes
+    an interrupted run into the same ``out``; see the module docstring.
     """
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise FakesegError(f"--threshold {threshold} must be in [0, 1]")
@@ -480,6 +484,8 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
             model, device=_rank_device(device), backend=backend)
         if threshold is not None:
             fakeseg_model.threshold = threshold
+        if flip_tta:
+            fakeseg_model.flip_tta = True
         summary = _predict_locked(
             fakeseg_model, paths, out, temp_dir, shard=shard, batch_size=batch_size,
             workers=default_workers(fakeseg_model.device) if workers is None else workers,

@@ -115,8 +115,7 @@ def _metrics(scores: MethodScores) -> dict[str, float | None]:
 
 def flip_scorer(model: Any) -> Scorer:
     """Flip test-time augmentation: the mean of the map and the unflipped map of the mirror."""
-    return probability_scorer(lambda x: 0.5 * (
-        model.predict_tensor(x) + model.predict_tensor(x.flip(-1)).flip(-1)))
+    return probability_scorer(lambda x: model.predict_tensor(x, flip_tta=True))
 
 
 def _score_sets(scorer: Scorer, sets: dict[str, dict[str, list[CompositeItem]]],

@@ -35,6 +35,8 @@ GRID: dict[str, tuple[str, dict[str, Any]]] = {
     "stride8": ("work_stride 8", {"work_stride": 8}),
     "lite0": ("backbone efficientnet_lite0", {"backbone": "efficientnet_lite0"}),
     "crop256": ("crop 256 (4× pixels per step)", {"crop_size": 256}),
+    "batch2": ("batch 2 (with crop256: the pixels per step of crop 128, batch 8)",
+               {"batch_size": 2}),
     "color0.2": ("colour jitter 0.2 (brightness, contrast, saturation; both sides alike)",
                  {"color_jitter": 0.2}),
     "scale0.25": ("scale jitter 0.25 (windows 0.8–1.25 × the crop, resized)",

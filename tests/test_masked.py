@@ -113,6 +113,9 @@ def test_missing_masks_are_named_or_all_real(tmp_path: Path) -> None:
     with pytest.raises(FakesegError, match="target_mode=mask"):
         train_masked(images, masks, tmp_path / "run",
                      TrainConfig(**{**TINY, "target_mode": "heatmap"}), progress=False)
+    with pytest.raises(FakesegError, match="scale_jitter apply to paired training only"):
+        train_masked(images, masks, tmp_path / "run",
+                     TrainConfig(**{**TINY, "scale_jitter": 0.2}), progress=False)
 
 
 def test_masks_0_1_inverted_and_resized(tmp_path: Path) -> None:

@@ -98,6 +98,10 @@ class MaskedSegmentationTask(SegmentationTask):
             raise FakesegError(f"target_mode '{self.config.target_mode}' needs real/synthetic "
                                "pairs; training on --images/--masks learns the masks: use "
                                "--set target_mode=mask")
+        jitter = [name for name in ("color_jitter", "scale_jitter") if getattr(self.config, name)]
+        if jitter:  # the masked sampler does not apply them: refused, not silently ignored
+            raise FakesegError(f"{', '.join(jitter)} apply to paired training only; drop "
+                               f"--set {jitter[0]}=... for --images/--masks")
         self.dataset = index_masked(self.data, self.masks, self.options)
 
     def prepare(self, net: nn.Module, run_dir: Path, device: torch.device,

@@ -456,3 +456,12 @@ def test_registry_did_you_mean() -> None:
         M.get_metric("dcie")
     with pytest.raises(FakesegError, match="unknown metric 'zzz'; choose from dice"):
         M.get_metric("zzz")
+
+
+def test_the_threshold_that_flags_nothing_flags_nothing_on_float32_maps() -> None:
+    """best_threshold's answer for a set without positives is just above the top score; NumPy
+    rounded it back to that float32 score, so the top pixel counted as flagged."""
+    probs = [np.array([[0.2, 0.7]], np.float32)]
+    threshold, _ = M.best_threshold(probs, [np.zeros((1, 2), bool)])
+    assert M.false_positive_fraction(probs, threshold) == 0.0
+    assert M.false_positive_fraction(probs, 0.7) == 0.0  # float32(0.7) < 0.7

@@ -57,6 +57,13 @@ def at_or_above(values: np.ndarray, threshold: float) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype != np.float32:
         return values >= np.float64(threshold)
+    return values >= np.float32(float32_cut(threshold))
+
+
+def float32_cut(threshold: float) -> float:
+    """The smallest float32 at or above ``threshold``: a float32 value is ``>= threshold``
+    exactly when it is ``>=`` this one (for float32 tensors and arrays alike)."""
+    import numpy as np
+
     low = np.float32(threshold)
-    exact = low if np.float64(low) >= threshold else np.nextafter(low, np.float32(np.inf))
-    return values >= exact
+    return float(low if np.float64(low) >= threshold else np.nextafter(low, np.float32(np.inf)))

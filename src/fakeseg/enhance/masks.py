@@ -17,11 +17,14 @@ import numpy as np
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
+from fakeseg.numbers import float32_cut
+
 
 def soft_mask(probability: torch.Tensor, threshold: float, *,
               feather_sigma: float) -> torch.Tensor:
     """(B, 1, H, W) critic probabilities → (B, 1, H, W) soft mask in [0, 1], 0 where unflagged."""
-    flagged = (probability >= threshold).to(probability.dtype)
+    exact = float32_cut(threshold) if probability.dtype == torch.float32 else threshold
+    flagged = (probability >= exact).to(probability.dtype)  # as HeatMap.mask flags
     if feather_sigma <= 0:
         return flagged
     # torchvision pads by reflection (the pad must be shorter than the side), so a flagged

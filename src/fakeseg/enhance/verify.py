@@ -30,6 +30,7 @@ from fakeseg.features.trunks import build_trunk
 from fakeseg.inference.localizer import Localizer, tile_windows
 from fakeseg.io import to_uint8
 from fakeseg.models.checkpoint import load_meta, resolve_checkpoint
+from fakeseg.numbers import at_or_above
 from fakeseg.progress import progress_bar
 
 #: FD tiles: side and stride in pixels (at native resolution)
@@ -226,7 +227,7 @@ def verify(critic: Localizer, items: Sequence[EnhancedImage], *, critic_run: str
         if judge is not None:
             heats["judge_before"] = judge.predict(item.image).probability
             heats["judge_after"] = judge.predict(after).probability
-        unflagged = heats["critic_before"] < critic.threshold
+        unflagged = ~at_or_above(heats["critic_before"], critic.threshold)  # as soft_mask
         difference = before_u8.astype(np.float64) - item.output.astype(np.float64)
         squared = float(((difference[unflagged] / 255.0) ** 2).sum())
         count = int(unflagged.sum()) * 3

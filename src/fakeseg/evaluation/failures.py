@@ -32,6 +32,7 @@ from fakeseg.evaluation.protocol import (
     is_mixed,
     oracle_scorer,
 )
+from fakeseg.numbers import at_or_above
 from fakeseg.viz import colorize, new_figure, overlay, save_figure
 
 HIT, FALSE_ALARM, MISS = (0.2, 0.8, 0.2), (0.9, 0.15, 0.15), (0.2, 0.4, 1.0)
@@ -42,7 +43,7 @@ LABEL_PT = 10
 
 def error_map(prob: np.ndarray, mask: np.ndarray, threshold: float) -> np.ndarray:
     """(H, W, 3): hits green, false alarms red, misses blue, true negatives black."""
-    flagged = prob >= threshold
+    flagged = at_or_above(prob, threshold)
     picture = np.zeros((*mask.shape, 3), dtype=np.float32)
     picture[flagged & mask] = HIT
     picture[flagged & ~mask] = FALSE_ALARM
@@ -87,7 +88,7 @@ class FailureGallery:
 def _note(item: CompositeItem, prob: np.ndarray, threshold: float) -> str:
     if is_mixed(item):
         return f"Dice {dice(prob, item.mask, threshold=threshold):.2f}"
-    return f"flagged {np.mean(prob >= threshold):.1%}"
+    return f"flagged {np.mean(at_or_above(prob, threshold)):.1%}"
 
 
 def failure_cases(methods: Sequence[tuple[MethodScores, Scorer]],

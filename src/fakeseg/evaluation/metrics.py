@@ -73,6 +73,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from fakeseg.numbers import at_or_above
 from fakeseg.registry import Registry
 
 __all__ = [
@@ -124,9 +125,11 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 def _binarize(pred: Any, threshold: float) -> np.ndarray:
-    """Boolean masks pass through; anything else becomes ``pred >= threshold``."""
+    """Boolean masks pass through; anything else becomes ``pred >= threshold``, compared
+    exactly (:func:`~fakeseg.numbers.at_or_above`: NumPy would round the threshold to a
+    float32 map's precision, so "the threshold that flags nothing" flagged the top pixel)."""
     p = _to_numpy(pred)
-    return p if p.dtype == np.bool_ else p >= threshold
+    return p if p.dtype == np.bool_ else at_or_above(p, threshold)
 
 
 def _as_mask(target: Any) -> np.ndarray:

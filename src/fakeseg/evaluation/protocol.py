@@ -26,6 +26,7 @@ from fakeseg.errors import FakesegError
 from fakeseg.evaluation import metrics as M
 from fakeseg.inference.localizer import DECISION_COVERAGE
 from fakeseg.io import write_image, write_json
+from fakeseg.numbers import at_or_above
 
 Scorer = Callable[[CompositeItem], np.ndarray]
 
@@ -222,7 +223,7 @@ def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
             label = (class_names or {}).get(int(cls), f"class {int(cls)}")
             per_class[label] = {"dice": report["micro"]["dice"], "iou": report["micro"]["iou"]}
     real_probs = [p for p, i in zip(probs, test, strict=True) if i.kind == "pure_real"]
-    image_scores = [float(np.mean(p >= threshold)) for p in probs]
+    image_scores = [float(np.mean(at_or_above(p, threshold))) for p in probs]
     image_labels = [int(i.mask.any()) for i in test]
     return MethodScores(
         name=name, threshold=float(threshold), threshold_source=source, overall=overall,

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fakeseg.errors import FakesegError
+from fakeseg.io import LUMA_WEIGHTS
 from fakeseg.models.base import Segmenter
-from fakeseg.models.baselines.catnet import LUMA, BlockDCT, one_hot_magnitudes
+from fakeseg.models.baselines.catnet import BlockDCT, one_hot_magnitudes
 from fakeseg.models.baselines.mantranet import BayarConv2d, SRMConv2d, zscore_pool
 from fakeseg.models.registry import MODELS, baseline_names, build_model
 
@@ -224,7 +225,7 @@ def test_block_dct_matches_scipy_on_each_block() -> None:
     rng = np.random.default_rng(0)
     image = rng.random((1, 3, 16, 24)).astype(np.float32)
     coefficients = BlockDCT()(torch.from_numpy(image))[0].numpy()  # (64, 2, 3)
-    y = (image[0] * np.array(LUMA, np.float32)[:, None, None]).sum(0) * 255 - 128
+    y = (image[0] * np.array(LUMA_WEIGHTS, np.float32)[:, None, None]).sum(0) * 255 - 128
     for bi in range(2):
         for bj in range(3):
             block = dctn(y[8 * bi:8 * bi + 8, 8 * bj:8 * bj + 8], norm="ortho")

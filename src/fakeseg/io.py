@@ -35,6 +35,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 #: must never get to the Ghostscript plugin)
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")
 DEFAULT_MAX_PIXELS = 100_000_000
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma: the one grey of an RGB image
 _max_pixels = DEFAULT_MAX_PIXELS
 #: what Pillow's decoders raise on malformed data, while identifying or decoding
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,

@@ -31,8 +31,9 @@ from fakeseg.detection.common import (
     native_tiles,
     read_rgb,
 )
+from fakeseg.io import LUMA_WEIGHTS
 from fakeseg.progress import progress_bar
-from fakeseg.spectral.fingerprint import LUMA_WEIGHTS, log_magnitude, radial_profile
+from fakeseg.spectral.fingerprint import log_magnitude, radial_profile
 
 #: (fy, fx) in cycles/pixel where upsampling by 2 or 4 leaves periodic peaks.
 UPSAMPLING_FREQUENCIES: tuple[tuple[float, float], ...] = (

@@ -31,7 +31,7 @@ import scipy.fft
 from scipy import ndimage, stats
 
 from fakeseg.errors import FakesegError, ImageReadError, Skipped
-from fakeseg.io import read_image, write_csv, write_json, write_npy
+from fakeseg.io import LUMA_WEIGHTS, read_image, write_csv, write_json, write_npy
 from fakeseg.progress import progress_bar, warn
 from fakeseg.viz import new_figure, save_figure
 
@@ -43,7 +43,6 @@ Statistic = Callable[[np.ndarray], np.ndarray]
 #: leaves a spectral noise floor of ~0.29 per orthonormal DCT coefficient (~0.29·N per FFT
 #: coefficient), so EPS only bounds log(0) for perfectly flat crops and never touches content.
 EPS = 1e-3
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 CHANNEL_NAMES = ("R", "G", "B")
 TRANSFORM_LABELS: dict[str, str] = {"fft": "FFT (fftshift)", "dct": "DCT-II ortho"}
 #: Radial frequency bands in cycles/pixel: thirds of the Nyquist range (periods > 6 px, 3–6 px,

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fakeseg.config import TrainConfig
 from fakeseg.data.composites import JPEG_BLOCK, Composite, label_from, make_composite
 from fakeseg.data.pairs import LoadedPair
-from fakeseg.io import pixels_to_float
+from fakeseg.io import LUMA_WEIGHTS, pixels_to_float
 
 
 @dataclass
@@ -55,7 +55,7 @@ def _crop(array: np.ndarray | None, top: int, left: int, size: int, *,
     return _pad_to(pixels_to_float(crop) if as_float else crop, size)
 
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+LUMA = np.array(LUMA_WEIGHTS, np.float32)
 
 
 def _window_side(rng: np.random.Generator, config: TrainConfig) -> int:

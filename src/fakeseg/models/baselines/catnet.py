@@ -24,9 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fakeseg.features.backbones import Normalize
+from fakeseg.io import LUMA_WEIGHTS
 from fakeseg.models.base import Segmenter
-
-LUMA = (0.299, 0.587, 0.114)
 
 
 def dct_basis(size: int = 8) -> torch.Tensor:
@@ -47,7 +46,7 @@ class BlockDCT(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("basis", dct_basis(8))
-        self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1))
+        self.register_buffer("luma", torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         y = (image.float() * self.luma).sum(1, keepdim=True) * 255.0 - 128.0

@@ -34,6 +34,8 @@ GRID: dict[str, tuple[str, dict[str, Any]]] = {
     "catnet": ("CAT-Net baseline, screening budget", {"model": "catnet"}),
     "stride8": ("work_stride 8", {"work_stride": 8}),
     "lite0": ("backbone efficientnet_lite0", {"backbone": "efficientnet_lite0"}),
+    "both": ("backbones efficientnet_lite0 and ssdlite_mobilenet_v2 concatenated (each with "
+             "its default taps)", {"backbone": "efficientnet_lite0+ssdlite_mobilenet_v2"}),
     "crop256": ("crop 256 (4× pixels per step)", {"crop_size": 256}),
     "batch2": ("batch 2 (with crop256: the pixels per step of crop 128, batch 8)",
                {"batch_size": 2}),

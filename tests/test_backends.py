@@ -111,6 +111,21 @@ def test_onnx_backend_matches_pytorch_within_1e_4(tiny: Localizer, tmp_path: Pat
 
 
 @needs_onnx
+def test_concatenated_backbones_export_and_fold(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = {**CONFIG, "backbone": "efficientnet_lite0+ssdlite_mobilenet_v2"}
+    both = Localizer(_random_statistics(build_model(config, weights="random"), seed=5),
+                     {"kind": "segmenter", "config": config, "threshold": 0.5}, "cpu")
+    plain = Localizer(both.net, both.meta, "cpu", optimize=False)
+    both.export_onnx(tmp_path / "m.onnx")
+    onnx_model = Localizer.load(tmp_path / "m.onnx")
+    image = _images(2, 64, 96, seed=4)
+    reference = plain.predict_tensor(image)
+    assert float((both.predict_tensor(image) - reference).abs().max()) <= 1e-3
+    assert float((onnx_model.predict_tensor(image) - reference).abs().max()) <= 1e-4
+
+
+@needs_onnx
 @pytest.mark.slow  # trains a tiny run and exports three times
 def test_export_command_and_predict_backend(tmp_path: Path) -> None:
     from fakeseg.training.segmentation import train

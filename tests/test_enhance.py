@@ -220,3 +220,9 @@ def test_config_is_validated() -> None:
         EnhanceConfig(critic_weight=0, style_weight=0, paired_weight=0,
                       paired_feature_weight=0).validate()
     assert EnhanceConfig().validate() == EnhanceConfig()
+
+
+def test_a_concatenated_critic_has_no_automatic_independent_judge() -> None:
+    assert judge_spaces("efficientnet_lite0") == ("ssdlite_mobilenet_v2", "mobilenet_v2")
+    with pytest.raises(FakesegError, match="spans both installed families"):
+        judge_spaces("efficientnet_lite0+ssdlite_mobilenet_v2")

@@ -145,6 +145,20 @@ def test_heatmap_target_mode_trains_and_predicts(tiny_pairs: Path, tmp_path: Pat
     assert list((tmp_path / "run" / "targets").glob("*.npy"))  # targets were stored
 
 
+def test_concatenated_backbones_train_save_and_reload(tiny_pairs: Path, tmp_path: Path) -> None:
+    both = "efficientnet_lite0+ssdlite_mobilenet_v2"
+    config = TrainConfig(**{**TINY, "steps": 2}, backbone=both)
+    result = train(tiny_pairs, tmp_path / "run", config, progress=False)
+    model = Localizer.load(result.run_dir)
+    assert model.meta["layers"] == list(model.net.feature_extractor.layers)
+    assert {layer.partition(":")[0] for layer in model.meta["layers"]} == set(both.split("+"))
+    image = torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(0))
+    model.net.eval()
+    with torch.no_grad():
+        expected = torch.sigmoid(model.net(image))
+    assert torch.allclose(model.predict_tensor(image), expected, atol=1e-4)
+
+
 def test_tiled_prediction_matches_shape(tiny_pairs: Path, tmp_path: Path) -> None:
     train(tiny_pairs, tmp_path / "run", TrainConfig(**{**TINY, "steps": 2}), progress=False)
     model = Localizer.load(tmp_path / "run")

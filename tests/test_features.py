@@ -18,6 +18,7 @@ from fakeseg.errors import CheckpointError, FakesegError
 from fakeseg.features import (
     BACKBONES,
     DEFAULT_BACKBONE,
+    ConcatenatedExtractor,
     FeatureExtractor,
     available_weights,
     build_backbone,
@@ -464,6 +465,52 @@ def test_unknown_names_suggest() -> None:
         build_backbone(MOBILENET_V2, weights="imagnet")
     with pytest.raises(FakesegError, match="no layers"):
         build_backbone(MOBILENET_V2, weights="random", layers=[])
+
+
+BOTH = "efficientnet_lite0+ssdlite_mobilenet_v2"
+
+
+def test_concatenation_is_each_part_on_the_same_image() -> None:
+    torch.manual_seed(0)
+    both = build_backbone(BOTH, weights="random")
+    assert isinstance(both, ConcatenatedExtractor) and both.weights_tag == "random+random"
+    assert both.layers == ("efficientnet_lite0:stage1", "efficientnet_lite0:stage2",
+                           "efficientnet_lite0:stage4", "ssdlite_mobilenet_v2:block3",
+                           "ssdlite_mobilenet_v2:block6", "ssdlite_mobilenet_v2:block13")
+    parts = list(both.parts)
+    assert both.channels["ssdlite_mobilenet_v2:block13"] == parts[1].channels["block13"]
+    assert both.min_input_size == max(p.min_input_size for p in parts)
+    both.train()
+    assert not both.training and not any(p.requires_grad for p in both.parameters())
+    image = _image()
+    out = both(image)
+    for part in parts:
+        for tap, feats in part(image).items():
+            assert torch.equal(out[f"{part.name}:{tap}"], feats)
+    picked = build_backbone(BOTH, weights="random",
+                            layers="ssdlite_mobilenet_v2:block13,efficientnet_lite0:stage2")
+    assert picked.layers == ("efficientnet_lite0:stage2", "ssdlite_mobilenet_v2:block13")
+    from fakeseg.models.checkpoint import known_names
+
+    assert TrainConfig(backbone=BOTH).validate(names=known_names()).backbone == BOTH
+    with pytest.raises(FakesegError, match="backbone must be"):
+        TrainConfig(backbone="efficientnet_lite0+nope").validate(names=known_names())
+
+
+def test_concatenation_errors_name_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(FakesegError, match="no layer of ssdlite_mobilenet_v2 given"):
+        build_backbone(BOTH, weights="random", layers=["efficientnet_lite0:stage1"])
+    with pytest.raises(FakesegError, match="names no part"):
+        build_backbone(BOTH, weights="random", layers=["stage1", "ssdlite_mobilenet_v2:block3"])
+    with pytest.raises(FakesegError, match="did you mean 'block13'"):
+        build_backbone(BOTH, weights="random", layers=["efficientnet_lite0:stage1",
+                                                       "ssdlite_mobilenet_v2:blok13"])
+    with pytest.raises(FakesegError, match="twice"):
+        build_backbone("efficientnet_lite0+efficientnet_lite0", weights="random")
+    with pytest.raises(FakesegError, match="for a concatenation"):
+        build_backbone(BOTH, weights=str(tmp_path / "w.pth"))
+    with pytest.raises(FakesegError, match="did you mean 'ssdlite_mobilenet_v2'"):
+        build_backbone("efficientnet_lite0+ssdlite_mobilenetv2", weights="random")
 
 
 def test_available_weights_lists_package_files(tmp_path: Path, mbv2_file: Path,

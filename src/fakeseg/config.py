@@ -361,7 +361,7 @@ MASK_KINDS = ("rectangles", "blobs", "classwise")
 FIELD_RULES: dict[str, Rule] = {
     "model": _text(r"[A-Za-z0-9_.-]+", "a model name", "fakesegment"),
     "model_options": _mapping(),
-    "backbone": _text(r"[A-Za-z0-9_.-]+", "a backbone name", "ssdlite_mobilenet_v2"),
+    "backbone": _text(r"[A-Za-z0-9_.+-]+", "a backbone name", "ssdlite_mobilenet_v2"),
     "backbone_weights": _text(example="auto"),
     "layers": _optional(_listing(_text(example="layer"))),
     "layer_weights": _optional(_listing(_real(0.0, example="1.0"))),

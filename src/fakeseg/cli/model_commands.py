@@ -63,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                        help="run folder to write (config, split, checkpoints, history)")
     add_config_options(train)
     train.add_argument("--backbone", metavar="NAME",
-                       help="feature backbone, see 'fakeseg weights' " + config_default("backbone"))
+                       help="feature backbone, see 'fakeseg weights'; two side by side as "
+                            "A+B (layers A:LAYER) " + config_default("backbone"))
     train.add_argument("--backbone-weights", metavar="WEIGHTS",
                        help="auto | imagenet | coco | random | PATH: the backbone's weights "
                             + config_default("backbone_weights"))

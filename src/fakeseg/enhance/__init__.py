@@ -16,6 +16,13 @@ def judge_spaces(critic_backbone: str) -> tuple[str, str]:
     critic on one is judged in the other. The refiner's own feature losses use the critic's
     backbone (``EnhanceConfig.style_backbone="auto"``), so no judge shares a space with them.
     """
+    if "+" in critic_backbone:  # features.backbones.CONCAT, kept torch-free here
+        from fakeseg.errors import FakesegError
+
+        raise FakesegError(f"the critic's backbone {critic_backbone} spans both installed "
+                           "families, so no judge would be independent of it; pass "
+                           "--oracle-backbone and --fd-features yourself, or use a critic "
+                           "trained on one backbone")
     if critic_backbone.startswith("efficientnet"):
         return "ssdlite_mobilenet_v2", "mobilenet_v2"
     return "efficientnet_lite0", "efficientnet_lite0"

@@ -29,7 +29,7 @@ from fakeseg.config import EnhanceConfig, to_dict, versions
 from fakeseg.enhance.masks import soft_mask
 from fakeseg.enhance.refiner import Refiner
 from fakeseg.errors import FakesegError
-from fakeseg.features.backbones import FeatureExtractor
+from fakeseg.features.backbones import FeaturePyramid
 from fakeseg.features.registry import build_backbone
 from fakeseg.inference.localizer import Localizer
 from fakeseg.models.checkpoint import resolve_checkpoint
@@ -154,7 +154,7 @@ class EnhanceTask(Task):
         super().__init__(config, data)
         self.rng = np.random.default_rng(config.seed)
         self.critic: Localizer | None = None
-        self.style: FeatureExtractor | None = None
+        self.style: FeaturePyramid | None = None
         self.target: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.images: torch.Tensor | None = None
         self.masks: list[torch.Tensor] = []

@@ -202,15 +202,16 @@ def verify(critic: Localizer, items: Sequence[EnhancedImage], *, critic_run: str
     else:
         notes.append("no independent critic (--judge): the headline has no critic figure; "
                      "the training critic's fall alone would be optimistic")
-    auto_oracle, auto_fd = judge_spaces(backbone_of(critic))
-    oracle_backbone = auto_oracle if oracle_backbone == "auto" else oracle_backbone
-    fd_features = auto_fd if fd_features == "auto" else fd_features
+    if "auto" in (oracle_backbone, fd_features):
+        auto_oracle, auto_fd = judge_spaces(backbone_of(critic))
+        oracle_backbone = auto_oracle if oracle_backbone == "auto" else oracle_backbone
+        fd_features = auto_fd if fd_features == "auto" else fd_features
     paired = all(item.real is not None for item in items) and bool(items)
     extractor = None
     if paired:
-        if oracle_backbone == backbone_of(critic):
-            raise FakesegError(f"oracle backbone {oracle_backbone} is the critic's own feature "
-                               f"space; choose another (e.g. {auto_oracle}) or 'auto'")
+        if oracle_backbone in backbone_of(critic).split("+"):
+            raise FakesegError(f"oracle backbone {oracle_backbone} is (part of) the critic's "
+                               "own feature space; choose another backbone or 'auto'")
         extractor = build_backbone(oracle_backbone).to(device)
         if oracle_backbone == style_backbone:
             notes.append(f"the pair oracle's backbone {oracle_backbone} is the one the refiner "

@@ -77,14 +77,33 @@ class Normalize(nn.Module):
         return (x.to(self.mean.dtype) - self.mean) / self.std
 
 
-class FeatureExtractor(nn.Module):
-    """A frozen SSD feature pyramid: ``forward(x) -> {layer: (B, C, h, w)}``.
+class FeaturePyramid(nn.Module):
+    """What every frozen extractor offers: ``forward(x) -> {layer: (B, C, h, w)}``.
 
     ``x`` is float RGB in [0, 1], (B, 3, H, W) with H, W >= :attr:`min_input_size`; the
     extractor applies its own input normalisation. All parameters have ``requires_grad=False``
     and the module stays in eval mode whatever ``train()`` says, so one instance embeds the real
     and the synthetic image with the very same weights.
     """
+
+    name: str
+    weights_tag: str
+    layers: tuple[str, ...]
+    channels: dict[str, int]
+    strides: dict[str, int]
+    min_sizes: dict[str, int]
+    min_input_size: int
+
+    def train(self, mode: bool = True) -> FeaturePyramid:
+        """Always eval: the extractor is frozen (BatchNorm keeps its running statistics)."""
+        return super().train(False)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, weights={self.weights_tag!r}, layers={self.layers}"
+
+
+class FeatureExtractor(FeaturePyramid):
+    """One backbone's frozen SSD feature pyramid (see :class:`FeaturePyramid`)."""
 
     def __init__(self, name: str, body: nn.Module, plan: Sequence[Stage],
                  infos: Sequence[LayerInfo], layers: Sequence[str], *,
@@ -94,14 +113,14 @@ class FeatureExtractor(nn.Module):
         table = {info.name: info for info in infos}
         order = [stage.tap for stage in plan]
         wanted = set(layers)
-        self.name: str = name
-        self.weights_tag: str = weights_tag
+        self.name = name
+        self.weights_tag = weights_tag
         self.weights_format: str = ""
-        self.layers: tuple[str, ...] = tuple(t for t in order if t in wanted)
-        self.channels: dict[str, int] = {t: table[t].channels for t in self.layers}
-        self.strides: dict[str, int] = {t: table[t].stride for t in self.layers}
-        self.min_sizes: dict[str, int] = {t: table[t].min_size for t in self.layers}
-        self.min_input_size: int = max([MIN_INPUT, *self.min_sizes.values()])
+        self.layers = tuple(t for t in order if t in wanted)
+        self.channels = {t: table[t].channels for t in self.layers}
+        self.strides = {t: table[t].stride for t in self.layers}
+        self.min_sizes = {t: table[t].min_size for t in self.layers}
+        self.min_input_size = max([MIN_INPUT, *self.min_sizes.values()])
         deepest = max(order.index(t) for t in self.layers)
         self.body = body
         if prune:
@@ -112,13 +131,6 @@ class FeatureExtractor(nn.Module):
         self.normalize = Normalize(mean, std)
         self.requires_grad_(False)
         self.eval()
-
-    def train(self, mode: bool = True) -> FeatureExtractor:
-        """Always eval: the extractor is frozen (BatchNorm keeps its running statistics)."""
-        return super().train(False)
-
-    def extra_repr(self) -> str:
-        return f"name={self.name!r}, weights={self.weights_tag!r}, layers={self.layers}"
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -145,6 +157,36 @@ class FeatureExtractor(nn.Module):
     def _l2norm(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.body.get_parameter("scale_weight")
         return scale.view(1, -1, 1, 1) * F.normalize(x)
+
+
+CONCAT = "+"  # "a+b": backbones a and b side by side
+PART = ":"  # "a:layer": a layer of backbone a inside a concatenation
+
+
+class ConcatenatedExtractor(FeaturePyramid):
+    """Several backbones' pyramids side by side, each on the same image: one concatenated
+    feature set, its layers named ``backbone:layer`` (each part keeps its own normalisation)."""
+
+    def __init__(self, parts: Sequence[FeatureExtractor]) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+        self.name = CONCAT.join(p.name for p in parts)
+        self.weights_tag = CONCAT.join(p.weights_tag for p in parts)
+        self.layers = tuple(f"{p.name}{PART}{t}" for p in parts for t in p.layers)
+        self.channels, self.strides, self.min_sizes = {}, {}, {}
+        for part in parts:
+            for tap in part.layers:
+                key = f"{part.name}{PART}{tap}"
+                self.channels[key] = part.channels[tap]
+                self.strides[key] = part.strides[tap]
+                self.min_sizes[key] = part.min_sizes[tap]
+        self.min_input_size = max(p.min_input_size for p in parts)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {f"{part.name}{PART}{tap}": feats for part in self.parts
+                for tap, feats in part(x).items()}
 
 
 # --------------------------------------------------------------------------- SSDLite extras

@@ -229,7 +229,7 @@ def build_backbones(names: Sequence[str | TappedNetwork], weights: str,
     In ``auto`` mode a backbone without weights is skipped with a warning; if none is left,
     that is an error. Unknown names and layers always raise.
     """
-    from fakeseg.features import build_backbone, get_spec
+    from fakeseg.features import build_extractor, get_spec
 
     extractors: dict[str, FeatureExtractor] = {}
     records: dict[str, dict[str, Any]] = {}
@@ -246,7 +246,7 @@ def build_backbones(names: Sequence[str | TappedNetwork], weights: str,
         spec = get_spec(raw_name)
         chosen = spec.check_layers(_layers_for(spec.name, spec.available_layers, layers))
         try:
-            extractor = build_backbone(spec.name, weights=weights, layers=chosen)
+            extractor = build_extractor(spec.name, weights=weights, layers=chosen)
         except FakesegError as exc:
             if weights != "auto":
                 raise

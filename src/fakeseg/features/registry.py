@@ -195,9 +195,57 @@ def _hint(spec: BackboneSpec) -> str:
     return spec.hint.replace("{cache}", str(hub_checkpoint_dir()))
 
 
+def concatenations() -> list[str]:
+    """Every pair of registered backbones as a concatenation name (``a+b``, registry order)."""
+    names = list_backbones()
+    return [f"{a}{bb.CONCAT}{b}" for i, a in enumerate(names) for b in names[i + 1:]]
+
+
+def backbone_names() -> list[str]:
+    """What ``TrainConfig.backbone`` accepts: each backbone, then each concatenated pair."""
+    return list_backbones() + concatenations()
+
+
 def build_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "auto",
-                   layers: Sequence[str] | None = None) -> bb.FeatureExtractor:
-    """Build a frozen :class:`FeatureExtractor`.
+                   layers: Sequence[str] | None = None) -> bb.FeaturePyramid:
+    """A frozen feature pyramid: one backbone's, or several side by side (``"a+b"``).
+
+    A concatenation's layers are ``a:layer`` (None: each part's defaults) and its ``weights`` a
+    word every part understands (``auto``, ``random``, ``coco``, ``imagenet``).
+    """
+    if bb.CONCAT not in name:
+        return build_extractor(name, weights, layers)
+    names = [part.strip() for part in name.split(bb.CONCAT)]
+    specs = [get_spec(part) for part in names]
+    if len({spec.name for spec in specs}) != len(specs):
+        raise FakesegError(f"backbone '{name}' names a backbone twice; concatenate different "
+                           "ones, e.g. " + concatenations()[0])
+    word = "auto" if weights is None else str(weights).strip().lower()
+    if word not in ("auto", "random", "coco", "imagenet"):
+        raise FakesegError(f"backbone '{name}': weights must be auto, random, coco or imagenet "
+                           f"for a concatenation, got '{weights}'")
+    if isinstance(layers, str):
+        layers = [part.strip() for part in layers.split(",") if part.strip()]
+    wanted: dict[str, list[str]] = {spec.name: [] for spec in specs}
+    for layer in layers or []:
+        owner, _, tap = layer.partition(bb.PART)
+        if owner not in wanted:
+            raise FakesegError(f"backbone '{name}': layer '{layer}' names no part; write "
+                               f"BACKBONE{bb.PART}LAYER, BACKBONE one of {', '.join(wanted)}")
+        wanted[owner].append(tap)
+    empty = [owner for owner, taps in wanted.items() if layers is not None and not taps]
+    if empty:
+        spec = get_spec(empty[0])
+        raise FakesegError(f"backbone '{name}': no layer of {spec.name} given; add one, e.g. "
+                           f"{spec.name}{bb.PART}{spec.default_layers[0]}")
+    parts = [build_extractor(spec.name, word, None if layers is None else wanted[spec.name])
+             for spec in specs]
+    return bb.ConcatenatedExtractor(parts)
+
+
+def build_extractor(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "auto",
+                    layers: Sequence[str] | None = None) -> bb.FeatureExtractor:
+    """Build one backbone's frozen :class:`FeatureExtractor`.
 
     ``weights``: ``"auto"`` (best available: torchvision cache/download, then package-shipped
     files), ``"coco"`` / ``"imagenet"`` (that kind only), a source tag such as

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fakeseg.features.backbones import FeatureExtractor
+from fakeseg.features.backbones import FeaturePyramid
 
 LossTerms = tuple[torch.Tensor, dict[str, float]]
 
@@ -37,7 +37,7 @@ class Segmenter(nn.Module, ABC):
         """Logits for an image whose sides are multiples of :attr:`multiple`."""
 
     @property
-    def feature_extractor(self) -> FeatureExtractor | None:
+    def feature_extractor(self) -> FeaturePyramid | None:
         """The frozen backbone this model embeds images with (None: it has none)."""
         return None
 

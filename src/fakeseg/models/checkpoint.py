@@ -299,10 +299,10 @@ def check_threshold(value: Any, source: Path | str) -> float:
 
 def known_names() -> dict[str, list[str]]:
     """Registered model and backbone names, for :meth:`fakeseg.config.TrainConfig.validate`."""
-    from fakeseg.features.registry import list_backbones
+    from fakeseg.features.registry import backbone_names
     from fakeseg.models.registry import MODELS
 
-    return {"model": MODELS.names(), "backbone": list_backbones()}
+    return {"model": MODELS.names(), "backbone": backbone_names()}
 
 
 def segmenter_config(meta: dict[str, Any], source: Path | str) -> dict[str, Any]:

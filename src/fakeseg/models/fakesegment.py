@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fakeseg.features.backbones import FeatureExtractor
+from fakeseg.features.backbones import FeaturePyramid
 from fakeseg.models.base import Segmenter
 
 ENCODER_DEPTH = 4
@@ -29,7 +29,7 @@ class FakeSegment(Segmenter):
     tests build a tiny one.
     """
 
-    def __init__(self, extractor: FeatureExtractor, *, encoder: str = "resnet18",
+    def __init__(self, extractor: FeaturePyramid, *, encoder: str = "resnet18",
                  encoder_weights: str | None = None, reduce_channels: int = 32,
                  use_rgb: bool = True, work_stride: int = 4,
                  decoder_channels: Sequence[int] | None = None) -> None:
@@ -54,7 +54,7 @@ class FakeSegment(Segmenter):
         self.multiple = work_stride * 2**ENCODER_DEPTH
 
     @property
-    def feature_extractor(self) -> FeatureExtractor:
+    def feature_extractor(self) -> FeaturePyramid:
         return self.extractor
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

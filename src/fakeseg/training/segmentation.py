@@ -35,7 +35,7 @@ from fakeseg.errors import FakesegError
 from fakeseg.evaluation.metrics import dice, false_positive_fraction, iou, threshold_sweep
 from fakeseg.evaluation.protocol import probability_map
 from fakeseg.features import build_backbone
-from fakeseg.features.backbones import FeatureExtractor
+from fakeseg.features.backbones import FeaturePyramid
 from fakeseg.features.target import (
     TargetStore,
     cache_key,
@@ -114,7 +114,7 @@ def run_split(index: PairIndex, run_dir: Path, config: TrainConfig) -> Split:
 
 
 def prepare_targets(index: PairIndex, run_dir: Path, config: TrainConfig,
-                    extractor: FeatureExtractor, *, device: torch.device,
+                    extractor: FeaturePyramid, *, device: torch.device,
                     progress: bool, workers: int = 0) -> tuple[Targets, int]:
     """Layer maps of every training pair in ``RUN/targets`` (computing only the missing
     ones), then the per-layer scales fitted in one streaming pass over the stored maps."""
@@ -172,7 +172,7 @@ def resolve_workers(config: TrainConfig, local_world: int = 1) -> int:
 
 
 def prepare_data(index: PairIndex, run_dir: Path, config: TrainConfig,
-                 extractor: FeatureExtractor | None, *, device: torch.device,
+                 extractor: FeaturePyramid | None, *, device: torch.device,
                  progress: bool, workers: int = 0) -> PreparedData:
     """Split (or reuse the run's split), the targets when the config's mode needs them, and
     the training pairs decoded into ``RUN/pixels`` (only those missing or changed). No pixels
@@ -222,7 +222,7 @@ class SegmentationTask(Task):
     def __init__(self, config: TrainConfig, data: str | Path) -> None:
         super().__init__(config, data)
         self.index: PairIndex | None = None
-        self.extractor: FeatureExtractor | None = None
+        self.extractor: FeaturePyramid | None = None
         self.prepared: PreparedData | None = None
         self.stream: CompositeStream | None = None
         self.batches: Iterator[Batch] | None = None

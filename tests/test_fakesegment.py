@@ -20,7 +20,7 @@ from fakeseg.features.target import discrepancy_maps, fit_scales, fuse
 from fakeseg.inference.localizer import Localizer
 from fakeseg.models.fakesegment import FakeSegment
 from fakeseg.training import segmentation
-from fakeseg.training.losses import pixel_bce
+from fakeseg.training.losses import pixel_bce, soft_dice
 from fakeseg.training.segmentation import train
 
 TINY = dict(backbone_weights="random", crop_size=64, batch_size=4, steps=4, steps_per_epoch=2,
@@ -89,6 +89,20 @@ def test_one_step_lowers_the_loss_and_overfits_a_tiny_pair() -> None:
         pred = torch.sigmoid(net(image)) >= 0.5
     dice = 2 * (pred & (mask > 0)).sum() / (pred.sum() + mask.sum())
     assert dice > 0.9
+
+
+def test_soft_dice_is_one_minus_the_pooled_dice_and_trains(tiny_pairs: Path,
+                                                           tmp_path: Path) -> None:
+    logits = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    label = (torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)) > 0.6).float()
+    p = torch.sigmoid(logits)
+    expected = 1 - 2 * (p * label).sum() / (p.sum() + label.sum())
+    assert torch.allclose(soft_dice(logits, label), expected, atol=1e-6)
+    assert float(soft_dice(torch.full((1, 1, 4, 4), 30.0), torch.ones(1, 1, 4, 4))) < 1e-6
+    config = TrainConfig(**{**TINY, "steps": 2}, dice_weight=1.0)
+    result = train(tiny_pairs, tmp_path / "run", config, progress=False)
+    history = json.loads((result.run_dir / "history.json").read_text())
+    assert all(0 < row["loss_dice"] <= 1 for row in history)
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

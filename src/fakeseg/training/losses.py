@@ -1,11 +1,15 @@
-"""Per-pixel BCE (the paper's NLL, Eq. 2) and the adversarial terms (Eq. 3)."""
+"""Per-pixel BCE (the paper's NLL, Eq. 2), an optional soft Dice term and the adversarial
+terms (Eq. 3)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from segmentation_models_pytorch.losses import DiceLoss
 
 from fakeseg.models.discriminator import PatchDiscriminator
+
+_SOFT_DICE = DiceLoss("binary", from_logits=True)
 
 
 def pixel_bce(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -31,6 +35,12 @@ def pixel_loss(logits: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, *,
         hardest = max(1, int(hard_negative_fraction * real_losses.numel()))
         loss = loss + real_losses.topk(hardest).values.mean()
     return loss
+
+
+def soft_dice(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """1 − the soft Dice of the probabilities and the labels, pooled over the batch
+    (segmentation-models-pytorch's binary ``DiceLoss``)."""
+    return _SOFT_DICE(logits.float(), label.float())
 
 
 def generator_adversarial(disc: PatchDiscriminator, probability: torch.Tensor,

@@ -48,7 +48,12 @@ from fakeseg.models.base import Segmenter
 from fakeseg.models.checkpoint import known_names
 from fakeseg.models.discriminator import PatchDiscriminator
 from fakeseg.models.registry import build_model
-from fakeseg.training.losses import discriminator_loss, generator_adversarial, pixel_loss
+from fakeseg.training.losses import (
+    discriminator_loss,
+    generator_adversarial,
+    pixel_loss,
+    soft_dice,
+)
 from fakeseg.training.sampler import Batch
 from fakeseg.training.streaming import (
     CompositeStream,
@@ -304,11 +309,15 @@ class SegmentationTask(Task):
                          real_weight=self.config.real_pixel_weight,
                          hard_negative_fraction=self.config.hard_negative_fraction)
         loss, terms = bce, {"bce": float(bce.detach())}
+        if self.config.dice_weight:
+            dice = soft_dice(logits, label)
+            loss = loss + self.config.dice_weight * dice
+            terms["dice"] = float(dice.detach())
         context: dict[str, Any] = {"image": image, "label": label, "logits": logits}
         if self.disc is not None:
             probability = torch.sigmoid(logits.float())
             adv = generator_adversarial(self.disc, probability, image)
-            loss = bce + self.config.adv_weight * adv
+            loss = loss + self.config.adv_weight * adv
             terms["adv"] = float(adv.detach())
             context["probability"] = probability
         if segmenter.has_auxiliary_loss:

@@ -48,6 +48,7 @@ GRID: dict[str, tuple[str, dict[str, Any]]] = {
               {"dice_weight": 1.0}),
     "adv0.1": ("+ the paper's adversarial loss, weight 0.1 (patch discriminator)",
                {"adv_weight": 0.1}),
+    "ema0.99": ("validate and keep an EMA of the weights, decay 0.99", {"ema_decay": 0.99}),
     "hardneg": ("+ BCE of the hardest 5 % real pixels", {"hard_negative_fraction": 0.05}),
     "pure_real0.45": ("p_pure_real 0.45 (was 0.3)", {"p_pure_real": 0.45}),
     "es0": ("no early stopping (the best checkpoint by validation F1 is kept)",

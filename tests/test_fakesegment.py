@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 from fakeseg.cli import main
 from fakeseg.config import TrainConfig
@@ -123,6 +124,46 @@ def test_resume_is_bit_exact(tiny_pairs: Path, tmp_path: Path) -> None:
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "a" / "config.yaml").exists() and (tmp_path / "a" / "split.json").exists()
+
+
+def test_weight_average_is_an_ema_of_weights_and_buffers() -> None:
+    from fakeseg.training.trainer import weight_average
+
+    assert weight_average(nn.Linear(2, 2), 0.0) is None
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = weight_average(net, 0.75)
+    assert ema is not None
+    seen = []
+    for value in (1.0, 3.0, 7.0):
+        with torch.no_grad():
+            net[0].weight.fill_(value)
+            net[1].running_mean.fill_(-value)
+        ema.update_parameters(net)
+        seen.append(value)
+    expected = seen[0]  # the first update copies, then ema ← 0.75·ema + 0.25·new
+    for value in seen[1:]:
+        expected = 0.75 * expected + 0.25 * value
+    assert torch.allclose(ema.module[0].weight, torch.full((2, 2), expected))
+    assert torch.allclose(ema.module[1].running_mean, torch.full((2,), -expected))
+
+
+def test_ema_run_keeps_the_average_and_resumes_bit_exact(tiny_pairs: Path,
+                                                         tmp_path: Path) -> None:
+    config = TrainConfig(**TINY, ema_decay=0.5)
+    straight = train(tiny_pairs, tmp_path / "a", config, progress=False)
+    train(tiny_pairs, tmp_path / "b", config, progress=False, stop_after=2)
+    resumed = train(tiny_pairs, tmp_path / "b", config, resume=True, progress=False)
+    assert straight.steps == resumed.steps == 4
+    for folder in ("best", "last"):
+        a, b = _weights(tmp_path / "a" / folder), _weights(tmp_path / "b" / folder)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    # one epoch: best/ holds the average (validated), last/ the raw weights of the same step
+    train(tiny_pairs, tmp_path / "c", TrainConfig(**{**TINY, "steps_per_epoch": 4},
+                                                  ema_decay=0.5), progress=False)
+    best, last = _weights(tmp_path / "c" / "best"), _weights(tmp_path / "c" / "last")
+    assert best.keys() == last.keys()
+    assert any(not torch.equal(best[k], last[k]) for k in best if k.startswith("unet"))
+    assert all(torch.equal(best[k], last[k]) for k in best if k.startswith("extractor"))
 
 
 def test_cached_validation_scores_like_rebuilt_composites(

@@ -60,6 +60,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     adv_weight: float = 0.0
     dice_weight: float = 0.0  # + dice_weight · soft Dice loss (smp's) next to the BCE
+    ema_decay: float = 0.0  # > 0: validate and keep an EMA of the weights (e.g. 0.99)
     early_stopping: int = 0  # epochs without val improvement; 0: off (CV: 4 stopped a fold at 300)
     minutes: float = 5.0  # wall-time budget, checked after each epoch; 0: none
     # false alarms on real pixels
@@ -390,6 +391,7 @@ FIELD_RULES: dict[str, Rule] = {
     "weight_decay": _real(0.0, example="0.0001"),
     "adv_weight": _real(0.0, example="0.1"),
     "dice_weight": _real(0.0, example="1.0"),
+    "ema_decay": _real(0.0, 1.0, open_high=True, example="0.99"),
     "early_stopping": _integer(0),
     "minutes": _real(0.0, example="5"),
     "real_pixel_weight": _real(0.0, 100.0, open_low=True, example="2.0"),
@@ -525,7 +527,8 @@ RETIRED_OPTIONS: dict[str, frozenset[str]] = {
 
 #: options added later, with the value under which a run behaves as runs made before them did
 ADDED_OPTIONS: dict[str, dict[str, Any]] = {
-    "TrainConfig": {"color_jitter": 0.0, "scale_jitter": 0.0, "dice_weight": 0.0},
+    "TrainConfig": {"color_jitter": 0.0, "scale_jitter": 0.0, "dice_weight": 0.0,
+                    "ema_decay": 0.0},
 }
 
 

@@ -240,7 +240,7 @@ class SegmentationTask(Task):
     def schedule(self) -> Schedule:
         c = self.config
         return Schedule(c.steps, c.steps_per_epoch, c.lr, c.weight_decay, c.early_stopping,
-                        c.seed, c.device, c.threads, c.amp, c.minutes)
+                        c.seed, c.device, c.threads, c.amp, c.minutes, c.ema_decay)
 
     def check_data(self) -> None:
         self.index = index_pairs(self.data)  # layout errors before the slow model build

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fakeseg.config import (
     ClassifierConfig,
@@ -107,6 +108,7 @@ class Schedule:
     threads: int
     amp: bool
     minutes: float = 0.0  # wall-time budget checked after each epoch; 0: none
+    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
 
 
 @dataclass
@@ -315,6 +317,7 @@ class Trainer:
         net = unwrap(train_net)  # SyncBatchNorm conversion makes new modules
         optimizer = torch.optim.AdamW(task.optimised_parameters(net), lr=plan.lr,
                                       weight_decay=plan.weight_decay)
+        ema = weight_average(net, plan.ema_decay)
         steps_per_epoch = plan.steps_per_epoch
         step, epoch, best, bad_epochs = 0, 0, None, 0
         history: list[dict[str, Any]] = []
@@ -324,6 +327,8 @@ class Trainer:
             load_into(net, saved.weights, saved.folder / "model.safetensors")
             try:
                 optimizer.load_state_dict(state["optimizer"])
+                if ema is not None:
+                    ema.load_state_dict(state["ema"])
                 task.load_state_dict(state)
                 torch.set_rng_state(state["torch_rng"])
                 step, epoch, bad_epochs = (int(state["step"]), int(state["epoch"]),
@@ -361,6 +366,8 @@ class Trainer:
                 scaler.scale(output.loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                if ema is not None:
+                    ema.update_parameters(net)
                 terms = {**output.terms, **task.after_step(train_net, batch, output, device)}
                 losses = {k: 0.9 * losses.get(k, v) + 0.1 * v for k, v in terms.items()}
                 step += 1
@@ -374,10 +381,11 @@ class Trainer:
             epoch += 1
             steps_per_s = (step - epoch_start) / max(time.perf_counter() - loop_started, 1e-9)
             net.eval()
+            kept = net if ema is None else ema.module.eval()  # validated, kept as best/
             val = None
             if ranks.main:  # validation runs once, on rank 0; the others wait for its verdict
                 with torch.no_grad():
-                    val = task.validate(net, device)
+                    val = task.validate(kept, device)
             selection = broadcast(val.selection if val is not None else None, ranks)
             improved = best is None or selection > best
             if improved:
@@ -398,12 +406,13 @@ class Trainer:
                 meta = {**meta_base, **val.meta, "step": step, "epoch": epoch,
                         "val": val.scores}
                 if improved:
-                    save_checkpoint(run_dir / "best", net.state_dict(), meta,
+                    save_checkpoint(run_dir / "best", kept.state_dict(), meta,
                                     extra_json={HISTORY_FILE: history})
                 trainer_state = {
                     "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
                     "best": list(best or ()), "bad_epochs": bad_epochs,
                     "torch_rng": torch.get_rng_state(), **task.state_dict(),
+                    **({} if ema is None else {"ema": ema.state_dict()}),
                 }
                 save_checkpoint(run_dir / "last", net.state_dict(), meta, trainer_state,
                                 extra_json={HISTORY_FILE: history})
@@ -420,6 +429,14 @@ class Trainer:
         best_meta = json.loads(best_file.read_text()) if best_file.exists() else {}
         return TrainResult(run_dir, run_dir / "best", best_meta.get("val") or {}, step,
                            stopped_early, float(best_meta.get("threshold", 0.5)), history)
+
+
+def weight_average(net: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``net``'s weights and buffers (PyTorch's
+    ``AveragedModel``), or None when ``decay`` is 0."""
+    if decay <= 0:
+        return None
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _selection(value: Any) -> tuple[float, ...] | None:

@@ -7,22 +7,34 @@ For one finished benchmark entry, on the test composites with shortcut controls:
   barely differ there, so no method that sees only the composite can be sure);
 * the model's recall on visible and invisible synthetic pixels, and its false-alarm rate on
   real pixels of mixed composites and on pure-real images, overall and by image third (top,
-  middle, bottom: sky and façades, mid-scene, road).
+  middle, bottom: sky and façades, mid-scene, road);
+* the false alarms on pure-real images split the same way: a real pixel is *visible* when the
+  pair oracle of the same pair's pure-synthetic image, |F(R) − F(S)|, is at or above its
+  threshold there. A false alarm where R and S do not differ flags content the enhancer left
+  as it was rendered: the label says real, the pixels are the render's.
 
     python benchmarks/failure_analysis.py benchmarks/results/all_vistas --entry mask
+    python benchmarks/failure_analysis.py runs/cv_vistas --cv es0+lite0+steps1500@default \
+        --repeats 2 --out benchmarks/results/cv_vistas_false_alarms
 
-Writes ``failure_analysis_<entry>.json`` beside the benchmark's metrics.json.
+Writes ``failure_analysis_<entry>.json`` beside the benchmark's metrics.json; with ``--cv``
+(finished ``bench_cv.py`` runs: every fold's test pairs, the threshold chosen on its validation
+composites as CV does, counts summed over folds) ``failure_analysis.json`` in ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
 
-from fakeseg.config import versions
-from fakeseg.data.pairs import index_pairs, load_pair, load_split
+import torch
+
+from fakeseg.config import TrainConfig, versions
+from fakeseg.data.composites import CompositeItem
+from fakeseg.data.pairs import LoadedPair, index_pairs, load_pair, load_split
 from fakeseg.evaluation.metrics import best_threshold
 from fakeseg.evaluation.protocol import (
     LayerMapCache,
@@ -41,26 +53,17 @@ def share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, help="a benchmark output folder")
-    parser.add_argument("--entry", default="mask", help="the run under RESULTS/runs/")
-    args = parser.parse_args()
-    metrics = json.loads((args.results / "metrics.json").read_text())
-    protocol = ProtocolConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in metrics["protocol"].items()})
-    data = Path(metrics["data"])
-    run = args.results / "runs" / args.entry
-    split = load_split(run / "split.json")
-    model = Localizer.load(run, device="cpu")
-    row = next(r for r in metrics["results"]["composites, with shortcut controls"]
-               if r["name"] == args.entry)
-    threshold = float(row["threshold"])
-    index = index_pairs(data)
-    val = [load_pair(p) for p in index.subset(split.val)]
-    test = [load_pair(p) for p in index.subset(split.test)]
+THIRDS = ("top", "middle", "bottom")
+
+
+def error_counts(model: Localizer, threshold: float, val: list[LoadedPair],
+                 test: list[LoadedPair], protocol: ProtocolConfig) -> Counter[str]:
+    """Pixel counts of hits, misses and false alarms on one split's controlled test composites,
+    split by image third and by what the pair oracle (the model's own backbone) can see."""
     parts = protocol_sets(val, test, protocol)["controlled"]
-    extractor = model.net.extractor
+    extractor = model.net.feature_extractor
+    if extractor is None:
+        raise SystemExit("the pair oracle needs a model with a feature extractor")
     cache: LayerMapCache = {}
     scales = fit_oracle_scales(extractor, parts["val"], cache=cache)
     oracle = oracle_scorer(extractor, scales, cache=cache)
@@ -68,18 +71,26 @@ def main() -> None:
     oracle_threshold, _ = best_threshold([oracle(i) for i in mixed_val],
                                          [i.mask for i in mixed_val])
     scorer = model_scorer(model)
-    counts: Counter[str] = Counter()  # pixel counts
-    thirds = ("top", "middle", "bottom")
+    pure_synthetic: dict[str, CompositeItem] = {
+        i.stem: i for i in parts["test"] if i.kind == "pure_synthetic"}
+    counts: Counter[str] = Counter()
     for item in parts["test"]:
         flagged = scorer(item) >= threshold
         real, height = ~item.mask, flagged.shape[0]
-        for b, name in enumerate(thirds):
+        for b, name in enumerate(THIRDS):
             rows = slice(b * height // 3, (b + 1) * height // 3)
             counts[f"real_{name}"] += int(real[rows].sum())
             counts[f"alarm_{name}"] += int((flagged & real)[rows].sum())
         if item.kind == "pure_real":
             counts["pure_real"] += flagged.size
             counts["alarm_pure_real"] += int(flagged.sum())
+            partner = pure_synthetic.get(item.stem)
+            if partner is not None and partner.mask.shape == flagged.shape:
+                differs = oracle(partner) >= oracle_threshold  # where R and S differ
+                counts["pure_real_visible"] += int(differs.sum())
+                counts["pure_real_invisible"] += int((~differs).sum())
+                counts["alarm_pure_real_visible"] += int((flagged & differs).sum())
+                counts["alarm_pure_real_invisible"] += int((flagged & ~differs).sum())
         elif is_mixed(item):
             visible = oracle(item) >= oracle_threshold
             counts["visible"] += int((item.mask & visible).sum())
@@ -88,8 +99,11 @@ def main() -> None:
             counts["hit_invisible"] += int((flagged & item.mask & ~visible).sum())
             counts["real"] += int(real.sum())
             counts["alarm_real"] += int((flagged & real).sum())
-    result = {
-        "entry": args.entry, "threshold": threshold, "oracle_threshold": float(oracle_threshold),
+    return counts
+
+
+def summary(counts: Counter[str]) -> dict[str, object]:
+    return {
         "invisible_share_of_synthetic": share(counts["invisible"],
                                               counts["visible"] + counts["invisible"]),
         "recall_visible": share(counts["hit_visible"], counts["visible"]),
@@ -97,12 +111,92 @@ def main() -> None:
         "false_alarms_real_pixels_in_composites": share(counts["alarm_real"], counts["real"]),
         "false_alarms_pure_real": share(counts["alarm_pure_real"], counts["pure_real"]),
         "false_alarms_real_by_third": {
-            name: share(counts[f"alarm_{name}"], counts[f"real_{name}"]) for name in thirds},
-        "test_pairs": split.test, "protocol": metrics["protocol"], "versions": versions(),
+            name: share(counts[f"alarm_{name}"], counts[f"real_{name}"]) for name in THIRDS},
+        "pure_real_share_where_r_equals_s": share(
+            counts["pure_real_invisible"],
+            counts["pure_real_visible"] + counts["pure_real_invisible"]),
+        "false_alarms_pure_real_where_r_differs": share(counts["alarm_pure_real_visible"],
+                                                        counts["pure_real_visible"]),
+        "false_alarms_pure_real_where_r_equals_s": share(counts["alarm_pure_real_invisible"],
+                                                         counts["pure_real_invisible"]),
+        "share_of_pure_real_alarms_where_r_equals_s": share(
+            counts["alarm_pure_real_invisible"],
+            counts["alarm_pure_real_visible"] + counts["alarm_pure_real_invisible"]),
     }
-    write_json(args.results / f"failure_analysis_{args.entry.replace(':', '_')}.json", result)
+
+
+def benchmark_entry(results: Path, entry: str) -> None:
+    metrics = json.loads((results / "metrics.json").read_text())
+    protocol = ProtocolConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in metrics["protocol"].items()})
+    index = index_pairs(Path(metrics["data"]))
+    run = results / "runs" / entry
+    split = load_split(run / "split.json")
+    row = next(r for r in metrics["results"]["composites, with shortcut controls"]
+               if r["name"] == entry)
+    threshold = float(row["threshold"])
+    counts = error_counts(Localizer.load(run, device="cpu"), threshold,
+                          [load_pair(p) for p in index.subset(split.val)],
+                          [load_pair(p) for p in index.subset(split.test)], protocol)
+    result = {"entry": entry, "threshold": threshold, **summary(counts),
+              "test_pairs": split.test, "protocol": metrics["protocol"],
+              "versions": versions()}
+    write_json(results / f"failure_analysis_{entry.replace(':', '_')}.json", result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("protocol", "versions")},
                      indent=1))
+
+
+def cross_validation_row(work: Path, row: str, data: Path, folds: int, repeats: int,
+                         out: Path) -> None:
+    """Counts summed over every fold of a finished ``bench_cv.py`` row."""
+    index = index_pairs(data)
+    protocol = ProtocolConfig(seed=TrainConfig().seed + 2024)  # cross_validate's default
+    total: Counter[str] = Counter()
+    per_fold = []
+    for repeat in range(repeats):
+        fold_protocol = dataclasses.replace(protocol, seed=protocol.seed + repeat)
+        for fold in range(folds):
+            run = work / f"repeat{repeat}" / f"fold{fold}" / "runs" / row
+            split = load_split(run / "split.json")
+            model = Localizer.load(run, device="cpu")
+            val = [load_pair(p) for p in index.subset(split.val)]
+            test = [load_pair(p) for p in index.subset(split.test)]
+            mixed_val = [i for i in protocol_sets(val, test, fold_protocol)["controlled"]["val"]
+                         if is_mixed(i)]
+            scorer = model_scorer(model)
+            threshold, _ = best_threshold([scorer(i) for i in mixed_val],
+                                          [i.mask for i in mixed_val])
+            counts = error_counts(model, threshold, val, test, fold_protocol)
+            total += counts
+            per_fold.append({"repeat": repeat, "fold": fold, "test_pairs": split.test,
+                             "threshold": float(threshold), **summary(counts)})
+            print(json.dumps(per_fold[-1]), flush=True)
+    result = {"row": row, "folds": folds, "repeats": repeats, **summary(total),
+              "per_fold": per_fold, "versions": versions()}
+    write_json(out / "failure_analysis.json", result)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("per_fold", "versions")},
+                     indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="a benchmark output folder, or with --cv "
+                        "bench_cv.py's work folder (runs/cv_vistas)")
+    parser.add_argument("--entry", default="mask", help="the run under RESULTS/runs/")
+    parser.add_argument("--cv", metavar="ROW", help="a finished bench_cv.py row instead")
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/epe_vistas"),
+                        help="--cv: the paired data the row was trained on")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="--cv: where failure_analysis.json goes")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.cv:
+        cross_validation_row(args.results, args.cv, args.data, args.folds, args.repeats,
+                             args.out or args.results)
+    else:
+        benchmark_entry(args.results, args.entry)
 
 
 if __name__ == "__main__":

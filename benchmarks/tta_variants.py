@@ -1,0 +1,129 @@
+"""Which test-time augmentation helps a trained FakeSegment: flips, scales, or both?
+
+Re-scores finished cross-validation runs (``bench_cv.py``; nothing is trained) under several
+test-time variants. Each variant is a mean of probability maps: the image's own, its mirror's
+(mirrored back), and those of the image resized by each scale (resized back, bilinear). Every
+variant chooses its own threshold on the fold's validation composites, as CV does.
+
+    python benchmarks/tta_variants.py --rows es0+lite0+steps1500@default --repeats 2
+
+Writes ``benchmarks/results/cv_vistas_tta/metrics.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fakeseg.config import TrainConfig, versions
+from fakeseg.data.pairs import index_pairs, load_pair
+from fakeseg.evaluation.protocol import (
+    ProtocolConfig,
+    probability_scorer,
+    protocol_sets,
+    score_items,
+)
+from fakeseg.inference.localizer import Localizer
+from fakeseg.io import write_json, write_text
+from fakeseg.numbers import mean_std
+from fakeseg.workflows.crossval import fold_splits
+
+HERE = Path(__file__).resolve().parent
+SHARED = Path("/work/shared/data/epe_vistas")
+# name → (flip, scales)
+VARIANTS: dict[str, tuple[bool, tuple[float, ...]]] = {
+    "none": (False, (1.0,)),
+    "flip": (True, (1.0,)),
+    "scales 0.75 1 1.25": (False, (0.75, 1.0, 1.25)),
+    "scales 1 1.25": (False, (1.0, 1.25)),
+    "flip + scales 1 1.25": (True, (1.0, 1.25)),
+}
+METRICS = ("dice", "iou", "pixel_auc", "fp_real", "threshold")
+
+
+def tta_probabilities(model: Localizer, flip: bool, scales: Sequence[float]
+                      ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """(1, 3, H, W) → the mean probability map over ``scales`` (each with ``flip``)."""
+    def run(image: torch.Tensor) -> torch.Tensor:
+        size = image.shape[-2:]
+        total = torch.zeros((image.shape[0], 1, *size))
+        for scale in scales:
+            resized = image if scale == 1.0 else F.interpolate(
+                image, scale_factor=scale, mode="bilinear", align_corners=False,
+                antialias=scale < 1.0).clamp(0.0, 1.0)
+            probs = model.predict_tensor(resized, flip_tta=flip)
+            total += probs if scale == 1.0 else F.interpolate(
+                probs, size=size, mode="bilinear", align_corners=False)
+        return total / len(scales)
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="es0+lite0+steps1500@default")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated names of VARIANTS")
+    parser.add_argument("--work", type=Path, default=Path("runs/cv_vistas"))
+    parser.add_argument("--vistas", type=Path, default=SHARED)
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "cv_vistas_tta")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    variants = args.variants.split(",")
+    base = TrainConfig(val_fraction=0.2)  # the @default rows' split (bench_cv.py)
+    index = index_pairs(args.vistas)
+    protocol = ProtocolConfig(seed=base.seed + 2024)  # cross_validate's default
+    results: dict[str, dict[str, list[dict[str, float | None]]]] = {}
+    for repeat in range(args.repeats):
+        splits = fold_splits(index.stems, args.folds, val_fraction=base.val_fraction,
+                             seed=base.seed + repeat)
+        fold_protocol = dataclasses.replace(protocol, seed=protocol.seed + repeat)
+        for fold, split in enumerate(splits):
+            loaded = {p.stem: load_pair(p) for p in index.subset(split.val + split.test)}
+            sets = protocol_sets([loaded[s] for s in split.val],
+                                 [loaded[s] for s in split.test], fold_protocol)["controlled"]
+            for row in args.rows.split(","):
+                model = Localizer.load(args.work / f"repeat{repeat}" / f"fold{fold}" / "runs"
+                                       / row, device="cpu")
+                for variant in variants:
+                    flip, scales = VARIANTS[variant]
+                    scorer = probability_scorer(tta_probabilities(model, flip, scales))
+                    scores = score_items(row, scorer, sets["val"], sets["test"])
+                    found = {"repeat": repeat, "fold": fold, "threshold": scores.threshold,
+                             "fp_real": scores.fp_real,
+                             **{k: scores.overall[k] for k in ("dice", "iou", "pixel_auc")}}
+                    results.setdefault(row, {}).setdefault(variant, []).append(found)
+                    print(f"repeat {repeat} fold {fold} {row} [{variant}]: " + " ".join(
+                        f"{k} {found[k]:.3f}" for k in METRICS if found[k] is not None),
+                        flush=True)
+    lines = ["# Test-time augmentation variants on finished CV runs", "",
+             f"{args.folds}-fold CV × {args.repeats} repeat(s) of `bench_cv.py` (nothing "
+             "retrained), controlled composites; mean ± sample std over folds; Dice per fold "
+             "in the last column, every fold in the JSON.", "",
+             "| row | test-time variant | Dice | IoU | pixel AUC | FP real | thr | Dice per fold |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row, by_variant in results.items():
+        for variant, folds in by_variant.items():
+            cells = []
+            for metric in METRICS:
+                mean, std = mean_std(f[metric] for f in folds)
+                cells.append("–" if mean is None else f"{mean:.3f} ± {std or 0:.3f}")
+            per_fold = " / ".join(f"{f['dice']:.3f}" for f in folds)
+            lines.append(f"| {row} | {variant} | " + " | ".join(cells) + f" | {per_fold} |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "metrics.json", {"rows": results, "variants": {
+        v: {"flip": VARIANTS[v][0], "scales": list(VARIANTS[v][1])} for v in variants},
+        "versions": versions(), "protocol": {"seed": protocol.seed}})
+    write_text(args.out / "metrics.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from fakeseg.config import TrainConfig, to_dict, versions
+from fakeseg.features.backbones import FeatureExtractor
 from fakeseg.inference.backends import OnnxBackend, onnx_available, to_onnx
 from fakeseg.inference.localizer import Localizer
 from fakeseg.io import write_json, write_text
@@ -57,6 +58,10 @@ def main() -> None:
     model = Localizer(net, meta, "cpu")
     images = torch.rand(args.n, 3, args.size, args.size,
                         generator=torch.Generator().manual_seed(0))
+
+    for module in net.modules():  # the backbone's own body, BatchNorm unfolded
+        if isinstance(module, FeatureExtractor):
+            module.fold_without_grad = False
 
     def before(batch: torch.Tensor) -> torch.Tensor:  # the pre-issue-14 predict_tensor
         with torch.no_grad():

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from fakeseg.config import TrainConfig, to_dict, versions
+from fakeseg.features.optimize import inference_copy
 from fakeseg.io import write_json
-from fakeseg.models.optimize import inference_copy
 from fakeseg.models.registry import build_model
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -13,9 +13,9 @@ from torch import nn
 from fakeseg.cli import main
 from fakeseg.config import TrainConfig, to_dict
 from fakeseg.errors import FakesegError
+from fakeseg.features.optimize import fold_batchnorm, inference_copy
 from fakeseg.inference.backends import ONNX_FILE, onnx_available
 from fakeseg.inference.localizer import Localizer
-from fakeseg.models.optimize import fold_batchnorm, inference_copy
 from fakeseg.models.registry import build_model
 from tests.test_fakesegment import TINY
 

@@ -204,6 +204,52 @@ def test_same_weights_for_both_images() -> None:
         assert torch.equal(clone(real)[extractor.layers[-1]], first[extractor.layers[-1]])
 
 
+def _features(extractor: nn.Module, image: torch.Tensor, *, grad: bool
+              ) -> dict[str, torch.Tensor]:
+    with torch.set_grad_enabled(grad):
+        return {k: v.detach() for k, v in extractor(image).items()}
+
+
+@pytest.mark.parametrize("name", [MOBILENET_V2, "efficientnet_lite0"])
+def test_without_gradients_the_folded_body_gives_the_same_features(name: str) -> None:
+    torch.manual_seed(0)
+    extractor = build_backbone(name, weights="random")
+    image = _image()
+    folded, plain = _features(extractor, image, grad=False), _features(extractor, image,
+                                                                          grad=True)
+    body = extractor.folded_body(image.device)
+    assert body is not extractor.body
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in body.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in extractor.body.modules())  # untouched
+    for layer in extractor.layers:
+        assert folded[layer].is_contiguous()  # the caller's layout comes back
+        scale = plain[layer].abs().max()
+        torch.testing.assert_close(folded[layer], plain[layer], rtol=1e-4,
+                                   atol=float(1e-5 * scale))
+
+
+def test_the_folded_body_follows_every_change_of_the_weights() -> None:
+    torch.manual_seed(0)
+    extractor = build_backbone("efficientnet_lite0", weights="random")
+    image, last = _image(), extractor.layers[-1]
+    before = _features(extractor, image, grad=False)[last]
+    body = extractor.folded_body(image.device)
+    # an in-place rewrite with the same values (DDP's buffer broadcast) keeps the copy
+    for buffer in extractor.body.buffers():
+        buffer.copy_(buffer.clone())
+    assert extractor.folded_body(image.device) is body
+    # new weights (a checkpoint loaded into it) rebuild it: never a stale answer
+    state = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in extractor.state_dict().items()}
+    extractor.load_state_dict(state)
+    after = _features(extractor, image, grad=False)[last]
+    assert not torch.allclose(after, before)
+    torch.testing.assert_close(after, _features(extractor, image, grad=True)[last], rtol=1e-4,
+                               atol=float(1e-5 * after.abs().max()))
+    # a copy starts without the folded body of the original
+    assert copy.deepcopy(extractor)._folded is None
+
+
 def test_random_init_follows_caller_seed() -> None:
     torch.manual_seed(3)
     a = build_backbone("efficientnet_lite0", weights="random").state_dict()

@@ -9,6 +9,8 @@ than that are dropped from the body when it is built.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fakeseg.errors import FakesegError
+from fakeseg.features.optimize import fold_batchnorm
 from fakeseg.features.weights import StateFormat, map_lukemelas_to_timm, strip_prefix
 
 MIN_INPUT = 32  # every backbone's default taps work from 32×32 up
@@ -77,6 +80,17 @@ class Normalize(nn.Module):
         return (x.to(self.mean.dtype) - self.mean) / self.std
 
 
+@dataclass(frozen=True)
+class FoldedBody:
+    """A body's folded copy and what it was made from: the (address, version) of every weight
+    and buffer, the device, and their sums (which tell an in-place rewrite of the same values)."""
+
+    key: tuple[Any, ...] | None
+    device: torch.device
+    content: tuple[float, ...]
+    body: nn.Module
+
+
 class FeaturePyramid(nn.Module):
     """What every frozen extractor offers: ``forward(x) -> {layer: (B, C, h, w)}``.
 
@@ -105,6 +119,9 @@ class FeaturePyramid(nn.Module):
 class FeatureExtractor(FeaturePyramid):
     """One backbone's frozen SSD feature pyramid (see :class:`FeaturePyramid`)."""
 
+    #: without gradients, run :meth:`folded_body` (False: the body itself, the reference path)
+    fold_without_grad: bool = True
+
     def __init__(self, name: str, body: nn.Module, plan: Sequence[Stage],
                  infos: Sequence[LayerInfo], layers: Sequence[str], *,
                  mean: Sequence[float], std: Sequence[float], weights_tag: str = "random",
@@ -131,6 +148,36 @@ class FeatureExtractor(FeaturePyramid):
         self.normalize = Normalize(mean, std)
         self.requires_grad_(False)
         self.eval()
+        self._folded: FoldedBody | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies (``copy.deepcopy``, pickling) start without the folded body."""
+        return {**super().__getstate__(), "_folded": None}
+
+    def folded_body(self, device: torch.device) -> nn.Module:
+        """:attr:`body` with BatchNorm folded, channels-last (see :mod:`.optimize`): about
+        twice as fast on the CPU, equal within ~1e-5. Rebuilt whenever a weight or buffer of
+        the body is replaced or changed in place; a body without BatchNorm is itself."""
+        tensors = [*self.body.parameters(), *self.body.buffers()]
+        try:
+            key = (device, tuple((t.data_ptr(), t._version) for t in tensors))
+        except RuntimeError:  # inference-mode tensors keep no version counter: content decides
+            key = None
+        cached = self._folded
+        if cached is not None and key is not None and cached.key == key:
+            return cached.body
+        # a version bump that left every value as it was (DDP's buffer broadcast) keeps the copy
+        content = tuple(torch.stack([t.detach().double().sum() for t in tensors]).tolist())
+        if cached is not None and cached.device == device and cached.content == content:
+            self._folded = dataclasses.replace(cached, key=key)
+            return cached.body
+        body: nn.Module = self.body
+        if any(isinstance(m, nn.BatchNorm2d) for m in self.body.modules()):
+            body = copy.deepcopy(self.body).eval()
+            fold_batchnorm(body)
+            body = body.to(memory_format=torch.channels_last)
+        self._folded = FoldedBody(key, device, content, body)
+        return body
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != 3:
@@ -144,18 +191,27 @@ class FeatureExtractor(FeaturePyramid):
                 f"need at least {self.min_input_size}x{self.min_input_size} pixels (resize the "
                 "image or drop the deep layers)")
         x = self.normalize(x)
+        body, layout = self.body, None
+        if self.fold_without_grad and not torch.is_grad_enabled() and not torch.jit.is_tracing():
+            # frozen and no gradient wanted (training S, validation, targets): the folded copy
+            body = self.folded_body(x.device)
+            if not x.is_contiguous(memory_format=torch.channels_last):
+                layout = torch.contiguous_format  # hand back the layout the caller gave
+            x = x.contiguous(memory_format=torch.channels_last)
         out: dict[str, torch.Tensor] = {}
         for stage in self._plan:
             # looked up by path on every call (microseconds), so a module swapped into the
             # body (BatchNorm folded for inference, a copy) is always the one that runs
             for path in stage.paths:
-                x = self.body.get_submodule(path)(x)
+                x = body.get_submodule(path)(x)
             if stage.tap in self.channels:
-                out[stage.tap] = self._l2norm(x) if stage.post == "l2norm" else x
+                tap = self._l2norm(body, x) if stage.post == "l2norm" else x
+                out[stage.tap] = tap if layout is None else tap.contiguous(memory_format=layout)
         return out
 
-    def _l2norm(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.body.get_parameter("scale_weight")
+    @staticmethod
+    def _l2norm(body: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        scale = body.get_parameter("scale_weight")
         return scale.view(1, -1, 1, 1) * F.normalize(x)
 
 

@@ -24,8 +24,8 @@ import torch
 
 from fakeseg.device import keep_freed_memory
 from fakeseg.errors import FakesegError, printable
+from fakeseg.features.optimize import inference_copy
 from fakeseg.models.base import Segmenter
-from fakeseg.models.optimize import inference_copy
 
 BACKENDS = ("torch", "onnx")
 ONNX_FILE = "model.onnx"

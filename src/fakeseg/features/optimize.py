@@ -1,8 +1,11 @@
-"""Exact inference rewrites of a trained segmenter: BatchNorm folded into convolutions,
-channels-last memory layout.
+"""Exact rewrites of a frozen or trained net for running it without gradients: BatchNorm
+folded into convolutions, channels-last memory layout.
 
 Both change only the order of floating-point operations (maps agree within ~1e-5), never the
-function; the original module is left untouched (checkpoints keep their keys).
+function; the original module is left untouched (checkpoints keep their keys). Prediction runs
+an :func:`inference_copy` of the whole segmenter; a frozen backbone runs a folded copy of its
+body whenever no gradient is needed (:class:`fakeseg.features.backbones.FeatureExtractor`), in
+training too.
 """
 
 from __future__ import annotations

@@ -36,6 +36,11 @@ GRID: dict[str, tuple[str, dict[str, Any]]] = {
     "lite0": ("backbone efficientnet_lite0", {"backbone": "efficientnet_lite0"}),
     "both": ("backbones efficientnet_lite0 and ssdlite_mobilenet_v2 concatenated (each with "
              "its default taps)", {"backbone": "efficientnet_lite0+ssdlite_mobilenet_v2"}),
+    "taps6": ("efficientnet_lite0 taps stage1, stage2, stage4 and stage6 (stride 32: more "
+              "context)", {"layers": ["stage1", "stage2", "stage4", "stage6"]}),
+    "reduce64": ("64 channels per tapped layer into S (was 32)", {"reduce_channels": 64}),
+    "lr2e-3": ("learning rate 2e-3 (was 1e-3)", {"lr": 2e-3}),
+    "lr5e-4": ("learning rate 5e-4 (was 1e-3)", {"lr": 5e-4}),
     "crop256": ("crop 256 (4× pixels per step)", {"crop_size": 256}),
     "batch2": ("batch 2 (with crop256: the pixels per step of crop 128, batch 8)",
                {"batch_size": 2}),

@@ -238,6 +238,10 @@ def test_the_folded_body_follows_every_change_of_the_weights() -> None:
     for buffer in extractor.body.buffers():
         buffer.copy_(buffer.clone())
     assert extractor.folded_body(image.device) is body
+    # values moved but every sum kept (a weight reversed in place) still rebuild it
+    weight = next(extractor.body.parameters())
+    weight.copy_(weight.flatten().flip(0).view_as(weight))
+    assert extractor.folded_body(image.device) is not body
     # new weights (a checkpoint loaded into it) rebuild it: never a stale answer
     state = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
              for k, v in extractor.state_dict().items()}

@@ -83,12 +83,19 @@ class Normalize(nn.Module):
 @dataclass(frozen=True)
 class FoldedBody:
     """A body's folded copy and what it was made from: the (address, version) of every weight
-    and buffer, the device, and their sums (which tell an in-place rewrite of the same values)."""
+    and buffer, the device, and a copy of their values (which tells an in-place rewrite of the
+    same values from a change)."""
 
     key: tuple[Any, ...] | None
     device: torch.device
-    content: tuple[float, ...]
+    source: tuple[torch.Tensor, ...]
     body: nn.Module
+
+    def made_from(self, tensors: Sequence[torch.Tensor], device: torch.device) -> bool:
+        """Whether ``tensors`` hold exactly the values this copy was folded from."""
+        return self.device == device and len(self.source) == len(tensors) and all(
+            a.device == b.device and a.shape == b.shape and torch.equal(a, b)
+            for a, b in zip(self.source, tensors, strict=True))
 
 
 class FeaturePyramid(nn.Module):
@@ -157,7 +164,8 @@ class FeatureExtractor(FeaturePyramid):
     def folded_body(self, device: torch.device) -> nn.Module:
         """:attr:`body` with BatchNorm folded, channels-last (see :mod:`.optimize`): about
         twice as fast on the CPU, equal within ~1e-5. Rebuilt whenever a weight or buffer of
-        the body is replaced or changed in place; a body without BatchNorm is itself."""
+        the body changes value (it keeps a copy of the values it was made from); a body
+        without BatchNorm is itself."""
         tensors = [*self.body.parameters(), *self.body.buffers()]
         try:
             key = (device, tuple((t.data_ptr(), t._version) for t in tensors))
@@ -167,8 +175,7 @@ class FeatureExtractor(FeaturePyramid):
         if cached is not None and key is not None and cached.key == key:
             return cached.body
         # a version bump that left every value as it was (DDP's buffer broadcast) keeps the copy
-        content = tuple(torch.stack([t.detach().double().sum() for t in tensors]).tolist())
-        if cached is not None and cached.device == device and cached.content == content:
+        if cached is not None and cached.made_from(tensors, device):
             self._folded = dataclasses.replace(cached, key=key)
             return cached.body
         body: nn.Module = self.body
@@ -176,7 +183,8 @@ class FeatureExtractor(FeaturePyramid):
             body = copy.deepcopy(self.body).eval()
             fold_batchnorm(body)
             body = body.to(memory_format=torch.channels_last)
-        self._folded = FoldedBody(key, device, content, body)
+        source = tuple(t.detach().clone() for t in tensors)
+        self._folded = FoldedBody(key, device, source, body)
         return body
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -25,7 +25,6 @@ composites as CV does, counts summed over folds) ``failure_analysis.json`` in ``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -34,8 +33,7 @@ import torch
 
 from fakeseg.config import TrainConfig, versions
 from fakeseg.data.composites import CompositeItem
-from fakeseg.data.pairs import LoadedPair, index_pairs, load_pair, load_split
-from fakeseg.evaluation.metrics import best_threshold
+from fakeseg.data.pairs import index_pairs, load_split
 from fakeseg.evaluation.protocol import (
     LayerMapCache,
     ProtocolConfig,
@@ -43,10 +41,11 @@ from fakeseg.evaluation.protocol import (
     is_mixed,
     model_scorer,
     oracle_scorer,
-    protocol_sets,
+    validation_threshold,
 )
 from fakeseg.inference.localizer import Localizer
 from fakeseg.io import write_json
+from fakeseg.workflows.crossval import plan_folds, split_sets
 
 
 def share(part: int, whole: int) -> float | None:
@@ -56,20 +55,18 @@ def share(part: int, whole: int) -> float | None:
 THIRDS = ("top", "middle", "bottom")
 
 
-def error_counts(model: Localizer, threshold: float, val: list[LoadedPair],
-                 test: list[LoadedPair], protocol: ProtocolConfig) -> Counter[str]:
-    """Pixel counts of hits, misses and false alarms on one split's controlled test composites,
-    split by image third and by what the pair oracle (the model's own backbone) can see."""
-    parts = protocol_sets(val, test, protocol)["controlled"]
+def error_counts(model: Localizer, threshold: float, parts: dict[str, list[CompositeItem]]
+                 ) -> tuple[Counter[str], float]:
+    """Pixel counts of hits, misses and false alarms on one split's controlled test composites
+    (``parts``: "val" and "test"), split by image third and by what the pair oracle (the
+    model's own backbone) can see; and the oracle's threshold, chosen on "val"."""
     extractor = model.net.feature_extractor
     if extractor is None:
         raise SystemExit("the pair oracle needs a model with a feature extractor")
     cache: LayerMapCache = {}
     scales = fit_oracle_scales(extractor, parts["val"], cache=cache)
     oracle = oracle_scorer(extractor, scales, cache=cache)
-    mixed_val = [i for i in parts["val"] if is_mixed(i)]
-    oracle_threshold, _ = best_threshold([oracle(i) for i in mixed_val],
-                                         [i.mask for i in mixed_val])
+    oracle_threshold = validation_threshold(oracle, parts["val"])
     scorer = model_scorer(model)
     pure_synthetic: dict[str, CompositeItem] = {
         i.stem: i for i in parts["test"] if i.kind == "pure_synthetic"}
@@ -99,7 +96,7 @@ def error_counts(model: Localizer, threshold: float, val: list[LoadedPair],
             counts["hit_invisible"] += int((flagged & item.mask & ~visible).sum())
             counts["real"] += int(real.sum())
             counts["alarm_real"] += int((flagged & real).sum())
-    return counts
+    return counts, oracle_threshold
 
 
 def summary(counts: Counter[str]) -> dict[str, object]:
@@ -129,17 +126,15 @@ def benchmark_entry(results: Path, entry: str) -> None:
     metrics = json.loads((results / "metrics.json").read_text())
     protocol = ProtocolConfig(**{k: tuple(v) if isinstance(v, list) else v
                                  for k, v in metrics["protocol"].items()})
-    index = index_pairs(Path(metrics["data"]))
     run = results / "runs" / entry
     split = load_split(run / "split.json")
     row = next(r for r in metrics["results"]["composites, with shortcut controls"]
                if r["name"] == entry)
     threshold = float(row["threshold"])
-    counts = error_counts(Localizer.load(run, device="cpu"), threshold,
-                          [load_pair(p) for p in index.subset(split.val)],
-                          [load_pair(p) for p in index.subset(split.test)], protocol)
-    result = {"entry": entry, "threshold": threshold, **summary(counts),
-              "test_pairs": split.test, "protocol": metrics["protocol"],
+    parts = split_sets(index_pairs(Path(metrics["data"])), split, protocol)["controlled"]
+    counts, oracle_threshold = error_counts(Localizer.load(run, device="cpu"), threshold, parts)
+    result = {"entry": entry, "threshold": threshold, "oracle_threshold": oracle_threshold,
+              **summary(counts), "test_pairs": split.test, "protocol": metrics["protocol"],
               "versions": versions()}
     write_json(results / f"failure_analysis_{entry.replace(':', '_')}.json", result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("protocol", "versions")},
@@ -148,29 +143,23 @@ def benchmark_entry(results: Path, entry: str) -> None:
 
 def cross_validation_row(work: Path, row: str, data: Path, folds: int, repeats: int,
                          out: Path) -> None:
-    """Counts summed over every fold of a finished ``bench_cv.py`` row."""
+    """Counts summed over every fold of a finished ``bench_cv.py`` @default row, each fold at
+    the threshold CV chose (micro F1 on its validation composites)."""
     index = index_pairs(data)
-    protocol = ProtocolConfig(seed=TrainConfig().seed + 2024)  # cross_validate's default
     total: Counter[str] = Counter()
     per_fold = []
-    for repeat in range(repeats):
-        fold_protocol = dataclasses.replace(protocol, seed=protocol.seed + repeat)
-        for fold in range(folds):
-            run = work / f"repeat{repeat}" / f"fold{fold}" / "runs" / row
-            split = load_split(run / "split.json")
-            model = Localizer.load(run, device="cpu")
-            val = [load_pair(p) for p in index.subset(split.val)]
-            test = [load_pair(p) for p in index.subset(split.test)]
-            mixed_val = [i for i in protocol_sets(val, test, fold_protocol)["controlled"]["val"]
-                         if is_mixed(i)]
-            scorer = model_scorer(model)
-            threshold, _ = best_threshold([scorer(i) for i in mixed_val],
-                                          [i.mask for i in mixed_val])
-            counts = error_counts(model, threshold, val, test, fold_protocol)
-            total += counts
-            per_fold.append({"repeat": repeat, "fold": fold, "test_pairs": split.test,
-                             "threshold": float(threshold), **summary(counts)})
-            print(json.dumps(per_fold[-1]), flush=True)
+    base = TrainConfig(val_fraction=0.2)  # the @default rows' split (bench_cv.py)
+    for planned in plan_folds(index.stems, folds, repeats, base):
+        parts = split_sets(index, planned.split, planned.protocol)["controlled"]
+        model = Localizer.load(work / f"repeat{planned.repeat}" / f"fold{planned.fold}" / "runs"
+                               / row, device="cpu")
+        threshold = validation_threshold(model_scorer(model), parts["val"])
+        counts, oracle_threshold = error_counts(model, threshold, parts)
+        total += counts
+        per_fold.append({"repeat": planned.repeat, "fold": planned.fold,
+                         "test_pairs": planned.split.test, "threshold": threshold,
+                         "oracle_threshold": oracle_threshold, **summary(counts)})
+        print(json.dumps(per_fold[-1]), flush=True)
     result = {"row": row, "folds": folds, "repeats": repeats, **summary(total),
               "per_fold": per_fold, "versions": versions()}
     write_json(out / "failure_analysis.json", result)

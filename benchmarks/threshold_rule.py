@@ -19,19 +19,17 @@ from pathlib import Path
 import torch
 
 from fakeseg.config import TrainConfig, versions
-from fakeseg.data.pairs import index_pairs, load_pair
+from fakeseg.data.pairs import index_pairs
 from fakeseg.evaluation import metrics as M
 from fakeseg.evaluation.protocol import (
-    ProtocolConfig,
     is_mixed,
     model_scorer,
-    protocol_sets,
     score_items,
 )
 from fakeseg.inference.localizer import Localizer
 from fakeseg.io import write_json, write_text
 from fakeseg.numbers import mean_std
-from fakeseg.workflows.crossval import fold_splits
+from fakeseg.workflows.crossval import plan_folds, split_sets
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path("/work/shared/data/epe_vistas")
@@ -52,13 +50,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     base = TrainConfig(val_fraction=0.2)  # the @default rows' split (bench_cv.py)
     index = index_pairs(args.vistas)
-    protocol = ProtocolConfig(seed=base.seed + 2024)  # cross_validate's default
-    splits = fold_splits(index.stems, args.folds, val_fraction=base.val_fraction, seed=base.seed)
+    plan = plan_folds(index.stems, args.folds, 1, base)
     results: dict[str, dict[str, list[dict[str, float | None]]]] = {}
-    for fold, split in enumerate(splits):
-        loaded = {p.stem: load_pair(p) for p in index.subset(split.val + split.test)}
-        sets = protocol_sets([loaded[s] for s in split.val], [loaded[s] for s in split.test],
-                             protocol)["controlled"]
+    for planned in plan:
+        fold = planned.fold
+        sets = split_sets(index, planned.split, planned.protocol)["controlled"]
         for row in args.rows.split(","):
             model = Localizer.load(args.work / "repeat0" / f"fold{fold}" / "runs" / row,
                                    device="cpu")
@@ -92,7 +88,7 @@ def main() -> None:
             lines.append(f"| {row} | {rule} | " + " | ".join(cells) + " |")
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "metrics.json", {"rows": results, "versions": versions(),
-                                           "protocol": {"seed": protocol.seed}})
+                                           "protocol": {"seed": plan[0].protocol.seed}})
     write_text(args.out / "metrics.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

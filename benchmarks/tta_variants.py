@@ -13,7 +13,6 @@ Writes ``benchmarks/results/cv_vistas_tta/metrics.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,17 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from fakeseg.config import TrainConfig, versions
-from fakeseg.data.pairs import index_pairs, load_pair
-from fakeseg.evaluation.protocol import (
-    ProtocolConfig,
-    probability_scorer,
-    protocol_sets,
-    score_items,
-)
+from fakeseg.data.pairs import index_pairs
+from fakeseg.evaluation.protocol import probability_scorer, score_items
 from fakeseg.inference.localizer import Localizer
 from fakeseg.io import write_json, write_text
 from fakeseg.numbers import mean_std
-from fakeseg.workflows.crossval import fold_splits
+from fakeseg.workflows.crossval import plan_folds, split_sets
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path("/work/shared/data/epe_vistas")
@@ -79,30 +73,25 @@ def main() -> None:
     variants = args.variants.split(",")
     base = TrainConfig(val_fraction=0.2)  # the @default rows' split (bench_cv.py)
     index = index_pairs(args.vistas)
-    protocol = ProtocolConfig(seed=base.seed + 2024)  # cross_validate's default
     results: dict[str, dict[str, list[dict[str, float | None]]]] = {}
-    for repeat in range(args.repeats):
-        splits = fold_splits(index.stems, args.folds, val_fraction=base.val_fraction,
-                             seed=base.seed + repeat)
-        fold_protocol = dataclasses.replace(protocol, seed=protocol.seed + repeat)
-        for fold, split in enumerate(splits):
-            loaded = {p.stem: load_pair(p) for p in index.subset(split.val + split.test)}
-            sets = protocol_sets([loaded[s] for s in split.val],
-                                 [loaded[s] for s in split.test], fold_protocol)["controlled"]
-            for row in args.rows.split(","):
-                model = Localizer.load(args.work / f"repeat{repeat}" / f"fold{fold}" / "runs"
-                                       / row, device="cpu")
-                for variant in variants:
-                    flip, scales = VARIANTS[variant]
-                    scorer = probability_scorer(tta_probabilities(model, flip, scales))
-                    scores = score_items(row, scorer, sets["val"], sets["test"])
-                    found = {"repeat": repeat, "fold": fold, "threshold": scores.threshold,
-                             "fp_real": scores.fp_real,
-                             **{k: scores.overall[k] for k in ("dice", "iou", "pixel_auc")}}
-                    results.setdefault(row, {}).setdefault(variant, []).append(found)
-                    print(f"repeat {repeat} fold {fold} {row} [{variant}]: " + " ".join(
-                        f"{k} {found[k]:.3f}" for k in METRICS if found[k] is not None),
-                        flush=True)
+    plan = plan_folds(index.stems, args.folds, args.repeats, base)
+    for planned in plan:
+        repeat, fold = planned.repeat, planned.fold
+        sets = split_sets(index, planned.split, planned.protocol)["controlled"]
+        for row in args.rows.split(","):
+            model = Localizer.load(args.work / f"repeat{repeat}" / f"fold{fold}" / "runs" / row,
+                                   device="cpu")
+            for variant in variants:
+                flip, scales = VARIANTS[variant]
+                scorer = probability_scorer(tta_probabilities(model, flip, scales))
+                scores = score_items(row, scorer, sets["val"], sets["test"])
+                found = {"repeat": repeat, "fold": fold, "threshold": scores.threshold,
+                         "fp_real": scores.fp_real,
+                         **{k: scores.overall[k] for k in ("dice", "iou", "pixel_auc")}}
+                results.setdefault(row, {}).setdefault(variant, []).append(found)
+                print(f"repeat {repeat} fold {fold} {row} [{variant}]: " + " ".join(
+                    f"{k} {found[k]:.3f}" for k in METRICS if found[k] is not None),
+                    flush=True)
     lines = ["# Test-time augmentation variants on finished CV runs", "",
              f"{args.folds}-fold CV × {args.repeats} repeat(s) of `bench_cv.py` (nothing "
              "retrained), controlled composites; mean ± sample std over folds; Dice per fold "
@@ -120,7 +109,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "metrics.json", {"rows": results, "variants": {
         v: {"flip": VARIANTS[v][0], "scales": list(VARIANTS[v][1])} for v in variants},
-        "versions": versions(), "protocol": {"seed": protocol.seed}})
+        "versions": versions(), "protocol": {"seed": plan[0].protocol.seed}})
     write_text(args.out / "metrics.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

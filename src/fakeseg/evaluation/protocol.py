@@ -186,6 +186,13 @@ def _undefined_pixels() -> dict[str, Any]:
                              "pixel_auc")), "n_images": 0, PIXELS_UNDEFINED_KEY: PIXELS_UNDEFINED}
 
 
+def validation_threshold(scorer: Scorer, val: Sequence[CompositeItem]) -> float:
+    """The threshold a method is scored at: micro-F1 optimal on the mixed ``val`` composites."""
+    mixed_val = [i for i in val if is_mixed(i)]
+    threshold, _ = M.best_threshold([scorer(i) for i in mixed_val], [i.mask for i in mixed_val])
+    return float(threshold)
+
+
 def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
                 test: Sequence[CompositeItem], *, threshold: float | None = None,
                 class_names: dict[int, str] | None = None,
@@ -198,8 +205,7 @@ def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
     started = time.time()
     source = "given"
     if threshold is None:
-        mixed_val = [i for i in val if is_mixed(i)]
-        threshold, _ = M.best_threshold([scorer(i) for i in mixed_val], [i.mask for i in mixed_val])
+        threshold = validation_threshold(scorer, val)
         source = "validation composites (micro F1)"
     probs = [scorer(i) for i in test]
     seconds = time.time() - started

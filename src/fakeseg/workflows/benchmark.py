@@ -71,6 +71,11 @@ class BenchmarkResult:
     runs: dict[str, Path]
 
 
+def default_protocol(base: TrainConfig) -> ProtocolConfig:
+    """The composites a benchmark scores when none is given: seeded apart from training's."""
+    return ProtocolConfig(seed=base.seed + 2024)
+
+
 def check_trainable(model: str) -> None:
     """A one-line error unless ``model`` is a trainable registered model."""
     from fakeseg.models.registry import MODELS
@@ -173,7 +178,7 @@ def benchmark(data: str | Path, out: str | Path, *,
         raise FakesegError("benchmark entries need distinct names")
     for _, config in entries:  # before any training: a typo must not cost the runs before it
         check_trainable(config.model)
-    protocol = protocol or ProtocolConfig(seed=base.seed + 2024)
+    protocol = protocol or default_protocol(base)
     trained: list[tuple[str, Any, float, int]] = []
     for number, (name, config) in enumerate(entries, 1):
         run_dir = out / "runs" / name

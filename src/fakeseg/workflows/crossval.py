@@ -46,6 +46,7 @@ from fakeseg.workflows.benchmark import (
     DEFAULT_METHODS,
     PAPER_TABLE1,
     check_trainable,
+    default_protocol,
     method_config,
     same_run_config,
     train_entry,
@@ -78,6 +79,28 @@ def fold_splits(stems: Sequence[str], folds: int, *, val_fraction: float,
                             "use fewer folds or a smaller val_fraction")
         splits.append(Split(sorted(rest[n_val:]), sorted(rest[:n_val]), sorted(test), seed))
     return splits
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One test fold of a cross-validation: its split and the composites it is scored on."""
+
+    repeat: int
+    fold: int
+    split: Split
+    protocol: ProtocolConfig
+
+
+def plan_folds(stems: Sequence[str], folds: int, repeats: int, base: TrainConfig,
+               protocol: ProtocolConfig | None = None) -> list[Fold]:
+    """Every fold of every repeat, in order. Repeat r shuffles the pairs with seed
+    ``base.seed + r`` and draws its composites with ``protocol.seed + r`` (the protocol
+    defaults to the benchmark's); scripts that rescore finished runs use this same plan."""
+    protocol = protocol or default_protocol(base)
+    return [Fold(repeat, fold, split, dataclasses.replace(protocol, seed=protocol.seed + repeat))
+            for repeat in range(repeats)
+            for fold, split in enumerate(fold_splits(stems, folds, val_fraction=base.val_fraction,
+                                                     seed=base.seed + repeat))]
 
 
 @dataclass
@@ -144,17 +167,22 @@ def _read_scores(path: Path, key: dict[str, Any], config: TrainConfig | None = N
     return rows
 
 
+def split_sets(index: PairIndex, split: Split, protocol: ProtocolConfig, *,
+               allow_resize: bool = False, sections: Sequence[str] = tuple(SECTION_TITLES)
+               ) -> dict[str, dict[str, list[CompositeItem]]]:
+    """A split's composite sets (section → "val"/"test" → items), each pair decoded once."""
+    loaded = {pair.stem: load_pair(pair, allow_resize=allow_resize)
+              for pair in index.subset(split.val + split.test)}
+    sets = protocol_sets([loaded[s] for s in split.val], [loaded[s] for s in split.test],
+                         protocol)
+    return {name: parts for name, parts in sets.items() if name in sections}
+
+
 def _lazy_sets(index: PairIndex, split: Split, protocol: ProtocolConfig, allow_resize: bool,
                sections: Sequence[str]) -> Callable[[], dict[str, dict[str, list[CompositeItem]]]]:
     """A fold's composite sets, built on the first call only (nothing to score: never)."""
-    @functools.cache
-    def build() -> dict[str, dict[str, list[CompositeItem]]]:
-        loaded = {pair.stem: load_pair(pair, allow_resize=allow_resize)
-                  for pair in index.subset(split.val + split.test)}
-        sets = protocol_sets([loaded[s] for s in split.val], [loaded[s] for s in split.test],
-                             protocol)
-        return {name: parts for name, parts in sets.items() if name in sections}
-    return build
+    return functools.cache(functools.partial(split_sets, index, split, protocol,
+                                             allow_resize=allow_resize, sections=sections))
 
 
 def cross_validate(data: str | Path, out: str | Path, *,
@@ -181,7 +209,7 @@ def cross_validate(data: str | Path, out: str | Path, *,
         raise FakesegError(f"--repeats {repeats}: must be at least 1")
     for _, config in entries:  # before any training: a typo must not cost the runs before it
         check_trainable(config.model)
-    protocol = protocol or ProtocolConfig(seed=base.seed + 2024)
+    protocol = protocol or default_protocol(base)
     index = index_pairs(data)
     index.require_unambiguous()
     if not sections or set(sections) - set(SECTION_TITLES):
@@ -192,54 +220,52 @@ def cross_validate(data: str | Path, out: str | Path, *,
     rows = [FLOOR] + [n + suffix for n, _ in entries for suffix in
                       ("", FLIP_SUFFIX) if suffix == "" or n in flip_tta]
     scored: list[FoldScores] = []
-    for repeat in range(repeats):
-        splits = fold_splits(index.stems, folds, val_fraction=base.val_fraction,
-                             seed=base.seed + repeat)
-        fold_protocol = dataclasses.replace(protocol, seed=protocol.seed + repeat)
-        for fold, split in enumerate(splits):
-            fold_dir = out / f"repeat{repeat}" / f"fold{fold}"
-            composite_sets = _lazy_sets(index, split, fold_protocol, base.allow_resize, sections)
-            where = f"repeat {repeat + 1}/{repeats}, fold {fold + 1}/{folds}"
-            floor_key = {"version": SCORES_VERSION, "split": split.to_json(),
-                         "protocol": dataclasses.asdict(fold_protocol)}
-            floor_file = fold_dir / "scores" / "_floor.json"
-            floor = _read_scores(floor_file, floor_key, sections=sections)
-            if floor is None:
-                floor = [FoldScores(FLOOR, repeat, fold, split.test, _score_sets(
-                    constant_scorer(1.0), composite_sets(), FLOOR))]
-                write_json(floor_file, {"key": floor_key, "rows": [
-                    dataclasses.asdict(f) for f in floor]})
-            scored += floor
-            for name, config in entries:
-                config = dataclasses.replace(config, seed=config.seed + repeat)
-                flip = name in flip_tta
-                key = {**floor_key, "config": to_dict(config), "flip_tta": flip}
-                score_file = fold_dir / "scores" / f"{name}.json"
-                done = _read_scores(score_file, key, config, sections)
-                if done is not None:
-                    if progress:
-                        say(f"[benchmark] {where}: {name} already scored")
-                    scored += done
-                    continue
-                load_before = os.getloadavg()[0]
-                seconds = train_entry(data, fold_dir / "runs" / name, config, split=split,
-                                      label=f"{where}: {name}", progress=progress)
-                load_after = os.getloadavg()[0]
-                model = Localizer.load(fold_dir / "runs" / name, device=config.device)
-                history = json.loads((fold_dir / "runs" / name / "history.json").read_text())
-                plain = FoldScores(
-                    name, repeat, fold, split.test,
-                    _score_sets(model_scorer(model), composite_sets(), name),
-                    steps=int(history[-1]["step"]) if history else 0, train_s=round(seconds, 1),
-                    load_avg=[round(load_before, 2), round(load_after, 2)])
-                found = [plain]
-                if flip:
-                    found.append(dataclasses.replace(
-                        plain, row=name + FLIP_SUFFIX,
-                        metrics=_score_sets(flip_scorer(model), composite_sets(), name)))
-                write_json(score_file, {"key": key, "rows": [dataclasses.asdict(f)
-                                                             for f in found]})
-                scored += found
+    for planned in plan_folds(index.stems, folds, repeats, base, protocol):
+        repeat, fold, split = planned.repeat, planned.fold, planned.split
+        fold_protocol = planned.protocol
+        fold_dir = out / f"repeat{repeat}" / f"fold{fold}"
+        composite_sets = _lazy_sets(index, split, fold_protocol, base.allow_resize, sections)
+        where = f"repeat {repeat + 1}/{repeats}, fold {fold + 1}/{folds}"
+        floor_key = {"version": SCORES_VERSION, "split": split.to_json(),
+                     "protocol": dataclasses.asdict(fold_protocol)}
+        floor_file = fold_dir / "scores" / "_floor.json"
+        floor = _read_scores(floor_file, floor_key, sections=sections)
+        if floor is None:
+            floor = [FoldScores(FLOOR, repeat, fold, split.test, _score_sets(
+                constant_scorer(1.0), composite_sets(), FLOOR))]
+            write_json(floor_file, {"key": floor_key, "rows": [
+                dataclasses.asdict(f) for f in floor]})
+        scored += floor
+        for name, config in entries:
+            config = dataclasses.replace(config, seed=config.seed + repeat)
+            flip = name in flip_tta
+            key = {**floor_key, "config": to_dict(config), "flip_tta": flip}
+            score_file = fold_dir / "scores" / f"{name}.json"
+            done = _read_scores(score_file, key, config, sections)
+            if done is not None:
+                if progress:
+                    say(f"[benchmark] {where}: {name} already scored")
+                scored += done
+                continue
+            load_before = os.getloadavg()[0]
+            seconds = train_entry(data, fold_dir / "runs" / name, config, split=split,
+                                  label=f"{where}: {name}", progress=progress)
+            load_after = os.getloadavg()[0]
+            model = Localizer.load(fold_dir / "runs" / name, device=config.device)
+            history = json.loads((fold_dir / "runs" / name / "history.json").read_text())
+            plain = FoldScores(
+                name, repeat, fold, split.test,
+                _score_sets(model_scorer(model), composite_sets(), name),
+                steps=int(history[-1]["step"]) if history else 0, train_s=round(seconds, 1),
+                load_avg=[round(load_before, 2), round(load_after, 2)])
+            found = [plain]
+            if flip:
+                found.append(dataclasses.replace(
+                    plain, row=name + FLIP_SUFFIX,
+                    metrics=_score_sets(flip_scorer(model), composite_sets(), name)))
+            write_json(score_file, {"key": key, "rows": [dataclasses.asdict(f)
+                                                         for f in found]})
+            scored += found
     meta = {
         "title": f"fakeseg benchmark, {folds}-fold cross-validation by pair, on {data}",
         "mode": "benchmark-cv", "data": str(data), "folds": folds, "repeats": repeats,

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from fakeseg.config import TrainConfig, to_dict, versions
-from fakeseg.features.backbones import FeatureExtractor
+from fakeseg.features.backbones import fold_backbones_without_grad
 from fakeseg.inference.backends import OnnxBackend, onnx_available, to_onnx
 from fakeseg.inference.localizer import Localizer
 from fakeseg.io import write_json, write_text
@@ -59,9 +59,7 @@ def main() -> None:
     images = torch.rand(args.n, 3, args.size, args.size,
                         generator=torch.Generator().manual_seed(0))
 
-    for module in net.modules():  # the backbone's own body, BatchNorm unfolded
-        if isinstance(module, FeatureExtractor):
-            module.fold_without_grad = False
+    fold_backbones_without_grad(net, False)  # the backbone's own body, BatchNorm unfolded
 
     def before(batch: torch.Tensor) -> torch.Tensor:  # the pre-issue-14 predict_tensor
         with torch.no_grad():

@@ -25,10 +25,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from fakeseg.config import TrainConfig, to_dict, versions
-from fakeseg.features.backbones import FeatureExtractor
+from fakeseg.features.backbones import fold_backbones_without_grad
 from fakeseg.io import write_json, write_text
 from fakeseg.models.fakesegment import FakeSegment
 from fakeseg.models.registry import build_model
@@ -36,13 +35,6 @@ from fakeseg.models.registry import build_model
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = "python benchmarks/bench_train_step.py"
 PATHS = ("plain", "folded")
-
-
-def set_path(net: nn.Module, path: str) -> None:
-    """``plain``: every extractor inside ``net`` runs its own body (the path before folding)."""
-    for module in net.modules():
-        if isinstance(module, FeatureExtractor):
-            module.fold_without_grad = path == "folded"
 
 
 def measure(backbone: str, batch: torch.Tensor, label: torch.Tensor, rounds: int,
@@ -65,11 +57,11 @@ def measure(backbone: str, batch: torch.Tensor, label: torch.Tensor, rounds: int
 
     times: dict[tuple[str, str], list[float]] = {}
     for path in PATHS:  # warm-up: first calls allocate and build the folded copy
-        set_path(net, path)
+        fold_backbones_without_grad(net, path == "folded")
         timed(step, 3)
     for _ in range(rounds):
         for path in PATHS:
-            set_path(net, path)
+            fold_backbones_without_grad(net, path == "folded")
             times.setdefault((path, "step"), []).append(timed(step, steps))
             times.setdefault((path, "backbone"), []).append(timed(features, steps))
     base = statistics.median(times[("plain", "step")])

@@ -28,6 +28,7 @@ from fakeseg.features import (
 )
 from fakeseg.features import weights as weights_mod
 from fakeseg.features.backbones import timm_efficientnet_lite0_shapes
+from fakeseg.features.optimize import fold_batchnorm
 from fakeseg.features.weights import (
     best_fit,
     efficientnet_lite0_file,
@@ -221,6 +222,9 @@ def test_without_gradients_the_folded_body_gives_the_same_features(name: str) ->
     assert body is not extractor.body
     assert not any(isinstance(m, nn.BatchNorm2d) for m in body.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in extractor.body.modules())  # untouched
+    already = copy.deepcopy(extractor)
+    fold_batchnorm(already.body)  # nothing left to fold (a predict copy): the body runs as is
+    assert already.folded_body(image.device) is None
     for layer in extractor.layers:
         assert folded[layer].is_contiguous()  # the caller's layout comes back
         scale = plain[layer].abs().max()

@@ -161,11 +161,13 @@ class FeatureExtractor(FeaturePyramid):
         """Copies (``copy.deepcopy``, pickling) start without the folded body."""
         return {**super().__getstate__(), "_folded": None}
 
-    def folded_body(self, device: torch.device) -> nn.Module:
+    def folded_body(self, device: torch.device) -> nn.Module | None:
         """:attr:`body` with BatchNorm folded, channels-last (see :mod:`.optimize`): about
         twice as fast on the CPU, equal within ~1e-5. Rebuilt whenever a weight or buffer of
-        the body changes value (it keeps a copy of the values it was made from); a body
-        without BatchNorm is itself."""
+        the body changes value (it keeps a copy of the values it was made from). None when
+        the body has no BatchNorm to fold (an already folded copy, SSD300's VGG)."""
+        if not any(isinstance(m, nn.BatchNorm2d) for m in self.body.modules()):
+            return None
         tensors = [*self.body.parameters(), *self.body.buffers()]
         try:
             key = (device, tuple((t.data_ptr(), t._version) for t in tensors))
@@ -178,11 +180,9 @@ class FeatureExtractor(FeaturePyramid):
         if cached is not None and cached.made_from(tensors, device):
             self._folded = dataclasses.replace(cached, key=key)
             return cached.body
-        body: nn.Module = self.body
-        if any(isinstance(m, nn.BatchNorm2d) for m in self.body.modules()):
-            body = copy.deepcopy(self.body).eval()
-            fold_batchnorm(body)
-            body = body.to(memory_format=torch.channels_last)
+        body = copy.deepcopy(self.body).eval()
+        fold_batchnorm(body)
+        body = body.to(memory_format=torch.channels_last)
         source = tuple(t.detach().clone() for t in tensors)
         self._folded = FoldedBody(key, device, source, body)
         return body
@@ -200,9 +200,11 @@ class FeatureExtractor(FeaturePyramid):
                 "image or drop the deep layers)")
         x = self.normalize(x)
         body, layout = self.body, None
-        if self.fold_without_grad and not torch.is_grad_enabled() and not torch.jit.is_tracing():
-            # frozen and no gradient wanted (training S, validation, targets): the folded copy
-            body = self.folded_body(x.device)
+        # frozen and no gradient wanted (training S, validation, targets): the folded copy
+        folded = (self.folded_body(x.device) if self.fold_without_grad
+                  and not torch.is_grad_enabled() and not torch.jit.is_tracing() else None)
+        if folded is not None:
+            body = folded
             if not x.is_contiguous(memory_format=torch.channels_last):
                 layout = torch.contiguous_format  # hand back the layout the caller gave
             x = x.contiguous(memory_format=torch.channels_last)
@@ -221,6 +223,14 @@ class FeatureExtractor(FeaturePyramid):
     def _l2norm(body: nn.Module, x: torch.Tensor) -> torch.Tensor:
         scale = body.get_parameter("scale_weight")
         return scale.view(1, -1, 1, 1) * F.normalize(x)
+
+
+def fold_backbones_without_grad(net: nn.Module, enabled: bool) -> None:
+    """Set :attr:`FeatureExtractor.fold_without_grad` on every backbone inside ``net``
+    (False: the reference path, each body as it is; benchmarks compare the two)."""
+    for module in net.modules():
+        if isinstance(module, FeatureExtractor):
+            module.fold_without_grad = enabled
 
 
 CONCAT = "+"  # "a+b": backbones a and b side by side

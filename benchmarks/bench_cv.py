@@ -118,6 +118,10 @@ def main() -> None:
     parser.add_argument("--flip-tta", default="ref",
                         help="comma-separated rows also scored with flip TTA")
     parser.add_argument("--vistas", type=Path, default=SHARED, help="epe_vistas folder")
+    parser.add_argument("--val-fraction", type=float, default=TrainConfig.val_fraction,
+                        help="validation share of each fold's training side (the fold plan)")
+    parser.add_argument("--train-pairs", type=int,
+                        help="train on only N of each fold's training pairs (learning curve)")
     parser.add_argument("--tag", help="suffix for the results folder")
     parser.add_argument("--reference", help="row the IoU ratio divides by (default: the first "
                         "CAT-Net row)")
@@ -140,7 +144,9 @@ def main() -> None:
     flip = [name for name, _ in rows if name in args.flip_tta.split(",")]
     result = cross_validate(args.vistas, args.work, entries=rows, folds=args.folds,
                             repeats=args.repeats, flip_tta=flip,
-                            sections=args.sections.split(","), progress=True)
+                            base=TrainConfig(val_fraction=args.val_fraction),
+                            sections=args.sections.split(","), train_pairs=args.train_pairs,
+                            progress=True)
     print(save_cv(result, out, args.reference)["metrics_md"].read_text())
 
 

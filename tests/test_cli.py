@@ -72,6 +72,16 @@ def test_set_takes_one_pair_per_flag_and_never_swallows_data() -> None:
     assert train_config_from_args(bench).steps == 2
 
 
+def test_benchmark_train_pairs_needs_folds(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    data = make_pairs(tmp_path / "pairs", n=3)
+    assert main(["benchmark", str(data), "--out", str(tmp_path / "b"), "--train-pairs", "1"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("fakeseg: error:")]
+    assert len(errors) == 1 and "--train-pairs need --folds K" in errors[0]
+    assert "Traceback" not in err
+
+
 def test_set_with_two_pairs_after_one_flag_is_a_usage_error(
         capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:

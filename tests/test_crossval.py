@@ -34,6 +34,25 @@ def test_folds_test_every_pair_once_and_validate_on_the_training_side() -> None:
         fold_splits(stems, 10, val_fraction=0.25, seed=0)
 
 
+def test_train_pairs_keep_nested_subsets_and_leave_validation_and_test_alone() -> None:
+    stems = [f"p{i}" for i in range(9)]
+    full = fold_splits(stems, 3, val_fraction=0.25, seed=0)
+    smaller = {n: fold_splits(stems, 3, val_fraction=0.25, seed=0, train_pairs=n)
+               for n in (1, 2, 4)}
+    for fold, split in enumerate(full):
+        for n, splits in smaller.items():
+            part = splits[fold]
+            assert len(part.train) == n and set(part.train) <= set(split.train)
+            assert (part.val, part.test) == (split.val, split.test)
+        # a learning curve adds pairs: every smaller set lies inside every larger one
+        assert set(smaller[1][fold].train) <= set(smaller[2][fold].train)
+    assert smaller[4] == full
+    with pytest.raises(FakesegError, match="--train-pairs 5"):
+        fold_splits(stems, 3, val_fraction=0.25, seed=0, train_pairs=5)
+    with pytest.raises(FakesegError, match="--train-pairs 0"):
+        fold_splits(stems, 3, val_fraction=0.25, seed=0, train_pairs=0)
+
+
 def test_cross_validation_scores_every_fold_and_resumes(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     data = make_pairs(tmp_path / "pairs", n=6)
@@ -77,6 +96,22 @@ def test_cross_validation_scores_every_fold_and_resumes(tmp_path: Path,
                            flip_tta=["fs"], progress=False)
     assert weights.stat().st_mtime_ns == before
     assert [f.metrics for f in third.folds] == [f.metrics for f in result.folds]
+
+
+def test_cross_validation_trains_on_the_asked_number_of_pairs(tmp_path: Path) -> None:
+    data = make_pairs(tmp_path / "pairs", n=6)
+    config = TrainConfig(**{**TINY, "steps": 1, "early_stopping": 0})
+    out = tmp_path / "cv"
+    result = cross_validate(data, out, entries=[("fs", config)], folds=2, train_pairs=1,
+                            protocol=ProtocolConfig(per_pair=1), sections=["controlled"],
+                            progress=False)
+    for fold in range(2):
+        split = json.loads((out / "repeat0" / f"fold{fold}" / "runs" / "fs" / "split.json")
+                           .read_text())
+        assert len(split["train"]) == 1 and len(split["test"]) == 3
+    assert result.meta["train_pairs"] == 1
+    assert "trained on 1 of each fold's training pairs" in save_cv(result, out)[
+        "metrics_md"].read_text()
 
 
 def test_pixel_loss_weights_and_mines_real_pixels() -> None:

@@ -98,6 +98,10 @@ def register_benchmark(subparsers: argparse._SubParsersAction,
     bench.add_argument("--flip-tta", action="store_true",
                        help="with --folds: also score every method with flip test-time "
                             "augmentation (default: off)")
+    bench.add_argument("--train-pairs", type=int, metavar="N",
+                       help="with --folds: train on only N of each fold's training pairs "
+                            "(rerun with several N for a learning curve: would more pairs "
+                            "help?)")
     bench.set_defaults(handler=_benchmark)
 
 
@@ -115,10 +119,11 @@ def _benchmark(args: argparse.Namespace) -> int:
 
         cv = cross_validate(args.data, args.out, base=base, methods=methods, folds=args.folds,
                             repeats=args.repeats,
-                            flip_tta=methods if args.flip_tta else (), progress=True)
+                            flip_tta=methods if args.flip_tta else (),
+                            train_pairs=args.train_pairs, progress=True)
         return _print_tables(save_cv(cv, args.out))
-    if args.repeats != 1 or args.flip_tta:
-        raise FakesegError("--repeats and --flip-tta need --folds K (K ≥ 2)")
+    if args.repeats != 1 or args.flip_tta or args.train_pairs is not None:
+        raise FakesegError("--repeats, --flip-tta and --train-pairs need --folds K (K ≥ 2)")
     result = benchmark(args.data, args.out, base=base, methods=methods,
                        oracle=not args.no_oracle, progress=True)
     return _print_tables(save_evaluation(result.evaluation, args.out))

@@ -59,11 +59,14 @@ FLOOR = "all synthetic"
 SCORES_VERSION = 1
 
 
-def fold_splits(stems: Sequence[str], folds: int, *, val_fraction: float,
-                seed: int) -> list[Split]:
+def fold_splits(stems: Sequence[str], folds: int, *, val_fraction: float, seed: int,
+                train_pairs: int | None = None) -> list[Split]:
     """k splits whose test parts partition the pairs; validation drawn from each training side.
 
     The validation share of the training side is ``val_fraction`` (at least one pair).
+    ``train_pairs`` keeps that many of each fold's training pairs (a learning curve): the
+    first of a seeded order, so a smaller set is part of every larger one; validation and test
+    pairs are unchanged.
     """
     ordered = sorted(stems)
     if folds < 2 or folds > len(ordered):
@@ -77,7 +80,14 @@ def fold_splits(stems: Sequence[str], folds: int, *, val_fraction: float,
         if len(rest) - n_val < 1:
             raise DataError(f"{len(ordered)} pairs in {folds} folds leave no training pair; "
                             "use fewer folds or a smaller val_fraction")
-        splits.append(Split(sorted(rest[n_val:]), sorted(rest[:n_val]), sorted(test), seed))
+        train = sorted(rest[n_val:])
+        if train_pairs is not None:
+            if not 1 <= train_pairs <= len(train):
+                raise DataError(f"--train-pairs {train_pairs}: each fold has {len(train)} "
+                                "training pairs; choose 1 to that many")
+            order = np.random.default_rng([seed, fold]).permutation(len(train))
+            train = sorted(train[i] for i in order[:train_pairs])
+        splits.append(Split(train, sorted(rest[:n_val]), sorted(test), seed))
     return splits
 
 
@@ -92,15 +102,18 @@ class Fold:
 
 
 def plan_folds(stems: Sequence[str], folds: int, repeats: int, base: TrainConfig,
-               protocol: ProtocolConfig | None = None) -> list[Fold]:
+               protocol: ProtocolConfig | None = None, *,
+               train_pairs: int | None = None) -> list[Fold]:
     """Every fold of every repeat, in order. Repeat r shuffles the pairs with seed
     ``base.seed + r`` and draws its composites with ``protocol.seed + r`` (the protocol
-    defaults to the benchmark's); scripts that rescore finished runs use this same plan."""
+    defaults to the benchmark's); scripts that rescore finished runs use this same plan.
+    ``train_pairs``: see :func:`fold_splits`."""
     protocol = protocol or default_protocol(base)
     return [Fold(repeat, fold, split, dataclasses.replace(protocol, seed=protocol.seed + repeat))
             for repeat in range(repeats)
             for fold, split in enumerate(fold_splits(stems, folds, val_fraction=base.val_fraction,
-                                                     seed=base.seed + repeat))]
+                                                     seed=base.seed + repeat,
+                                                     train_pairs=train_pairs))]
 
 
 @dataclass
@@ -190,12 +203,14 @@ def cross_validate(data: str | Path, out: str | Path, *,
                    base: TrainConfig | None = None, methods: Sequence[str] = DEFAULT_METHODS,
                    folds: int = 3, repeats: int = 1, protocol: ProtocolConfig | None = None,
                    flip_tta: Collection[str] = (), sections: Sequence[str] = tuple(SECTION_TITLES),
-                   progress: bool = True) -> CrossValidation:
+                   train_pairs: int | None = None, progress: bool = True) -> CrossValidation:
     """Train and score each (name, config) entry on every fold (see the module docstring).
 
     ``flip_tta`` names the entries that get a second row, scored with flip test-time
     augmentation (the same model; it doubles their scoring time). ``sections``: the composite
-    sets scored, with shortcut controls ("controlled") and without ("raw").
+    sets scored, with shortcut controls ("controlled") and without ("raw"). ``train_pairs``
+    trains on only that many of each fold's training pairs (a learning curve, see
+    :func:`fold_splits`).
     Nothing but runs and per-fold score files is written (see :func:`save_cv`).
     """
     from fakeseg.inference.localizer import Localizer
@@ -220,7 +235,8 @@ def cross_validate(data: str | Path, out: str | Path, *,
     rows = [FLOOR] + [n + suffix for n, _ in entries for suffix in
                       ("", FLIP_SUFFIX) if suffix == "" or n in flip_tta]
     scored: list[FoldScores] = []
-    for planned in plan_folds(index.stems, folds, repeats, base, protocol):
+    for planned in plan_folds(index.stems, folds, repeats, base, protocol,
+                              train_pairs=train_pairs):
         repeat, fold, split = planned.repeat, planned.fold, planned.split
         fold_protocol = planned.protocol
         fold_dir = out / f"repeat{repeat}" / f"fold{fold}"
@@ -267,8 +283,11 @@ def cross_validate(data: str | Path, out: str | Path, *,
                                                          for f in found]})
             scored += found
     meta = {
-        "title": f"fakeseg benchmark, {folds}-fold cross-validation by pair, on {data}",
+        "title": f"fakeseg benchmark, {folds}-fold cross-validation by pair, on {data}"
+                 + (f", trained on {train_pairs} of each fold's training pairs" if train_pairs
+                    else ""),
         "mode": "benchmark-cv", "data": str(data), "folds": folds, "repeats": repeats,
+        "val_fraction": base.val_fraction, "train_pairs": train_pairs,
         "protocol": dataclasses.asdict(protocol), "flip_tta": sorted(flip_tta),
         "sections": list(sections),
         "entries": {name: to_dict(config) for name, config in entries},

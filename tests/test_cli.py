@@ -221,6 +221,7 @@ def test_train_logs_progress_with_an_eta_when_stderr_is_a_file(tmp_path: Path) -
     assert len(progress) >= 2 and all("ETA" in line and re.search(r"\w/s|s/\w", line)
                                       for line in progress), progress
     assert progress[-1].startswith("train: 2/2")
+    assert f"split: 2 training, 1 validation, 1 test pairs ({run / 'split.json'})" in said
     assert not any("\r" in line for line in lines)
 
 

@@ -48,6 +48,7 @@ from fakeseg.models.base import Segmenter
 from fakeseg.models.checkpoint import known_names
 from fakeseg.models.discriminator import PatchDiscriminator
 from fakeseg.models.registry import build_model
+from fakeseg.progress import say
 from fakeseg.training.losses import (
     discriminator_loss,
     generator_adversarial,
@@ -183,6 +184,9 @@ def prepare_data(index: PairIndex, run_dir: Path, config: TrainConfig,
     the training pairs decoded into ``RUN/pixels`` (only those missing or changed). No pixels
     are held: crops are read while training (:mod:`fakeseg.training.streaming`)."""
     split = run_split(index, run_dir, config)
+    if progress:
+        say(f"split: {len(split.train)} training, {len(split.val)} validation, "
+            f"{len(split.test)} test pairs ({run_dir / 'split.json'})")
     targets = None
     if config.target_mode != "mask":
         if extractor is None:

@@ -80,6 +80,16 @@ def test_split_is_seeded_disjoint_and_saved(tmp_path: Path) -> None:
         make_split([], seed=0)
 
 
+def test_the_default_training_split_keeps_most_pairs_for_training() -> None:
+    from fakeseg.config import TrainConfig
+
+    config = TrainConfig()  # the learning curve's choice: 9 pairs train on 7, not 5
+    sizes = {n: make_split([f"s{i}" for i in range(n)], val_fraction=config.val_fraction,
+                           test_fraction=config.test_fraction) for n in (3, 9, 100)}
+    assert [(len(s.train), len(s.val), len(s.test)) for s in sizes.values()] == [
+        (1, 1, 1), (7, 1, 1), (80, 10, 10)]
+
+
 def test_labels_and_masks_are_loaded(tmp_path: Path) -> None:
     from tests.conftest import make_pairs
 

@@ -48,8 +48,10 @@ def demo(out: str | Path = "runs/demo", *, steps: int | None = None, seed: int =
     for owned in (run, predictions):  # the demo owns these: start fresh each time (predict
         if owned.exists():           # refuses a folder holding another model's outputs)
             shutil.rmtree(owned)
+    # 4 test pairs of the 22, so that the demo's report rests on more than 2
     config = TrainConfig(steps=steps or DEMO_STEPS, steps_per_epoch=40, crop_size=128,
-                         batch_size=8, seed=seed, early_stopping=0)
+                         batch_size=8, seed=seed, early_stopping=0, val_fraction=0.2,
+                         test_fraction=0.2)
     result = train(data, run, config, progress=progress)
     split = load_split(run / "split.json")
     held_out = [str(p.synthetic) for p in index_pairs(data).subset(split.test)]

@@ -101,7 +101,7 @@ def register_benchmark(subparsers: argparse._SubParsersAction,
     bench.add_argument("--train-pairs", type=int, metavar="N",
                        help="with --folds: train on only N of each fold's training pairs "
                             "(rerun with several N for a learning curve: would more pairs "
-                            "help?)")
+                            "help?) (default: all of them)")
     bench.set_defaults(handler=_benchmark)
 
 

@@ -25,18 +25,30 @@ from fakeseg.io import write_text
 from fakeseg.numbers import fmt, fmt_mean_std, mean_std
 from fakeseg.viz import new_figure, save_figure
 
-#: metric → (label, issue 14's target, higher is better)
-METRICS = {"dice": ("Dice", 0.88, True), "pixel_auc": ("pixel AUC", 0.97, True),
-           "fp_real": ("FP on pure real", 0.03, False)}
+#: metric → (label, issue 14's target)
+METRICS = {"dice": ("Dice", 0.88), "pixel_auc": ("pixel AUC", 0.97),
+           "fp_real": ("FP on pure real", 0.03)}
 SECTION = "controlled"
 
 
-def read_point(n: int, folder: Path, row: str) -> dict[str, Any]:
-    payload = json.loads((folder / "metrics.json").read_text())
-    folds = [f for f in payload["folds"] if f["row"] == row]
+def read_point(spec: str, row: str) -> dict[str, Any]:
+    """One ``N=DIR`` point: the row's folds in DIR/metrics.json (one-line exit if unusable)."""
+    n, _, folder = spec.partition("=")
+    if not n.isdigit() or not folder:
+        raise SystemExit(f"--point {spec!r}: expected N=DIR, e.g. 5=benchmarks/results/cv_vistas")
+    path = Path(folder) / "metrics.json"
+    try:
+        payload = json.loads(path.read_text())
+        folds = [f for f in payload["folds"] if f["row"] == row]
+        rows = payload["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"{path}: not a finished cross-validation ({error}); run bench_cv.py "
+                         "or fakeseg benchmark --folds first") from None
     if not folds:
-        raise SystemExit(f"{folder}: no row {row!r} (rows: {', '.join(payload['rows'])})")
-    return {"n": n, "folder": folder, "folds": folds}
+        raise SystemExit(f"{path}: no row {row!r} (rows: {', '.join(rows)})")
+    if any(SECTION not in f["metrics"] for f in folds):
+        raise SystemExit(f"{path}: row {row!r} was not scored on the {SECTION} composites")
+    return {"n": int(n), "folder": Path(folder), "folds": folds}
 
 
 def plan_of(point: dict[str, Any]) -> int:
@@ -44,7 +56,7 @@ def plan_of(point: dict[str, Any]) -> int:
     return len({f["fold"] for f in point["folds"]})
 
 
-def paired_gain(small: dict[str, Any], large: dict[str, Any], metric: str) -> list[float] | None:
+def paired_changes(small: dict[str, Any], large: dict[str, Any], metric: str) -> list[float] | None:
     """Per-fold change from ``small`` to ``large`` on the folds both tested on the same pairs
     with the same seed (None when they share fewer than two)."""
     key = {(f["repeat"], tuple(f["test_pairs"])): f["metrics"][SECTION][metric]
@@ -65,36 +77,36 @@ def main() -> None:
     args = parser.parse_args()
     points = []
     for spec in args.point:
-        n, _, folder = spec.partition("=")
-        points.append(read_point(int(n), Path(folder), args.row))
+        points.append(read_point(spec, args.row))
     points.sort(key=lambda p: (plan_of(p), p["n"]))
     lines = [f"# Learning curve: `{args.row}`, {SECTION} composites\n",
              "mean ± sample std over test folds; targets from issue 14.\n",
              "| training pairs | CV | test pairs per fold | "
-             + " | ".join(label for label, _, _ in METRICS.values())
+             + " | ".join(label for label, _ in METRICS.values())
              + " | median Dice | results |", "|---|---|---|" + "---|" * (len(METRICS) + 2)]
     for p in points:
         cells = [fmt_mean_std(*mean_std(f["metrics"][SECTION][m] for f in p["folds"]))
                  for m in METRICS]
-        median = statistics.median(f["metrics"][SECTION]["dice"] for f in p["folds"])
+        dices = [d for f in p["folds"] if (d := f["metrics"][SECTION]["dice"]) is not None]
+        median = statistics.median(dices) if dices else None
         lines.append(f"| {p['n']} | {plan_of(p)}-fold, {len(p['folds'])} test folds | "
                      f"{len(p['folds'][0]['test_pairs'])} | " + " | ".join(cells)
                      + f" | {fmt(median)} | `{p['folder'].name}` |")
     lines += ["", "## Paired changes (the same test folds and seeds, more training pairs)\n",
-              "| from → to | CV | folds | " + " | ".join(f"{label} change" for label, _, _ in
+              "| from → to | CV | folds | " + " | ".join(f"{label} change" for label, _ in
                                                         METRICS.values())
               + " | folds better (Dice) |", "|---|---|---|" + "---|" * (len(METRICS) + 1)]
     for i, small in enumerate(points):
         for large in points[i + 1:]:
-            gains = {m: paired_gain(small, large, m) for m in METRICS}
-            dice = gains["dice"]
+            changes = {m: paired_changes(small, large, m) for m in METRICS}
+            dice = changes["dice"]
             if dice is None or large["n"] <= small["n"]:
                 continue
-            cells = [fmt_mean_std(*mean_std(g or []), digits=3) for g in gains.values()]
+            cells = [fmt_mean_std(*mean_std(c or []), digits=3) for c in changes.values()]
             lines.append(f"| {small['n']} → {large['n']} | {plan_of(large)}-fold | {len(dice)} | "
                          + " | ".join(cells) + f" | {sum(g > 0 for g in dice)} of {len(dice)} |")
     figure = new_figure(4.0 * len(METRICS), 3.2)
-    for axis, (metric, (label, target, _)) in zip(figure.subplots(1, len(METRICS)),
+    for axis, (metric, (label, target)) in zip(figure.subplots(1, len(METRICS)),
                                                    METRICS.items(), strict=True):
         # one line per fold plan, shifted a little so that the error bars do not overlap
         for shift, plan in enumerate(sorted({plan_of(p) for p in points})):

@@ -51,6 +51,12 @@ def test_train_pairs_keep_nested_subsets_and_leave_validation_and_test_alone() -
         fold_splits(stems, 3, val_fraction=0.25, seed=0, train_pairs=5)
     with pytest.raises(FakesegError, match="--train-pairs 0"):
         fold_splits(stems, 3, val_fraction=0.25, seed=0, train_pairs=0)
+    # 10 pairs: folds train on 4, 5 and 5 pairs; the error names the smallest, whichever it is
+    uneven = [f"p{i}" for i in range(10)]
+    assert sorted(len(s.train) for s in fold_splits(uneven, 3, val_fraction=0.25, seed=0)) == [
+        4, 5, 5]
+    with pytest.raises(FakesegError, match="smallest fold has 4 training pairs; choose 1 to 4"):
+        fold_splits(uneven, 3, val_fraction=0.25, seed=0, train_pairs=5)
 
 
 def test_cross_validation_scores_every_fold_and_resumes(tmp_path: Path,

@@ -80,15 +80,17 @@ def fold_splits(stems: Sequence[str], folds: int, *, val_fraction: float, seed: 
         if len(rest) - n_val < 1:
             raise DataError(f"{len(ordered)} pairs in {folds} folds leave no training pair; "
                             "use fewer folds or a smaller val_fraction")
-        train = sorted(rest[n_val:])
-        if train_pairs is not None:
-            if not 1 <= train_pairs <= len(train):
-                raise DataError(f"--train-pairs {train_pairs}: each fold has {len(train)} "
-                                "training pairs; choose 1 to that many")
-            order = np.random.default_rng([seed, fold]).permutation(len(train))
-            train = sorted(train[i] for i in order[:train_pairs])
-        splits.append(Split(train, sorted(rest[:n_val]), sorted(test), seed))
-    return splits
+        splits.append(Split(sorted(rest[n_val:]), sorted(rest[:n_val]), sorted(test), seed))
+    if train_pairs is None:
+        return splits
+    fewest = min(len(split.train) for split in splits)  # folds may differ by a pair
+    if not 1 <= train_pairs <= fewest:
+        raise DataError(f"--train-pairs {train_pairs}: the smallest fold has {fewest} "
+                        f"training pairs; choose 1 to {fewest}")
+    orders = [np.random.default_rng([seed, fold]).permutation(len(split.train))
+              for fold, split in enumerate(splits)]
+    return [dataclasses.replace(split, train=sorted(split.train[i] for i in order[:train_pairs]))
+            for split, order in zip(splits, orders, strict=True)]
 
 
 @dataclass(frozen=True)

@@ -148,8 +148,8 @@ def test_a_retired_option_in_an_older_run_is_dropped_not_refused() -> None:
 def test_an_older_run_without_an_added_option_still_matches_its_config() -> None:
     """A finished run made before an option existed is reused (benchmark, CV), not retrained,
     as long as today's config leaves that option at the old behaviour."""
-    config = TrainConfig(steps=3)
     added = ADDED_OPTIONS["TrainConfig"]
+    config = TrainConfig(steps=3, **added)
     old = {k: v for k, v in json.loads(json.dumps(to_dict(config))).items() if k not in added}
     assert same_run_config(old, config)
     assert from_dict(TrainConfig, old) == config

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import ndimage
 from torch import nn
 
 from fakeseg.cli import main
@@ -19,6 +20,7 @@ from fakeseg.errors import CheckpointError, FakesegError
 from fakeseg.features import build_backbone
 from fakeseg.features.target import discrepancy_maps, fit_scales, fuse
 from fakeseg.inference.localizer import Localizer
+from fakeseg.models.base import smooth_probabilities
 from fakeseg.models.fakesegment import FakeSegment
 from fakeseg.training import segmentation
 from fakeseg.training.losses import pixel_bce, soft_dice
@@ -210,8 +212,70 @@ def test_concatenated_backbones_train_save_and_reload(tiny_pairs: Path, tmp_path
     image = torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(0))
     model.net.eval()
     with torch.no_grad():
-        expected = torch.sigmoid(model.net(image))
+        expected = smooth_probabilities(torch.sigmoid(model.net(image)), model.smooth_sigma)
+    assert model.smooth_sigma == TrainConfig.smooth_sigma > 0
     assert torch.allclose(model.predict_tensor(image), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("sigma", [4.0, 8.0, 16.0, 24.0])
+def test_smoothing_is_a_gaussian_blur_of_the_map(sigma: float) -> None:
+    """Against SciPy's full-size Gaussian filter (same reflect border and 3σ support)."""
+    rng = np.random.default_rng(0)
+    field = ndimage.gaussian_filter(rng.standard_normal((800, 1000)), 12)
+    probs = (1 / (1 + np.exp(-8 * field))).astype(np.float32)
+    probs[rng.random(probs.shape) < 0.01] = 1.0  # speckle: what the blur is for
+    got = smooth_probabilities(torch.from_numpy(probs)[None, None], sigma)[0, 0].numpy()
+    want = ndimage.gaussian_filter(probs, sigma, mode="reflect", truncate=3.0)
+    gap = np.abs(got - want)
+    assert gap.mean() < 0.005 and gap.max() < 0.04, (gap.mean(), gap.max())
+    assert np.abs(got - probs).mean() > 0.01  # it did smooth
+    flat = torch.full((2, 1, 70, 90), 0.3)
+    assert torch.allclose(smooth_probabilities(flat, sigma), flat, atol=1e-6)
+
+
+def test_smoothing_is_capped_at_a_share_of_the_shorter_side() -> None:
+    """On a small map a fixed σ would blur away whole regions: σ is at most 1/32 of the
+    shorter side (2 pixels at 64)."""
+    probs = torch.rand(1, 1, 64, 200, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(smooth_probabilities(probs, 16.0), smooth_probabilities(probs, 2.0))
+    assert not torch.equal(smooth_probabilities(probs, 2.0), smooth_probabilities(probs, 1.0))
+
+
+def test_smoothing_zero_is_the_identity_and_smoothing_is_differentiable() -> None:
+    probs = torch.rand(1, 1, 64, 96, requires_grad=True)
+    assert smooth_probabilities(probs, 0.0) is probs
+    smooth_probabilities(probs, 16.0).sum().backward()
+    assert probs.grad is not None and torch.isfinite(probs.grad).all()
+    assert probs.grad.abs().sum() > 0
+
+
+def test_the_model_smooths_as_trained_and_older_models_do_not(tiny_pairs: Path,
+                                                              tmp_path: Path) -> None:
+    """Smoothing changes validation (so the threshold and the checkpoint kept), never the
+    training steps; a model saved before the option existed predicts unsmoothed."""
+    runs = {sigma: train(tiny_pairs, tmp_path / f"s{sigma}",
+                         TrainConfig(**{**TINY, "steps": 2}, smooth_sigma=sigma), progress=False)
+            for sigma in (0.0, 8.0)}
+    plain, smooth = _weights(tmp_path / "s0.0" / "last"), _weights(tmp_path / "s8.0" / "last")
+    assert all(torch.equal(plain[k], smooth[k]) for k in plain)
+    assert runs[0.0].history[-1]["val_f1_best"] != runs[8.0].history[-1]["val_f1_best"]
+    model = Localizer.load(tmp_path / "s8.0" / "last")
+    assert model.smooth_sigma == 8.0
+    image = torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        raw = torch.sigmoid(model.net.eval()(image))
+    assert torch.allclose(model.predict_tensor(image), smooth_probabilities(raw, 8.0), atol=1e-5)
+    meta_file = tmp_path / "s8.0" / "last" / "model.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["config"]["smooth_sigma"]  # as written before the option existed
+    meta_file.write_text(json.dumps(meta))
+    older = Localizer.load(tmp_path / "s8.0" / "last")
+    assert older.smooth_sigma == 0.0
+    assert torch.allclose(older.predict_tensor(image), raw, atol=1e-5)
+    meta["config"]["smooth_sigma"] = -1
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="smooth_sigma"):
+        Localizer.load(tmp_path / "s8.0" / "last")
 
 
 def test_tiled_prediction_matches_shape(tiny_pairs: Path, tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ from fakeseg.features.target import (
     weights_digest,
 )
 from fakeseg.io import check_output_dir, folder_lock, write_json
-from fakeseg.models.base import Segmenter
+from fakeseg.models.base import Segmenter, smooth_probabilities
 from fakeseg.models.checkpoint import known_names
 from fakeseg.models.discriminator import PatchDiscriminator
 from fakeseg.models.registry import build_model
@@ -386,7 +386,8 @@ class SegmentationTask(Task):
         segmenter = _segmenter(unwrap(net))
 
         def prob_fn(x: torch.Tensor) -> torch.Tensor:
-            return torch.sigmoid(segmenter.forward_any_size(x.to(device)))
+            return smooth_probabilities(torch.sigmoid(segmenter.forward_any_size(x.to(device))),
+                                        self.config.smooth_sigma)
         probs, masks, kinds = [], [], []
         for image, mask, kind in self.validation_inputs():
             probs.append(probability_map(prob_fn, image))

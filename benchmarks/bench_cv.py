@@ -65,6 +65,8 @@ GRID: dict[str, tuple[str, dict[str, Any]]] = {
     "val100": ("validate (and keep the best checkpoint) every 100 steps (was 50)",
                {"steps_per_epoch": 100}),
     "catnet_es0": ("CAT-Net baseline, no early stopping", {"model": "catnet", "early_stopping": 0}),
+    "smooth16": ("Gaussian σ 16 px on the probability maps (validation, threshold, prediction)",
+                 {"smooth_sigma": 16.0}),
 }
 BUDGETS = ("long", "default")
 
@@ -75,7 +77,7 @@ REFERENCE: dict[str, Any] = {
     "backbone": "ssdlite_mobilenet_v2", "work_stride": 4, "crop_size": 128, "batch_size": 8,
     "p_pure_real": 0.3, "p_pure_synthetic": 0.15, "lr": 1e-3, "minutes": 0.0,
     "real_pixel_weight": 1.0, "hard_negative_fraction": 0.0, "steps_per_epoch": 50,
-    "val_fraction": 0.25,
+    "val_fraction": 0.25, "smooth_sigma": 0.0,
 }
 
 

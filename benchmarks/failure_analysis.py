@@ -45,7 +45,7 @@ from fakeseg.evaluation.protocol import (
 )
 from fakeseg.inference.localizer import Localizer
 from fakeseg.io import write_json
-from fakeseg.workflows.crossval import plan_folds, split_sets
+from fakeseg.workflows.crossval import plan_folds, scored_run, split_sets
 
 
 def share(part: int, whole: int) -> float | None:
@@ -151,8 +151,8 @@ def cross_validation_row(work: Path, row: str, data: Path, folds: int, repeats: 
     base = TrainConfig(val_fraction=0.2)  # the @default rows' split (bench_cv.py)
     for planned in plan_folds(index.stems, folds, repeats, base):
         parts = split_sets(index, planned.split, planned.protocol)["controlled"]
-        model = Localizer.load(work / f"repeat{planned.repeat}" / f"fold{planned.fold}" / "runs"
-                               / row, device="cpu")
+        model = Localizer.load(scored_run(work, planned.repeat, planned.fold, row),
+                               device="cpu")
         threshold = validation_threshold(model_scorer(model), parts["val"])
         counts, oracle_threshold = error_counts(model, threshold, parts)
         total += counts

@@ -29,7 +29,7 @@ from fakeseg.evaluation.protocol import (
 from fakeseg.inference.localizer import Localizer
 from fakeseg.io import write_json, write_text
 from fakeseg.numbers import mean_std
-from fakeseg.workflows.crossval import plan_folds, split_sets
+from fakeseg.workflows.crossval import plan_folds, scored_run, split_sets
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path("/work/shared/data/epe_vistas")
@@ -56,8 +56,7 @@ def main() -> None:
         fold = planned.fold
         sets = split_sets(index, planned.split, planned.protocol)["controlled"]
         for row in args.rows.split(","):
-            model = Localizer.load(args.work / "repeat0" / f"fold{fold}" / "runs" / row,
-                                   device="cpu")
+            model = Localizer.load(scored_run(args.work, 0, fold, row), device="cpu")
             scorer = model_scorer(model)
             chosen = [i for i in sets["val"] if is_mixed(i) or i.kind == "pure_real"]
             probs = {i.name: scorer(i) for i in chosen}

@@ -27,7 +27,7 @@ from fakeseg.evaluation.protocol import probability_scorer, score_items
 from fakeseg.inference.localizer import Localizer
 from fakeseg.io import write_json, write_text
 from fakeseg.numbers import mean_std
-from fakeseg.workflows.crossval import plan_folds, split_sets
+from fakeseg.workflows.crossval import plan_folds, scored_run, split_sets
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path("/work/shared/data/epe_vistas")
@@ -100,8 +100,7 @@ def main() -> None:
         repeat, fold = planned.repeat, planned.fold
         sets = split_sets(index, planned.split, planned.protocol)["controlled"]
         for row in args.rows.split(","):
-            model = Localizer.load(args.work / f"repeat{repeat}" / f"fold{fold}" / "runs" / row,
-                                   device="cpu")
+            model = Localizer.load(scored_run(args.work, repeat, fold, row), device="cpu")
             for variant in variants:
                 flip, scales, model.smooth_sigma = VARIANTS[variant]
                 scorer = probability_scorer(tta_probabilities(model, flip, scales))

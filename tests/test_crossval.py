@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,22 @@ def test_time_budget_and_early_stopping_end_a_run(tmp_path: Path) -> None:
     history = [{"val_f1_best": v} for v in (0.5, 0.7, 0.6, 0.7)]
     assert stopped_early(history, patience)  # no strict gain for 2 epochs
     assert not stopped_early(history[:3], patience)
+
+
+def test_rescoring_loads_only_the_run_that_was_scored(tmp_path: Path) -> None:
+    """A run folder replaced after scoring (another config's training, here interrupted) is an
+    error for the scripts that rescore runs, never a model silently taken for the scored one."""
+    data = make_pairs(tmp_path / "pairs", n=4)
+    config = TrainConfig(**{**TINY, "steps": 2, "early_stopping": 0})
+    out = tmp_path / "cv"
+    cross_validate(data, out, entries=[("fs", config)], folds=2,
+                   protocol=ProtocolConfig(per_pair=1), sections=["controlled"], progress=False)
+    assert crossval.scored_run(out, 0, 0, "fs") == out / "repeat0" / "fold0" / "runs" / "fs"
+    with pytest.raises(FakesegError, match="no readable scores of 'other'"):
+        crossval.scored_run(out, 0, 0, "other")
+    run = out / "repeat0" / "fold1" / "runs" / "fs"
+    shutil.rmtree(run)  # as the benchmark does before training another config there
+    train(data, run, TrainConfig(**{**TINY, "steps": 4, "early_stopping": 0, "lr": 5e-4}),
+          progress=False, stop_after=2)
+    with pytest.raises(FakesegError, match="not the finished run its scores"):
+        crossval.scored_run(out, 0, 1, "fs")

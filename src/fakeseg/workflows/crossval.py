@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from fakeseg.config import TrainConfig, to_dict, versions
+from fakeseg.config import TrainConfig, from_dict, to_dict, versions
 from fakeseg.data.composites import CompositeItem
 from fakeseg.data.pairs import PairIndex, Split, index_pairs, load_pair
 from fakeseg.errors import DataError, FakesegError
@@ -48,6 +48,7 @@ from fakeseg.workflows.benchmark import (
     check_trainable,
     default_protocol,
     method_config,
+    run_state,
     same_run_config,
     train_entry,
 )
@@ -180,6 +181,26 @@ def _read_scores(path: Path, key: dict[str, Any], config: TrainConfig | None = N
     if any(set(sections) - set(row.metrics) for row in rows):
         return None
     return rows
+
+
+def scored_run(work: str | Path, repeat: int, fold: int, name: str) -> Path:
+    """The run folder of entry ``name`` on one fold of a cross-validation in ``work``, checked
+    to hold the run its saved scores were made with: finished, with that config. A rescoring
+    script loads models through this, so a run replaced since (another config's training,
+    interrupted) is a one-line error, never rescored as if it were the scored one."""
+    fold_dir = Path(work) / f"repeat{repeat}" / f"fold{fold}"
+    run, score_file = fold_dir / "runs" / name, fold_dir / "scores" / f"{name}.json"
+    try:
+        config = json.loads(score_file.read_text())["key"]["config"]
+        state, _ = run_state(run, from_dict(TrainConfig, config, source=str(score_file)))
+    except (OSError, ValueError, KeyError, TypeError, FakesegError):
+        raise FakesegError(f"{score_file}: no readable scores of '{name}' on this fold; run "
+                           "the cross-validation first") from None
+    if state != "finished":
+        raise FakesegError(f"{run}: not the finished run its scores ({score_file}) were made "
+                           "with (replaced or interrupted since); delete both and rerun the "
+                           "cross-validation")
+    return run
 
 
 def split_sets(index: PairIndex, split: Split, protocol: ProtocolConfig, *,

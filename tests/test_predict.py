@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from fakeseg.cli import main
+from fakeseg.config import TrainConfig
 from fakeseg.errors import FakesegError
 from fakeseg.inference.localizer import HeatMap, Localizer
 from fakeseg.inference.predict import output_names
@@ -26,8 +27,6 @@ from tests.test_fakesegment import TINY
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fakeseg.config import TrainConfig
-
     root = tmp_path_factory.mktemp("predict")
     pairs = make_pairs(root / "pairs")
     train(pairs, root / "run", TrainConfig(**{**TINY, "steps": 2}), progress=False)
@@ -300,6 +299,27 @@ def test_read_image_and_api_agree_on_16_bit_gray(model: Localizer, tmp_path: Pat
     np.testing.assert_allclose(read_image(path)[:, :, 0], gray16 / 65535.0, atol=1e-6)
     np.testing.assert_allclose(model.predict(gray16).probability,
                                model.predict(path).probability, atol=1e-5)
+
+
+def test_smooth_sigma_replaces_the_models_smoothing_and_is_part_of_a_runs_identity(
+        model: Localizer, run: Path, images: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert model.smooth_sigma == TrainConfig.smooth_sigma > 0
+    image = torch.from_numpy(read_image(images / "im0.png")).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        raw = torch.sigmoid(model.net.eval().forward_any_size(image))
+    assert (model.predict_tensor(image) - raw).abs().max() > 1e-4  # the default smooths
+    out = tmp_path / "pred"
+    assert main(["predict", str(run), str(images), "--out", str(out), "--smooth-sigma", "0",
+                 "-q"]) == 0
+    row = next(r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())
+               if r["name"] == "im0")
+    np.testing.assert_allclose(np.load(out / row["heat_npy"]), raw[0, 0].numpy(), atol=1e-5)
+    assert main(["predict", str(run), str(images), "--out", str(out), "-q"]) == 2
+    assert "smooth_sigma differ" in capsys.readouterr().err
+    assert main(["predict", str(run), str(images), "--out", str(tmp_path / "bad"),
+                 "--smooth-sigma", "-1", "-q"]) == 2
+    assert "--smooth-sigma -1.0 must be a number ≥ 0" in capsys.readouterr().err
 
 
 def test_flip_tta_averages_each_map_with_its_mirrors_and_is_part_of_a_runs_identity(

@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import zlib
@@ -53,7 +54,13 @@ from torch.utils.data import DataLoader, Dataset
 from fakeseg.config import versions
 from fakeseg.errors import FakesegError, FolderInUseError, Skipped
 from fakeseg.faults import kill_point
-from fakeseg.inference.localizer import MIN_SIDE, HeatMap, Localizer, same_shape_batches
+from fakeseg.inference.localizer import (
+    MIN_SIDE,
+    HeatMap,
+    Localizer,
+    model_smooth_sigma,
+    same_shape_batches,
+)
 from fakeseg.io import (
     FULL_SCALE,
     atomic_path,
@@ -394,12 +401,17 @@ def _complete_rows(out: Path, log_name: str, outputs: Outputs) -> Iterator[dict[
 
 
 def _model_identity(model: Localizer) -> dict[str, Any]:
-    """What must match for an earlier run's rows to be kept: the checkpoint, threshold and
-    flip TTA (recorded only when on, so folders written before it existed still resume)."""
+    """What must match for an earlier run's rows to be kept: the checkpoint, threshold, flip
+    TTA and smoothing (the last two recorded only when not the model's own, so folders written
+    before they existed still resume)."""
     meta = json.dumps(model.meta, sort_keys=True, default=str).encode()
-    identity = {"checkpoint": hashlib.sha256(meta).hexdigest()[:16],
-                "threshold": model.threshold}
-    return {**identity, "flip_tta": True} if model.flip_tta else identity
+    identity: dict[str, Any] = {"checkpoint": hashlib.sha256(meta).hexdigest()[:16],
+                                "threshold": model.threshold}
+    if model.flip_tta:
+        identity["flip_tta"] = True
+    if model.smooth_sigma != model_smooth_sigma(model.meta):
+        identity["smooth_sigma"] = model.smooth_sigma
+    return identity
 
 
 def _read_info(path: Path) -> dict[str, Any] | None:
@@ -456,7 +468,8 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
             batch_size: int = 4, threshold: float | None = None, device: str = "auto",
             workers: int | None = None, shard: Shard | None = None,
             backend: str | None = None, outputs: Outputs | None = None,
-            flip_tta: bool = False, progress: bool = True) -> PredictSummary:
+            flip_tta: bool = False, smooth_sigma: float | None = None,
+            progress: bool = True) -> PredictSummary:
     """Predict heat maps for files, folders, globs or lists of paths; write maps, masks,
     overlays and tables.
 
@@ -466,13 +479,17 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
     decoding takes its turn in the main process; cores − 1 on a GPU).
     ``shard`` (default: from torchrun's RANK / WORLD_SIZE, else none) predicts one share of the
     inputs. ``backend``: "torch" or "onnx" (see :meth:`Localizer.load`). ``flip_tta``:
-    flip test-time augmentation (:attr:`Localizer.flip_tta`; twice the model time). Resumes
+    flip test-time augmentation (:attr:`Localizer.flip_tta`; twice the model time).
+    ``smooth_sigma`` replaces the model's own smoothing (:attr:`Localizer.smooth_sigma`; its
+    threshold was chosen at its own, so a line says so). Resumes
     an interrupted run into the same ``out``; see the module docstring.
     """
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise FakesegError(f"--threshold {threshold} must be in [0, 1]")
     if batch_size < 1:
         raise FakesegError(f"--batch-size {batch_size} must be ≥ 1")
+    if smooth_sigma is not None and not (math.isfinite(smooth_sigma) and smooth_sigma >= 0):
+        raise FakesegError(f"--smooth-sigma {smooth_sigma} must be a number ≥ 0 (0: none)")
     if workers is not None and workers < 0:
         raise FakesegError(f"--workers {workers} must be ≥ 0 (0 decodes in the main process)")
     shard = shard if shard is not None else Shard.from_env()
@@ -486,6 +503,12 @@ def predict(model: str | Path | Localizer, inputs: list[str] | list[Path], out: 
             fakeseg_model.threshold = threshold
         if flip_tta:
             fakeseg_model.flip_tta = True
+        if smooth_sigma is not None and smooth_sigma != fakeseg_model.smooth_sigma:
+            if progress:
+                say(f"fakeseg: smoothing σ {smooth_sigma:g} instead of the model's "
+                    f"{fakeseg_model.smooth_sigma:g}; its threshold "
+                    f"{fakeseg_model.threshold:.2f} was chosen at {fakeseg_model.smooth_sigma:g}")
+            fakeseg_model.smooth_sigma = smooth_sigma
         summary = _predict_locked(
             fakeseg_model, paths, out, temp_dir, shard=shard, batch_size=batch_size,
             workers=default_workers(fakeseg_model.device) if workers is None else workers,

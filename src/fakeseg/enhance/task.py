@@ -32,7 +32,6 @@ from fakeseg.errors import FakesegError
 from fakeseg.features.backbones import FeaturePyramid
 from fakeseg.features.registry import build_backbone
 from fakeseg.inference.localizer import Localizer
-from fakeseg.models.base import smooth_probabilities
 from fakeseg.models.checkpoint import resolve_checkpoint
 from fakeseg.progress import progress_bar, warn
 from fakeseg.training.trainer import Schedule, StepOutput, Task, Validation
@@ -83,10 +82,10 @@ def load_critic(run: str | Path, device: str | torch.device) -> Localizer:
 
 
 def critic_probability(critic: Localizer, image: torch.Tensor) -> torch.Tensor:
-    """The critic's per-pixel unrealism of (B, 3, H, W), differentiable in the image (smoothed
-    as the critic's own maps are, so its threshold applies)."""
-    return smooth_probabilities(torch.sigmoid(critic.net.forward_any_size(image)),
-                                critic.smooth_sigma)
+    """The critic's per-pixel unrealism of (B, 3, H, W), differentiable in the image. Not
+    smoothed: only its mean is a loss term, and a blur keeps the mean (the thresholded masks
+    come from :meth:`Localizer.predict_tensor`, which smooths)."""
+    return torch.sigmoid(critic.net.forward_any_size(image))
 
 
 def feature_stats(features: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor,

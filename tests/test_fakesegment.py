@@ -284,6 +284,9 @@ def test_tiled_prediction_matches_shape(tiny_pairs: Path, tmp_path: Path) -> Non
     image = torch.rand(1, 3, 150, 200)
     tiled = model.predict_tensor(image, tile=96, overlap=32)
     assert tiled.shape == (1, 1, 150, 200) and torch.isfinite(tiled).all()
+    sigma, model.smooth_sigma = model.smooth_sigma, 0.0  # smoothed once, on the whole map
+    raw = model.predict_tensor(image, tile=96, overlap=32)
+    assert torch.allclose(tiled, smooth_probabilities(raw, sigma), atol=1e-6)
 
 
 def test_bad_checkpoints_give_clear_errors(tiny_pairs: Path, tmp_path: Path) -> None:

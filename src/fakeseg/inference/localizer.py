@@ -199,8 +199,16 @@ class Localizer:
         if not torch.isfinite(image).all():
             raise FakesegError("the image contains NaN or infinite values; fix the image first")
         if max(height, width) <= tile:
-            return _checked(smooth_probabilities(self._probabilities(image, flip),
-                                                 self.smooth_sigma))
+            probs = self._probabilities(image, flip)
+        else:
+            probs = self._tiled_probabilities(image, flip, tile, overlap)
+        # once, on the whole map (never per tile): as at validation, where the threshold was set
+        return _checked(smooth_probabilities(probs, self.smooth_sigma))
+
+    def _tiled_probabilities(self, image: torch.Tensor, flip: bool, tile: int,
+                             overlap: int) -> torch.Tensor:
+        """:meth:`_probabilities` of overlapping ``tile``-pixel windows, blended by a ramp."""
+        height, width = image.shape[-2:]
         total = torch.zeros((image.shape[0], 1, height, width))
         count = torch.zeros((1, 1, height, width))
         ramp = _tile_weight(min(tile, height), min(tile, width), overlap)
@@ -211,7 +219,7 @@ class Localizer:
                 h, w = probs.shape[-2:]
                 total[..., top:top + h, left:left + w] += probs * ramp[..., :h, :w]
                 count[..., top:top + h, left:left + w] += ramp[..., :h, :w]
-        return _checked(smooth_probabilities(total / count.clamp_min(1e-6), self.smooth_sigma))
+        return total / count.clamp_min(1e-6)
 
     def _probabilities(self, image: torch.Tensor, flip: bool) -> torch.Tensor:
         """Sigmoid of the backend's logits, padded to its multiple: one forward pass (with

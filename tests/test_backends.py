@@ -3,6 +3,7 @@ images, and an ONNX export equals PyTorch (ONNX Runtime is an optional dependenc
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,29 @@ def test_stale_or_foreign_onnx_files_are_noticed(tiny: Localizer, tmp_path: Path
         Localizer.load(tmp_path / "junk.onnx")
     with pytest.raises(FakesegError, match="runs on the onnx backend"):
         Localizer.load(folder / ONNX_FILE, backend="torch")
+
+
+@needs_onnx
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("threshold", 7.0, "threshold must be a number in"),
+    ("threshold", "abc", "threshold must be a number in"),
+    ("smooth_sigma", -3, "smooth_sigma"),
+])
+def test_an_onnx_files_damaged_metadata_is_a_one_line_error_naming_it(
+        tiny: Localizer, tmp_path: Path, key: str, value: object, message: str) -> None:
+    """The ONNX file's threshold and config are checked as a checkpoint's are: never a map
+    thresholded at 7, never a traceback."""
+    import onnx
+
+    path = tiny.export_onnx(tmp_path / "m.onnx").path
+    graph = onnx.load(path)
+    entry = next(p for p in graph.metadata_props if p.key == "fakeseg_meta")
+    meta = json.loads(entry.value)
+    (meta if key == "threshold" else meta["config"])[key] = value
+    entry.value = json.dumps(meta)
+    onnx.save(graph, tmp_path / "bad.onnx")
+    with pytest.raises(FakesegError, match=rf"bad\.onnx: .*{message}"):
+        Localizer.load(tmp_path / "bad.onnx")
 
 
 def test_unknown_backend_is_one_line(tiny: Localizer, tmp_path: Path) -> None:

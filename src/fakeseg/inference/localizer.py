@@ -150,18 +150,15 @@ class Localizer:
                 raise FakesegError(f"{path}: an ONNX file runs on the onnx backend; pass its "
                                    "run folder for the torch backend")
             exported = read_onnx(path)
-            return cls(None, exported.meta, "cpu",
+            return cls(None, _checked_meta(exported.meta, path), "cpu",
                        backend=OnnxBackend(exported.model, exported.multiple, str(path)))
         state, meta, folder = load_checkpoint(path)
         if meta.get("kind") != "segmenter":
             raise FakesegError(f"{folder}: a '{meta.get('kind')}' checkpoint, not a "
                                "segmentation model; use the matching command")
-        # config, layers, scales and threshold are checked (types, ranges): one-line errors
-        config = segmenter_config(meta, folder / "model.json")
-        meta = {**meta, "config": config,
-                "threshold": check_threshold(meta.get("threshold", 0.5), folder / "model.json")}
+        meta = _checked_meta(meta, folder / "model.json")
         # the checkpoint carries the extractor's weights, so no weight file is needed here
-        net = build_model(config, weights="random")
+        net = build_model(meta["config"], weights="random")
         load_into(net, state, folder / "model.safetensors")
         if net.feature_extractor is not None:
             net.feature_extractor.weights_tag = str(meta.get("weights_tag", "unknown"))
@@ -282,6 +279,13 @@ def same_shape_batches(items: Iterable[T], batch_size: int,
 
 def _describe(image: object, index: int) -> str:
     return str(image) if isinstance(image, (str, Path)) else f"image {index}"
+
+
+def _checked_meta(meta: dict[str, Any], source: str | Path) -> dict[str, Any]:
+    """A segmenter's metadata (a checkpoint's ``model.json`` or an ONNX file's) with its config,
+    layers, scales and threshold checked (types, ranges): one-line errors naming ``source``."""
+    return {**meta, "config": segmenter_config(meta, source),
+            "threshold": check_threshold(meta.get("threshold", 0.5), source)}
 
 
 def model_smooth_sigma(meta: dict[str, Any]) -> float:

@@ -129,6 +129,8 @@ def main() -> None:
                         "CAT-Net row)")
     parser.add_argument("--work", type=Path, default=Path("runs/cv_vistas"),
                         help="runs and per-fold scores (not committed)")
+    parser.add_argument("--only-folds", help="comma-separated folds (0 to K-1) this process "
+                        "trains, e.g. one process per core; the last one writes the table")
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
     args = parser.parse_args()
     if args.list:
@@ -148,7 +150,12 @@ def main() -> None:
                             repeats=args.repeats, flip_tta=flip,
                             base=TrainConfig(val_fraction=args.val_fraction),
                             sections=args.sections.split(","), train_pairs=args.train_pairs,
-                            progress=True)
+                            only_folds=[int(f) for f in args.only_folds.split(",")]
+                            if args.only_folds else None, progress=True)
+    if result.missing:
+        print(f"{len(result.missing)} fold scores missing (e.g. {result.missing[0]}); "
+              "the process that finishes last writes the table")
+        return
     print(save_cv(result, out, args.reference)["metrics_md"].read_text())
 
 

@@ -72,14 +72,27 @@ def test_set_takes_one_pair_per_flag_and_never_swallows_data() -> None:
     assert train_config_from_args(bench).steps == 2
 
 
-def test_benchmark_train_pairs_needs_folds(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--train-pairs", "1"], "--train-pairs and --only-folds need --folds K"),
+    (["--only-folds", "0"], "--train-pairs and --only-folds need --folds K"),
+    (["--folds", "3", "--only-folds", "0,3"], "--only-folds 0,3: folds are numbered 0 to 2"),
+])
+def test_benchmark_fold_options_are_checked_before_any_training(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
+        message: str) -> None:
     data = make_pairs(tmp_path / "pairs", n=3)
-    assert main(["benchmark", str(data), "--out", str(tmp_path / "b"), "--train-pairs", "1"]) == 2
+    assert main(["benchmark", str(data), "--out", str(tmp_path / "b"), *extra]) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("fakeseg: error:")]
-    assert len(errors) == 1 and "--train-pairs need --folds K" in errors[0]
-    assert "Traceback" not in err
+    assert len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in err and not (tmp_path / "b" / "repeat0").exists()
+
+
+def test_benchmark_only_folds_must_be_fold_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["benchmark", "D", "--out", "B", "--only-folds", "a"])
+    assert exc.value.code == 2
+    assert "expected fold numbers like 0,2, got 'a'" in capsys.readouterr().err
 
 
 def test_set_with_two_pairs_after_one_flag_is_a_usage_error(

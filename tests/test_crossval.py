@@ -105,6 +105,40 @@ def test_cross_validation_scores_every_fold_and_resumes(tmp_path: Path,
     assert [f.metrics for f in third.folds] == [f.metrics for f in result.folds]
 
 
+def test_processes_share_a_cross_validation_by_fold_and_never_touch_a_held_run(
+        tmp_path: Path) -> None:
+    data = make_pairs(tmp_path / "pairs", n=6)
+    config = TrainConfig(**{**TINY, "steps": 1, "early_stopping": 0})
+    out = tmp_path / "cv"
+    kwargs = {"entries": [("fs", config)], "folds": 3, "protocol": ProtocolConfig(per_pair=1),
+              "sections": ["controlled"], "progress": False}
+    with pytest.raises(FakesegError, match="--only-folds 3: folds are numbered 0 to 2"):
+        cross_validate(data, out, only_folds=[3], **kwargs)
+    first = cross_validate(data, out, only_folds=[1], **kwargs)
+    assert {f.fold for f in first.folds} == {1}
+    assert not (out / "repeat0" / "fold0" / "runs" / "fs").exists()
+    assert first.missing == ["repeat 1/1, fold 1/3: all synthetic", "repeat 1/1, fold 1/3: fs",
+                             "repeat 1/1, fold 3/3: all synthetic", "repeat 1/1, fold 3/3: fs"]
+    with pytest.raises(FakesegError, match="4 fold scores are still missing"):
+        save_cv(first, out)
+    # another process is training fold 0's entry (no checkpoint yet): skipped, left alone
+    held = out / "repeat0" / "fold0" / "runs"
+    (held / "fs").mkdir(parents=True)
+    (held / "fs" / "config.yaml").write_text("another config, mid-run")
+    with crossval.folder_lock(held, "benchmark", share=crossval._share("fs")):
+        second = cross_validate(data, out, **kwargs)
+    assert second.missing == ["repeat 1/1, fold 1/3: fs"]
+    assert (held / "fs" / "config.yaml").read_text() == "another config, mid-run"
+    assert {(f.row, f.fold) for f in second.folds} == {(FLOOR, 0), (FLOOR, 1), (FLOOR, 2),
+                                                        ("fs", 1), ("fs", 2)}
+    # once nothing holds it, the last run trains it and gathers every fold, as one process would
+    last = cross_validate(data, out, **kwargs)
+    assert not last.missing and {f.fold for f in last.folds if f.row == "fs"} == {0, 1, 2}
+    alone = cross_validate(data, tmp_path / "alone", **kwargs)
+    assert [f.metrics for f in last.folds] == [f.metrics for f in alone.folds]
+    assert save_cv(last, out)["metrics_md"].exists()
+
+
 def test_cross_validation_trains_on_the_asked_number_of_pairs(tmp_path: Path) -> None:
     data = make_pairs(tmp_path / "pairs", n=6)
     config = TrainConfig(**{**TINY, "steps": 1, "early_stopping": 0})

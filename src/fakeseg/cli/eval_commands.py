@@ -102,13 +102,28 @@ def register_benchmark(subparsers: argparse._SubParsersAction,
                        help="with --folds: train on only N of each fold's training pairs "
                             "(rerun with several N for a learning curve: would more pairs "
                             "help?) (default: all of them)")
+    bench.add_argument("--only-folds", metavar="F1,F2", type=_fold_list,
+                       help="with --folds: train and score only these folds (0 to K-1), e.g. "
+                            "one process or machine each on a shared --out; the table is "
+                            "written by the run that finds every fold scored (default: all)")
     bench.set_defaults(handler=_benchmark)
+
+
+def _fold_list(text: str) -> list[int]:
+    try:
+        folds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        folds = []
+    if not folds or min(folds) < 0:
+        raise argparse.ArgumentTypeError(f"expected fold numbers like 0,2, got {text!r}")
+    return folds
 
 
 def _benchmark(args: argparse.Namespace) -> int:
     from fakeseg.cli.model_commands import train_config_from_args
     from fakeseg.errors import FakesegError
     from fakeseg.evaluation.evaluate import save_evaluation
+    from fakeseg.progress import say
     from fakeseg.workflows.benchmark import DEFAULT_METHODS, benchmark
 
     base = train_config_from_args(args)
@@ -120,10 +135,17 @@ def _benchmark(args: argparse.Namespace) -> int:
         cv = cross_validate(args.data, args.out, base=base, methods=methods, folds=args.folds,
                             repeats=args.repeats,
                             flip_tta=methods if args.flip_tta else (),
-                            train_pairs=args.train_pairs, progress=True)
+                            train_pairs=args.train_pairs, only_folds=args.only_folds,
+                            progress=True)
+        if cv.missing:
+            say(f"[benchmark] {len(cv.missing)} fold scores are not in {args.out} yet (e.g. "
+                f"{cv.missing[0]}); the table is written by the run that finds every fold "
+                "scored")
+            return 0
         return _print_tables(save_cv(cv, args.out))
-    if args.repeats != 1 or args.flip_tta or args.train_pairs is not None:
-        raise FakesegError("--repeats, --flip-tta and --train-pairs need --folds K (K ≥ 2)")
+    if args.repeats != 1 or args.flip_tta or args.train_pairs is not None or args.only_folds:
+        raise FakesegError("--repeats, --flip-tta, --train-pairs and --only-folds need "
+                           "--folds K (K ≥ 2)")
     result = benchmark(args.data, args.out, base=base, methods=methods,
                        oracle=not args.no_oracle, progress=True)
     return _print_tables(save_evaluation(result.evaluation, args.out))

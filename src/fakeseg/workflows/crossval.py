@@ -6,6 +6,9 @@ fold, so a test pair never chooses anything. Every entry trains with its own bud
 fold, in ``OUT/repeat<r>/fold<f>/runs/<entry>``; a fold's scores are kept in
 ``OUT/repeat<r>/fold<f>/scores/<entry>.json``, so a rerun skips what is finished (and resumes a
 half-trained run from its last epoch). ``--repeats`` reshuffles the folds and reseeds training.
+Several processes (or machines sharing the folder) may work on one cross-validation at once,
+each given its own folds (``only_folds``): an entry's fold is locked while it trains, a second
+process skips it, and whichever run finds every fold scored writes nothing but returns them all.
 
 :func:`cross_validate` trains and scores (a :class:`CrossValidation`); :func:`save_cv` writes
 ``metrics.json`` and ``metrics.md`` (mean ± std over folds, then one row per fold).
@@ -27,7 +30,7 @@ import numpy as np
 from fakeseg.config import TrainConfig, from_dict, to_dict, versions
 from fakeseg.data.composites import CompositeItem
 from fakeseg.data.pairs import PairIndex, Split, index_pairs, load_pair
-from fakeseg.errors import DataError, FakesegError
+from fakeseg.errors import DataError, FakesegError, FolderInUseError
 from fakeseg.evaluation.evaluate import SECTION_TITLES, reported_markdown
 from fakeseg.evaluation.protocol import (
     MethodScores,
@@ -39,7 +42,7 @@ from fakeseg.evaluation.protocol import (
     protocol_sets,
     score_items,
 )
-from fakeseg.io import write_json, write_text
+from fakeseg.io import folder_lock, write_json, write_text
 from fakeseg.numbers import fmt, fmt_mean_std, mean_std
 from fakeseg.progress import say
 from fakeseg.workflows.benchmark import (
@@ -140,6 +143,8 @@ class CrossValidation:
     folds: list[FoldScores]
     meta: dict[str, Any]
     rows: list[str]
+    # "repeat r, fold f: entry" not scored by this run (other folds, or held by another process)
+    missing: list[str] = field(default_factory=list)
 
     def summary(self, row: str, section: str, metric: str) -> tuple[float | None, float | None]:
         """Mean ± sample std over folds (and repeats) of one row's metric in one set."""
@@ -226,18 +231,19 @@ def cross_validate(data: str | Path, out: str | Path, *,
                    base: TrainConfig | None = None, methods: Sequence[str] = DEFAULT_METHODS,
                    folds: int = 3, repeats: int = 1, protocol: ProtocolConfig | None = None,
                    flip_tta: Collection[str] = (), sections: Sequence[str] = tuple(SECTION_TITLES),
-                   train_pairs: int | None = None, progress: bool = True) -> CrossValidation:
+                   train_pairs: int | None = None, only_folds: Collection[int] | None = None,
+                   progress: bool = True) -> CrossValidation:
     """Train and score each (name, config) entry on every fold (see the module docstring).
 
     ``flip_tta`` names the entries that get a second row, scored with flip test-time
     augmentation (the same model; it doubles their scoring time). ``sections``: the composite
     sets scored, with shortcut controls ("controlled") and without ("raw"). ``train_pairs``
     trains on only that many of each fold's training pairs (a learning curve, see
-    :func:`fold_splits`).
+    :func:`fold_splits`). ``only_folds`` (fold numbers from 0, in every repeat) trains and
+    scores only those folds; the others' finished scores are gathered, and what is still
+    unscored is listed in ``missing`` (:func:`save_cv` refuses a table with gaps).
     Nothing but runs and per-fold score files is written (see :func:`save_cv`).
     """
-    from fakeseg.inference.localizer import Localizer
-
     out, data = Path(out), Path(data)
     base = (base or TrainConfig()).validate()
     entries = list(entries or [(m, method_config(base, m)) for m in methods])
@@ -245,6 +251,9 @@ def cross_validate(data: str | Path, out: str | Path, *,
         raise FakesegError("benchmark entries need distinct names")
     if repeats < 1:
         raise FakesegError(f"--repeats {repeats}: must be at least 1")
+    if only_folds is not None and not set(only_folds) <= set(range(folds)):
+        raise FakesegError(f"--only-folds {','.join(map(str, sorted(only_folds)))}: folds are "
+                           f"numbered 0 to {folds - 1}")
     for _, config in entries:  # before any training: a typo must not cost the runs before it
         check_trainable(config.model)
     protocol = protocol or default_protocol(base)
@@ -258,6 +267,7 @@ def cross_validate(data: str | Path, out: str | Path, *,
     rows = [FLOOR] + [n + suffix for n, _ in entries for suffix in
                       ("", FLIP_SUFFIX) if suffix == "" or n in flip_tta]
     scored: list[FoldScores] = []
+    missing: list[str] = []
     for planned in plan_folds(index.stems, folds, repeats, base, protocol,
                               train_pairs=train_pairs):
         repeat, fold, split = planned.repeat, planned.fold, planned.split
@@ -265,46 +275,44 @@ def cross_validate(data: str | Path, out: str | Path, *,
         fold_dir = out / f"repeat{repeat}" / f"fold{fold}"
         composite_sets = _lazy_sets(index, split, fold_protocol, base.allow_resize, sections)
         where = f"repeat {repeat + 1}/{repeats}, fold {fold + 1}/{folds}"
+        ours = only_folds is None or fold in only_folds
         floor_key = {"version": SCORES_VERSION, "split": split.to_json(),
                      "protocol": dataclasses.asdict(fold_protocol)}
         floor_file = fold_dir / "scores" / "_floor.json"
         floor = _read_scores(floor_file, floor_key, sections=sections)
-        if floor is None:
+        if floor is None and ours:
             floor = [FoldScores(FLOOR, repeat, fold, split.test, _score_sets(
                 constant_scorer(1.0), composite_sets(), FLOOR))]
             write_json(floor_file, {"key": floor_key, "rows": [
                 dataclasses.asdict(f) for f in floor]})
-        scored += floor
+        if floor is None:
+            missing.append(f"{where}: {FLOOR}")
+        scored += floor or []
         for name, config in entries:
             config = dataclasses.replace(config, seed=config.seed + repeat)
             flip = name in flip_tta
             key = {**floor_key, "config": to_dict(config), "flip_tta": flip}
             score_file = fold_dir / "scores" / f"{name}.json"
             done = _read_scores(score_file, key, config, sections)
-            if done is not None:
-                if progress:
-                    say(f"[benchmark] {where}: {name} already scored")
-                scored += done
-                continue
-            load_before = os.getloadavg()[0]
-            seconds = train_entry(data, fold_dir / "runs" / name, config, split=split,
-                                  label=f"{where}: {name}", progress=progress)
-            load_after = os.getloadavg()[0]
-            model = Localizer.load(fold_dir / "runs" / name, device=config.device)
-            history = json.loads((fold_dir / "runs" / name / "history.json").read_text())
-            plain = FoldScores(
-                name, repeat, fold, split.test,
-                _score_sets(model_scorer(model), composite_sets(), name),
-                steps=int(history[-1]["step"]) if history else 0, train_s=round(seconds, 1),
-                load_avg=[round(load_before, 2), round(load_after, 2)])
-            found = [plain]
-            if flip:
-                found.append(dataclasses.replace(
-                    plain, row=name + FLIP_SUFFIX,
-                    metrics=_score_sets(flip_scorer(model), composite_sets(), name)))
-            write_json(score_file, {"key": key, "rows": [dataclasses.asdict(f)
-                                                         for f in found]})
-            scored += found
+            if done is None and ours:
+                (fold_dir / "runs").mkdir(parents=True, exist_ok=True)
+                try:  # one process per entry and fold: a second one must not rmtree its run
+                    with folder_lock(fold_dir / "runs", "benchmark", share=_share(name)):
+                        done = _read_scores(score_file, key, config, sections)
+                        if done is None:
+                            done = _train_and_score(data, fold_dir / "runs" / name, config,
+                                                    planned, f"{where}: {name}", composite_sets,
+                                                    flip, progress)
+                            write_json(score_file, {"key": key, "rows": [
+                                dataclasses.asdict(f) for f in done]})
+                except FolderInUseError as exc:
+                    if progress:
+                        say(f"[benchmark] {where}: {name} skipped: {exc}")
+            elif done is not None and progress:
+                say(f"[benchmark] {where}: {name} already scored")
+            if done is None:
+                missing.append(f"{where}: {name}")
+            scored += done or []
     meta = {
         "title": f"fakeseg benchmark, {folds}-fold cross-validation by pair, on {data}"
                  + (f", trained on {train_pairs} of each fold's training pairs" if train_pairs
@@ -317,7 +325,36 @@ def cross_validate(data: str | Path, out: str | Path, *,
         "note": ("every pair is tested exactly once per repeat; validation pairs (early "
                  "stopping, threshold) come from the training side of each fold"),
     }
-    return CrossValidation(scored, meta, rows)
+    return CrossValidation(scored, meta, rows, missing)
+
+
+def _share(name: str) -> str:
+    """An entry's lock name inside a fold's ``runs`` folder (letters, digits, ``._-``)."""
+    return "entry-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
+def _train_and_score(data: Path, run_dir: Path, config: TrainConfig, planned: Fold, label: str,
+                     composite_sets: Callable[[], dict[str, dict[str, list[CompositeItem]]]],
+                     flip: bool, progress: bool) -> list[FoldScores]:
+    """Train (or resume, or reuse) one entry's run on a fold and score it (+ flip TTA)."""
+    from fakeseg.inference.localizer import Localizer
+
+    load_before = os.getloadavg()[0]
+    seconds = train_entry(data, run_dir, config, split=planned.split, label=label,
+                          progress=progress)
+    load_after = os.getloadavg()[0]
+    model = Localizer.load(run_dir, device=config.device)
+    history = json.loads((run_dir / "history.json").read_text())
+    name = run_dir.name
+    plain = FoldScores(
+        name, planned.repeat, planned.fold, planned.split.test,
+        _score_sets(model_scorer(model), composite_sets(), name),
+        steps=int(history[-1]["step"]) if history else 0, train_s=round(seconds, 1),
+        load_avg=[round(load_before, 2), round(load_after, 2)])
+    if not flip:
+        return [plain]
+    return [plain, dataclasses.replace(plain, row=name + FLIP_SUFFIX, metrics=_score_sets(
+        flip_scorer(model), composite_sets(), name))]
 
 
 def _ratio_rows(result: CrossValidation, section: str, reference: str) -> dict[str, str]:
@@ -392,6 +429,10 @@ def save_cv(result: CrossValidation, out: str | Path,
     """``metrics.json`` (meta, versions, summary, per-fold rows) and ``metrics.md`` (IoU ÷
     ``reference``, see :func:`cv_markdown`)."""
     out = Path(out)
+    if result.missing:
+        raise FakesegError(f"{len(result.missing)} fold scores are still missing (first: "
+                           f"{result.missing[0]}); the table is written once every fold is "
+                           "scored: rerun when the other processes have finished")
     summary = {row: {section: {metric: dict(zip(("mean", "std"),
                                                 result.summary(row, section, metric),
                                                 strict=True))

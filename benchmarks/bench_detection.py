@@ -4,10 +4,10 @@ For each generator G of ``../shared/data/cnndetection`` (``real/`` and ``fake/``
 ``N_GENERATOR_{real,fake}.jpg``, 20 + 20 per generator), train the classifier
 (``fakeseg.training.classification.train_classifier``, package-shipped ImageNet weights) on the
 real and fake images of the other generators and report ROC AUC, AP, balanced accuracy and EER on
-G's real and fake images (``classify_eval``: ``fakeseg.evaluation.metrics.image_report``). The real
-images
-of each generator come from that generator's own dataset (e.g. ImageNet for BigGAN, horses and
-zebras for CycleGAN), so the held-out set is a new domain as well as a new generator.
+G's real and fake images (``fakeseg.detection.evaluate.evaluate_detection``: ``image_report``).
+The real images of each generator come from that generator's own dataset (e.g. ImageNet for
+BigGAN, horses and zebras for CycleGAN), so the held-out set is a new domain as well as a new
+generator.
 
 No validation split (the 200 training images are few; like Wimmer et al. a fixed number of
 epochs is trained and the last epoch is used). CPU-sized defaults: 160 px crops, 6 epochs.
@@ -34,7 +34,7 @@ import torch
 
 from fakeseg.config import ClassifierConfig, versions
 from fakeseg.data.labeled import DEFAULT_AUGMENT, load_labeled
-from fakeseg.detection.evaluate import classify_eval
+from fakeseg.detection.evaluate import evaluate_detection, save_detection_evaluation
 from fakeseg.io import write_json, write_text
 from fakeseg.training.classification import train_classifier
 
@@ -86,7 +86,8 @@ def main() -> None:
                                   augment=list(augment), val_fraction=0.0, threads=args.threads)
         trained = train_classifier(train, runs / generator / "run", config, progress=False)
         meta = json.loads((trained.best_dir / "model.json").read_text())
-        result = classify_eval(trained.best_dir, test, runs / generator / "eval", progress=False)
+        result = evaluate_detection(trained.best_dir, test, progress=False)
+        save_detection_evaluation(result, runs / generator / "eval")
         report = result.overall
         rows.append({
             "held_out": generator, "n_train": meta["n_train"], "n_test": report["n"],

@@ -49,7 +49,7 @@ def _variants(paths: list[Path], folder: Path, names: tuple[str, ...] = ("jpeg50
     for path in paths:
         image = Image.open(path).convert("RGB")
         width, height = image.size
-        targets = {
+        targets: dict[str, tuple[Image.Image, str, dict[str, Any]]] = {
             "jpeg50": (image, "jpg", {"quality": 50}),
             "down075": (image.resize((round(width * 0.75), round(height * 0.75)),
                                      Image.Resampling.BOX), "png", {}),
@@ -84,7 +84,7 @@ def main() -> None:
             fake, Path(scratch) / "fake", ("jpeg50", "down075")).items()}
         fitted: dict[str, Any] = {}
         for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-            extra = {"fitted": fitted} if method == "ensemble" else {}
+            extra: dict[str, Any] = {"fitted": fitted} if method == "ensemble" else {}
             scorer = fitted[method] = fit_method(method, items, [], **extra)
             sets = {"real (training)": real, **{k: v for k, v in variants.items()
                                                  if k.startswith("real")},

@@ -17,6 +17,7 @@ Prints a Markdown table and writes ``benchmarks/results/fingerprint_speed.json``
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -99,10 +101,10 @@ def main() -> None:
             for workers in sorted({1, args.workers}):
                 cases.append((
                     f"compute_fingerprint {transform}, center {CROP}", workers,
-                    lambda t=transform, w=workers: compute_fingerprint(
-                        real, fake, size=CROP, transform=t, progress=False, workers=w),
+                    functools.partial(compute_fingerprint, real, fake, size=CROP,
+                                      transform=transform, progress=False, workers=workers),
                 ))
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name, workers, fn in cases:
             times, cpu = _time(fn, args.repeats)
             median = statistics.median(times)

@@ -126,7 +126,8 @@ def main() -> None:
         "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
         "onnx_export_seconds": None if export_seconds is None else round(export_seconds, 1),
-        "backbone": config["backbone"], "weights_tag": net.extractor.weights_tag,
+        "backbone": config["backbone"],
+        "weights_tag": getattr(net.feature_extractor, "weights_tag", None),
         "config": config, "rows": rows, "versions": versions(),
     }
     if onnx_available():

@@ -97,7 +97,7 @@ def main() -> None:
             summary = predict(model, [str(folder)], Path(tmp) / f"out_w{workers}",
                               batch_size=args.batch, workers=workers, progress=False)
             seconds = time.perf_counter() - started
-            assert summary.n_done == args.n and not summary.failures
+            assert summary.n_done == args.n and not summary.skipped
             runs.append({"workers": workers, "seconds": round(seconds, 2),
                          "images_per_s": round(args.n / seconds, 3),
                          "ratio_to_model_only": round(args.n / seconds / model_rate, 3)})
@@ -113,7 +113,7 @@ def main() -> None:
         "children_peak_rss_mib_incl_shared_at_fork": round(
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         "model": config.model, "backbone": config.backbone,
-        "weights_tag": net.extractor.weights_tag if net.extractor is not None else None,
+        "weights_tag": getattr(net.feature_extractor, "weights_tag", None),
         "versions": versions(),
     }
     stem = args.name or f"predict_throughput_{args.width}x{args.height}"

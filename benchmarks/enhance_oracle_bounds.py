@@ -141,12 +141,12 @@ def main() -> None:
     for name in args.fd_features.split(","):
         trunk = build_trunk(name, "auto").eval()
         side = tile_side(reals)
-        real = tile_moments(trunk, reals, trunk.dims, side, device)
+        real_moments = tile_moments(trunk, reals, trunk.dims, side, device)
         for group in zip(*edited.values(), strict=True):
             moments = tile_moments(trunk, [image for _, image in group], trunk.dims, side,
                                    device)
             fds.setdefault(group[0][0], {})[name] = frechet_from_moments(
-                moments.mean, moments.covariance, real.mean, real.covariance)
+                moments.mean, moments.covariance, real_moments.mean, real_moments.covariance)
     names = args.backbones.split(",")
     fd_names = args.fd_features.split(",")
     intro = (f"test pairs {', '.join(split.test)}; fitted edits use the training pairs "

@@ -28,6 +28,7 @@ import argparse
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -124,8 +125,9 @@ def summary(counts: Counter[str]) -> dict[str, object]:
 
 def benchmark_entry(results: Path, entry: str) -> None:
     metrics = json.loads((results / "metrics.json").read_text())
-    protocol = ProtocolConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in metrics["protocol"].items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                              for k, v in metrics["protocol"].items()}
+    protocol = ProtocolConfig(**fields)
     run = results / "runs" / entry
     split = load_split(run / "split.json")
     row = next(r for r in metrics["results"]["composites, with shortcut controls"]

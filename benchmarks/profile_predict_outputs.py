@@ -71,9 +71,10 @@ def blended(image: np.ndarray, probability: np.ndarray) -> np.ndarray:
     return to_uint8(overlay(image, probability))
 
 
-PNG_VARIANTS = {"level 0": {"compress_level": 0}, "level 1": {"compress_level": 1},
-                "level 6": {"compress_level": 6},
-                "level 1 Z_RLE": {"compress_level": 1, "compress_type": zlib.Z_RLE}}
+PNG_VARIANTS: dict[str, dict[str, Any]] = {
+    "level 0": {"compress_level": 0}, "level 1": {"compress_level": 1},
+    "level 6": {"compress_level": 6},
+    "level 1 Z_RLE": {"compress_level": 1, "compress_type": zlib.Z_RLE}}
 
 
 def main() -> None:
@@ -114,7 +115,7 @@ def main() -> None:
         pixels = timed("decode: file -> uint8 (read_pixels)", read_pixels, path)
         images.append(timed("decode: uint8 -> float32", pixels_to_float, pixels))
     model.predict_tensor(torch.from_numpy(images[0]).permute(2, 0, 1)[None])  # warm-up
-    probabilities = []
+    probabilities: list[np.ndarray] = []
     for start in range(0, len(images), 4):
         batch = torch.stack([torch.from_numpy(a).permute(2, 0, 1)
                              for a in images[start:start + 4]])

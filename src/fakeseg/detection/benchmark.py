@@ -36,13 +36,14 @@ import torch
 
 from fakeseg.config import versions
 from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN, LabeledImage, load_labeled, split_items
+from fakeseg.data.shortcuts import find_shortcuts
 from fakeseg.detection.probe import clear_feature_cache
 from fakeseg.detection.registry import METHODS, check_methods, fit_method, method_family
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.metrics import image_report
 from fakeseg.io import check_output_dir, folder_lock, write_json, write_text
 from fakeseg.numbers import mean_std
-from fakeseg.progress import say
+from fakeseg.progress import say, warn
 
 IN_DISTRIBUTION = "in-distribution"
 DEFAULT_BENCH_METHODS: tuple[str, ...] = tuple(METHODS)
@@ -67,6 +68,8 @@ class DetectionBenchmark:
     methods: dict[str, dict[str, Any]]  # method → summarise_method(...)
     best_method: str | None
     machine: str
+    # cues other than the pictures that give the label away (fakeseg.data.shortcuts)
+    shortcuts: list[str] = field(default_factory=list)
     date: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict[str, Any]:
@@ -80,7 +83,7 @@ class DetectionBenchmark:
             "seeds": self.seeds, "methods": self.methods,
             "seed_003_real_real_balanced_accuracy": SEED_003_REAL_REAL_BALANCED_ACCURACY,
             "machine": self.machine, "date": self.date, "versions": versions(),
-            "best_method": self.best_method,
+            "best_method": self.best_method, "shortcuts": self.shortcuts,
         }
 
 
@@ -216,6 +219,7 @@ def _markdown(payload: dict[str, Any]) -> str:
     generators = sorted({g for m in methods.values() for g in m["per_generator"]})
     lines = [
         "# Leave-one-generator-out detection", "",
+        *(f"**Warning: {w}.**\n" for w in payload.get("shortcuts", [])),
         "Reproduce (every cell is resumable; the commands below wrote them):", "",
         *(f"    {c}" for c in payload["commands"]), "",
         f"Data: {payload['data']} ({payload['n_images']} images, generators "
@@ -345,6 +349,9 @@ def benchmark_detection(
                             "generator needs real and synthetic images for its test cell")
     if len(generators) < 2:
         raise DataError(f"only one generator ({generators[0]}); leave-one-out needs two or more")
+    shortcuts = [s.message(data) for s in find_shortcuts(items)]
+    for message in shortcuts:
+        warn(message)
     out_dir = check_output_dir(out)
     if threads:
         torch.set_num_threads(threads)
@@ -401,7 +408,8 @@ def benchmark_detection(
             n_test_per_generator={g: sum(i.source == g for i in items) for g in generators},
             val_fraction=val_fraction, test_fraction=test_fraction, seeds=seeds,
             methods=summaries, best_method=best_method(summaries),
-            machine=f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), CPU")
+            machine=f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), CPU",
+            shortcuts=shortcuts)
         save_detection_benchmark(result, out_dir)
     return result
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from fakeseg.config import versions
 from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN, ImageCache, LabeledImage, load_labeled
+from fakeseg.data.shortcuts import find_shortcuts
 from fakeseg.device import resolve_device
 from fakeseg.errors import FakesegError, Skipped
 from fakeseg.evaluation.metrics import grouped_image_report, image_report
@@ -117,6 +118,7 @@ class DetectionEvaluation:
     source_pattern: str | None
     config: dict[str, Any] | None
     seed: int | None
+    shortcuts: list[str] = field(default_factory=list)  # fakeseg.data.shortcuts messages
 
     @property
     def n(self) -> int:
@@ -130,7 +132,8 @@ class DetectionEvaluation:
             "score": self.score_name, "n": self.n,
             "n_seen_in_training": self.n_seen_in_training, "overall": self.overall,
             "per_source": self.per_source, "source_pattern": self.source_pattern,
-            "config": self.config, "seed": self.seed, "versions": versions(),
+            "config": self.config, "seed": self.seed, "shortcuts": self.shortcuts,
+            "versions": versions(),
         }
 
 
@@ -156,6 +159,10 @@ def evaluate_detection(
     if scorer not in SCORERS:
         raise FakesegError(f"unknown scorer '{scorer}'; use model or heatmap")
     items = load_labeled(data, source_pattern=source_pattern)
+    shortcuts = [s.message(data if isinstance(data, str | Path) else "the images")
+                 for s in find_shortcuts(items)]
+    for message in shortcuts:
+        warn(message)
     paths = [i.path for i in items]
     labels = np.array([i.label for i in items], dtype=np.int64)
     seen = 0
@@ -188,7 +195,7 @@ def evaluate_detection(
         score_name=score_name, items=list(items), scores=np.asarray(scores),
         overall=image_report(scores, labels, threshold=thr), per_source=per_source,
         n_seen_in_training=seen, source_pattern=source_pattern, config=config,
-        seed=(config or {}).get("seed"))
+        seed=(config or {}).get("seed"), shortcuts=shortcuts)
 
 
 def save_detection_evaluation(result: DetectionEvaluation, out: str | Path) -> Path:
@@ -206,6 +213,7 @@ def save_detection_evaluation(result: DetectionEvaluation, out: str | Path) -> P
              f"- scorer: {result.scorer_description}",
              f"- data: {result.data} ({result.n} images, {n_synthetic} synthetic)",
              f"- decision: {result.score_name} ≥ {result.threshold:g}"]
+    lines += [f"- **warning**: {message}" for message in result.shortcuts]
     if result.n_seen_in_training:
         lines.append(f"- **warning**: {result.n_seen_in_training} of these images were used "
                      "in training or validation; these numbers are not a held-out estimate")

@@ -1,0 +1,120 @@
+"""Labels that can be read off something other than the picture: a shortcut check.
+
+A detector learns whatever separates the classes most easily. When every synthetic image has a
+coloured frame and every real one a grey frame (as in the CNNDetection ranking-page sample), or
+the two classes come at different sizes, it learns the frame or the size, and every score it
+gives is meaningless. :func:`find_shortcuts` fits a small cross-validated classifier on two
+cues that carry no picture content, the colour of the outer edge (:data:`EDGE_PX` pixels) and
+the image size, and reports each cue that alone predicts the label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fakeseg.data.labeled import LabeledImage
+from fakeseg.errors import FakesegError
+from fakeseg.io import read_image
+
+EDGE_PX = 4  # the outer ring whose colour is a cue
+FRAME_TOLERANCE = 0.1  # a frame row/column stays within this of the corner colour ([0, 1])
+SHORTCUT_ACCURACY = 0.9  # cross-validated balanced accuracy from which a cue is a shortcut
+SAMPLE_PER_CLASS = 200  # images read per class (seeded sample)
+MIN_PER_CLASS = 5
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """One cue that alone predicts the label."""
+
+    cue: str  # "edge colour" or "image size"
+    balanced_accuracy: float  # cross-validated, from the cue alone
+    detail: str  # what differs, e.g. the median edge colour and frame width per class
+
+    def message(self, data: object, names: Sequence[str] = ("real", "synthetic")) -> str:
+        fix = ("crop the frame off every image before training or evaluating"
+               if self.cue == "edge colour" else
+               "bring both classes to the same sizes (crop, not resize)")
+        return (f"{data}: the {self.cue} alone tells {names[0]} from {names[1]} images "
+                f"(balanced accuracy {self.balanced_accuracy:.2f}; {self.detail}): a detector "
+                f"will learn it instead of the pictures, and its scores mean nothing; {fix}")
+
+
+def edge_features(image: np.ndarray, edge: int = EDGE_PX) -> np.ndarray:
+    """Mean and std per channel of an (H, W, 3) image's outer ``edge``-pixel ring."""
+    edge = max(1, min(edge, min(image.shape[:2]) // 4))
+    ring = np.concatenate([image[:edge].reshape(-1, 3), image[-edge:].reshape(-1, 3),
+                           image[edge:-edge, :edge].reshape(-1, 3),
+                           image[edge:-edge, -edge:].reshape(-1, 3)])
+    return np.concatenate([ring.mean(0), ring.std(0)])
+
+
+def frame_width(image: np.ndarray, tolerance: float = FRAME_TOLERANCE) -> int:
+    """Pixels of uniform frame (the corner's colour) on the image's thinnest side; 0: none."""
+    corner = image[0, 0]
+    off = np.abs(image - corner).max(axis=2) > tolerance
+    widths = []
+    for side in (off, off[::-1], off.T, off.T[::-1]):  # top, bottom, left, right
+        busy = np.flatnonzero(side.any(axis=1))
+        widths.append(int(busy[0]) if busy.size else side.shape[0])
+    return min(widths)
+
+
+def _accuracy(features: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    if np.ptp(features, axis=0).max() == 0:
+        return 0.5  # constant cue: carries nothing
+    folds = min(5, int(np.bincount(labels).min()))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    scores = cross_val_score(model, features, labels, scoring="balanced_accuracy",
+                             cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    return float(np.mean(scores))
+
+
+def find_shortcuts(items: Sequence[LabeledImage], *, seed: int = 0,
+                   sample: int = SAMPLE_PER_CLASS,
+                   threshold: float = SHORTCUT_ACCURACY) -> list[Shortcut]:
+    """Cues (edge colour, image size) that predict the label at ``threshold`` balanced
+    accuracy or more, cross-validated on up to ``sample`` images per class. Unreadable images
+    are left out (the loaders report them); fewer than :data:`MIN_PER_CLASS` per class: []."""
+    rng = np.random.default_rng(seed)
+    chosen: list[LabeledImage] = []
+    for label in (0, 1):
+        group = [i for i in items if i.label == label]
+        picks = rng.choice(len(group), size=min(sample, len(group)), replace=False)
+        chosen += [group[k] for k in sorted(picks)]
+    edges, sizes, frames, labels = [], [], [], []
+    for item in chosen:
+        try:
+            image = read_image(item.path)
+        except (FakesegError, OSError):  # a bad file is the loaders' to report
+            continue
+        edges.append(edge_features(image))
+        sizes.append(image.shape[:2])
+        frames.append(frame_width(image))
+        labels.append(item.label)
+    y = np.array(labels, dtype=np.int64)
+    if y.size == 0 or np.bincount(y, minlength=2).min() < MIN_PER_CLASS:
+        return []
+    found = []
+    edge_x, size_x, frame_x = np.array(edges), np.array(sizes, dtype=np.float64), np.array(frames)
+    accuracy = _accuracy(edge_x, y, seed)
+    if accuracy >= threshold:
+        colours = [tuple(round(255 * float(c)) for c in np.median(edge_x[y == k, :3], axis=0))
+                   for k in (0, 1)]
+        found.append(Shortcut("edge colour", accuracy, (
+            f"median edge colour {colours[0]} against {colours[1]}, uniform frame "
+            f"{int(np.median(frame_x[y == 0]))} against {int(np.median(frame_x[y == 1]))} px")))
+    accuracy = _accuracy(size_x, y, seed)
+    if accuracy >= threshold:
+        typical = ["×".join(str(int(v)) for v in np.median(size_x[y == k], axis=0)[::-1])
+                   for k in (0, 1)]
+        found.append(Shortcut("image size", accuracy,
+                              f"median size {typical[0]} against {typical[1]}"))
+    return found

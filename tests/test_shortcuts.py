@@ -1,0 +1,133 @@
+"""The shortcut check: labels readable from the image's frame or size, not its pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakeseg.data.labeled import LabeledImage, load_labeled
+from fakeseg.data.shortcuts import edge_features, find_shortcuts, frame_width
+from fakeseg.detection.evaluate import evaluate_detection, save_detection_evaluation
+from fakeseg.io import write_image
+from tests.conftest import smooth_image
+from tests.test_detection import FAST, write_dataset
+
+GENERATOR_COLOURS = [(1.0, 1.0, 0.0), (0.0, 1.0, 1.0), (1.0, 0.0, 0.0)]
+
+
+def _framed(picture: np.ndarray, colour: tuple[float, float, float], width: int) -> np.ndarray:
+    height, side = picture.shape[:2]
+    out = np.empty((height + 2 * width, side + 2 * width, 3), np.float32)
+    out[:] = colour
+    out[width:width + height, width:width + side] = picture
+    return out
+
+
+def _write(root: Path, n: int, frame: int, fake_side: int = 40, seed: int = 0) -> Path:
+    """n real and n synthetic images with the same kind of picture; optionally the ranking
+    page's frames (grey for real, a colour per generator for synthetic)."""
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        real, fake = smooth_image(rng, 40, 40), smooth_image(rng, fake_side, fake_side)
+        if frame:
+            real = _framed(real, (0.13, 0.13, 0.13), frame)
+            fake = _framed(fake, GENERATOR_COLOURS[k % 3], frame)
+        write_image(root / "real" / f"{k}_g{k % 3}_real.png", real)
+        write_image(root / "fake" / f"{k}_g{k % 3}_fake.png", fake)
+    return root
+
+
+def test_frame_width_and_edge_features_read_only_the_border() -> None:
+    rng = np.random.default_rng(0)
+    picture = smooth_image(rng, 20, 30)
+    assert frame_width(picture) == 0
+    assert frame_width(_framed(picture, (1.0, 0.0, 0.0), 7)) == 7
+    framed = _framed(picture, (0.2, 0.4, 0.6), 6)
+    np.testing.assert_allclose(edge_features(framed), [0.2, 0.4, 0.6, 0, 0, 0], atol=1e-5)
+    assert edge_features(np.zeros((2, 2, 3), np.float32)).shape == (6,)  # tiny: no crash
+
+
+def test_a_coloured_frame_per_class_is_found_and_named(tmp_path: Path) -> None:
+    items = load_labeled(_write(tmp_path / "framed", 12, frame=6))
+    found = find_shortcuts(items)
+    assert [s.cue for s in found] == ["edge colour"]
+    assert found[0].balanced_accuracy >= 0.9
+    message = found[0].message("DATA")
+    assert message.startswith("DATA: the edge colour alone tells real from synthetic images")
+    assert "(33, 33, 33)" in message and "uniform frame 6 against 6 px" in message
+    assert "crop the frame off" in message
+
+
+def test_the_same_pictures_without_frames_raise_nothing(tmp_path: Path) -> None:
+    assert find_shortcuts(load_labeled(_write(tmp_path / "plain", 12, frame=0))) == []
+    # too few images to judge: nothing is claimed
+    assert find_shortcuts(load_labeled(_write(tmp_path / "few", 4, frame=6))) == []
+
+
+def test_a_size_per_class_is_found(tmp_path: Path) -> None:
+    found = find_shortcuts(load_labeled(_write(tmp_path / "sizes", 12, 0, fake_side=56)))
+    assert [s.cue for s in found] == ["image size"]
+    assert "median size 40×40 against 56×56" in found[0].message("DATA")
+    assert "same sizes" in found[0].message("DATA")
+
+
+def test_an_unreadable_file_is_left_to_the_loaders(tmp_path: Path) -> None:
+    root = _write(tmp_path / "framed", 12, frame=6)
+    (root / "fake" / "broken.png").write_bytes(b"not an image")
+    items = [*load_labeled(root), LabeledImage(root / "missing.png", 1)]
+    assert [s.cue for s in find_shortcuts(items, sample=100)] == ["edge colour"]
+
+
+def test_detection_evaluation_records_and_prints_the_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from fakeseg.inference.localizer import Localizer
+    from fakeseg.models.registry import build_model
+
+    config = {"model": "unet_rgb",
+              "model_options": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}}
+    torch.manual_seed(0)
+    Localizer(build_model(config), {"kind": "segmenter", "config": config,
+                                    "threshold": 0.5}).save(tmp_path / "seg")
+    data = _write(tmp_path / "framed", 12, frame=8)
+    result = evaluate_detection(tmp_path / "seg", data, scorer="heatmap", device="cpu",
+                                progress=False)
+    assert len(result.shortcuts) == 1 and "edge colour alone" in result.shortcuts[0]
+    assert "edge colour alone" in capsys.readouterr().err
+    save_detection_evaluation(result, tmp_path / "eval")
+    assert "- **warning**: " + result.shortcuts[0] in (tmp_path / "eval" / "metrics.md").read_text()
+
+
+@pytest.mark.slow  # fits a detector on every cell
+def test_a_detection_benchmark_carries_the_warning(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from fakeseg.detection.benchmark import benchmark_detection
+    from fakeseg.io import read_image
+
+    data = write_dataset(tmp_path / "data", n=6)
+    for path in data.glob("*/*.png"):  # the ranking page's frames, as in the shared sample
+        colour = (0.13, 0.13, 0.13) if path.parent.name == "real" else (1.0, 1.0, 0.0)
+        write_image(path, _framed(read_image(path), colour, 8))
+    result = benchmark_detection(data, tmp_path / "bench", methods=["spectral"], seeds=1,
+                                 options=FAST, bootstrap=20, progress=False)
+    assert len(result.shortcuts) == 1 and "edge colour alone" in result.shortcuts[0]
+    assert f"**Warning: {result.shortcuts[0]}.**" in (tmp_path / "bench" / "metrics.md").read_text()
+    assert "edge colour alone" in capsys.readouterr().err
+
+
+def test_classifier_training_warns_before_it_trains(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from fakeseg.config import ClassifierConfig
+    from fakeseg.training.classification import ClassificationTask
+
+    data = _write(tmp_path / "framed", 12, frame=6)
+    ClassificationTask(ClassifierConfig(backbone="tiny_cnn", size=32), data).check_data()
+    err = capsys.readouterr().err
+    assert err.count("edge colour alone tells real from synthetic") == 1
+    assert str(data.resolve()) in err
+    ClassificationTask(ClassifierConfig(backbone="tiny_cnn", size=32),
+                       _write(tmp_path / "plain", 12, frame=0)).check_data()
+    assert capsys.readouterr().err == ""

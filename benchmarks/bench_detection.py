@@ -34,6 +34,7 @@ import torch
 
 from fakeseg.config import ClassifierConfig, versions
 from fakeseg.data.labeled import DEFAULT_AUGMENT, load_labeled
+from fakeseg.data.shortcuts import find_shortcuts
 from fakeseg.detection.evaluate import evaluate_detection, save_detection_evaluation
 from fakeseg.io import write_json, write_text
 from fakeseg.training.classification import train_classifier
@@ -68,6 +69,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     items = load_labeled(args.data)
+    for shortcut in find_shortcuts(items):  # a table of frame-readers is worse than none
+        raise SystemExit(f"{shortcut.message(args.data)} (python benchmarks/crop_frames.py "
+                         f"{args.data} OUT, then --data OUT)")
     generators = sorted({i.source for i in items if i.source})
     if args.generators:
         generators = [g.strip() for g in args.generators.split(",")]

@@ -35,6 +35,7 @@ from PIL import Image
 
 from fakeseg.config import versions
 from fakeseg.data.labeled import load_labeled
+from fakeseg.data.shortcuts import find_shortcuts
 from fakeseg.detection import fit_method
 from fakeseg.io import write_json, write_text
 
@@ -75,6 +76,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     items = load_labeled(args.data)
+    for shortcut in find_shortcuts(items):  # a table of frame-readers is worse than none
+        raise SystemExit(f"{shortcut.message(args.data)} (python benchmarks/crop_frames.py "
+                         f"{args.data} OUT, then --data OUT)")
     real = [i.path for i in items if i.label == 0]
     fake = [i.path for i in items if i.label == 1]
     rows: dict[str, dict[str, Any]] = {}

@@ -21,6 +21,19 @@ def smooth_image(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     return np.clip(ndimage.gaussian_filter(noise, (3, 3, 0)) * 2 - 0.5, 0, 1).astype(np.float32)
 
 
+def save_tiny_segmenter(folder: Path) -> Path:
+    """A random-weight unet_rgb localizer saved in ``folder`` (seeded): a run to score with."""
+    from fakeseg.inference.localizer import Localizer
+    from fakeseg.models.registry import build_model
+
+    config = {"model": "unet_rgb",
+              "model_options": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}}
+    torch.manual_seed(0)
+    Localizer(build_model(config), {"kind": "segmenter", "config": config,
+                                    "threshold": 0.5}).save(folder)
+    return folder
+
+
 def make_pairs(root: Path, n: int = 4, size: tuple[int, int] = (64, 64), seed: int = 0,
                labels: bool = False) -> Path:
     """n pairs whose synthetic side differs from the real one in its left half (blocky)."""

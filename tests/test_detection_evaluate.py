@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from fakeseg.cli import main
 from fakeseg.data.labeled import load_labeled
@@ -19,6 +18,7 @@ from fakeseg.detection.evaluate import (
 )
 from fakeseg.errors import FakesegError
 from fakeseg.models.classifier import load_classifier
+from tests.conftest import save_tiny_segmenter
 from tests.labeled_sets import TrainedClassifier, make_set
 
 
@@ -56,13 +56,8 @@ def test_train_eval_predict_learns_the_checkerboard(trained_classifier: TrainedC
 
 def test_heatmap_scorer_uses_fakesegment_coverage(tmp_path: Path) -> None:
     from fakeseg.inference.localizer import Localizer
-    from fakeseg.models.registry import build_model
 
-    config = {"model": "unet_rgb",
-              "model_options": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}}
-    torch.manual_seed(0)
-    Localizer(build_model(config), {"kind": "segmenter", "config": config,
-                                    "threshold": 0.5}).save(tmp_path / "seg")
+    save_tiny_segmenter(tmp_path / "seg")
     data = make_set(tmp_path / "d", 3, seed=0)
     items = load_labeled(data)
     scores = heatmap_scores(tmp_path / "seg", [i.path for i in items], progress=False)

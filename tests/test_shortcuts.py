@@ -11,7 +11,7 @@ from fakeseg.data.labeled import LabeledImage, load_labeled
 from fakeseg.data.shortcuts import edge_features, find_shortcuts, frame_width
 from fakeseg.detection.evaluate import evaluate_detection, save_detection_evaluation
 from fakeseg.io import write_image
-from tests.conftest import smooth_image
+from tests.conftest import save_tiny_segmenter, smooth_image
 from tests.test_detection import FAST, write_dataset
 
 GENERATOR_COLOURS = [(1.0, 1.0, 0.0), (0.0, 1.0, 1.0), (1.0, 0.0, 0.0)]
@@ -82,16 +82,7 @@ def test_an_unreadable_file_is_left_to_the_loaders(tmp_path: Path) -> None:
 
 def test_detection_evaluation_records_and_prints_the_warning(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import torch
-
-    from fakeseg.inference.localizer import Localizer
-    from fakeseg.models.registry import build_model
-
-    config = {"model": "unet_rgb",
-              "model_options": {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}}
-    torch.manual_seed(0)
-    Localizer(build_model(config), {"kind": "segmenter", "config": config,
-                                    "threshold": 0.5}).save(tmp_path / "seg")
+    save_tiny_segmenter(tmp_path / "seg")
     data = _write(tmp_path / "framed", 12, frame=8)
     result = evaluate_detection(tmp_path / "seg", data, scorer="heatmap", device="cpu",
                                 progress=False)

@@ -39,12 +39,15 @@ class Shortcut:
     detail: str  # what differs, e.g. the median edge colour and frame width per class
 
     def message(self, data: object, names: Sequence[str] = ("real", "synthetic")) -> str:
-        fix = ("crop the frame off every image before training or evaluating"
-               if self.cue == "edge colour" else
-               "bring both classes to the same sizes (crop, not resize)")
+        if self.cue == "edge colour":
+            risk = "a detector that sees whole images will learn it instead of the pictures"
+            fix = "crop the frame off every image before training or evaluating"
+        else:
+            risk = "a detector can learn it, or the resizing behind it, instead of the pictures"
+            fix = "bring both classes to the same sizes (crop, not resize)"
         return (f"{data}: the {self.cue} alone tells {names[0]} from {names[1]} images "
-                f"(balanced accuracy {self.balanced_accuracy:.2f}; {self.detail}): a detector "
-                f"will learn it instead of the pictures, and its scores mean nothing; {fix}")
+                f"(balanced accuracy {self.balanced_accuracy:.2f}; {self.detail}): {risk}, "
+                f"and its scores would mean nothing; {fix}")
 
 
 def edge_features(image: np.ndarray, edge: int = EDGE_PX) -> np.ndarray:

@@ -251,6 +251,15 @@ def test_classifier_runs_and_evaluations_appear(results: Path, tmp_path: Path) -
     assert "0.751" in text and "0.823" in text  # validation balanced accuracy, ROC AUC
     assert "0.679" in text  # the evaluation's balanced accuracy
     assert "evaluation" not in page.ids  # classify eval's metrics.json is not a segmentation one
+    assert "frame or size" not in text
+    # an evaluation on data whose labels show in the frame says so, at a glance and in a banner
+    metrics = json.loads((results / "classify_eval" / "metrics.json").read_text())
+    warning = "DATA: the edge colour alone tells real from synthetic images <frame>"
+    write_json(results / "classify_eval" / "metrics.json", {**metrics, "shortcuts": [warning]})
+    out = report([results / "classify_eval"], tmp_path / "s.html")
+    assert "the labels can be read off the frame or size" in " ".join(parse(out).glance)
+    assert '<p class="banner">DATA: the edge colour alone tells real from synthetic images ' \
+           "&lt;frame&gt;</p>" in out.read_text()
 
 
 def test_predictions_are_ranked_by_score_with_regions(results: Path, tmp_path: Path) -> None:

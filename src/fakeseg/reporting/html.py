@@ -819,6 +819,8 @@ def _detection(folder: Path, emb: Embedder) -> Part:
     if seen.value:
         parts.append(f'<p class="banner">{seen} of these images were used in training or '
                      "validation: these numbers are not a held-out estimate.</p>")
+    shortcuts = [_text(m) for m in metrics.get("shortcuts") or [] if isinstance(m, str)]
+    parts += [f'<p class="banner">{T.esc(m)}</p>' for m in shortcuts]
     reports = {"all": metrics.get("overall")}
     reports.update(_dict(metrics.get("per_source")))
     html, cells = _image_table(reports, "subset")
@@ -829,7 +831,9 @@ def _detection(folder: Path, emb: Embedder) -> Part:
     glance = [f"Classifier evaluation ({T.esc(_text(metrics.get('scorer')))} scorer, {n} images"
               f", synthetic when {T.esc(score)} ≥ {threshold}): balanced accuracy "
               f"{overall['balanced acc.']}, ROC AUC {overall['ROC AUC']} (no threshold)"
-              + (f"; {seen} image(s) were seen in training" if seen.value else "") + "."]
+              + (f"; {seen} image(s) were seen in training" if seen.value else "")
+              + ("; <b>the labels can be read off the frame or size</b>, so these scores "
+                 "mean nothing" if shortcuts else "") + "."]
     return Part("".join(parts), glance, audited=[Audited(
         _maybe_text(metrics.get("data")), f"{n} labelled image(s) scored by a classifier")])
 

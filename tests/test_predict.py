@@ -271,9 +271,10 @@ def test_killed_predict_resumes_with_one_row_and_one_set_of_files_per_image(
     assert len((out / "results.csv").read_text().strip().splitlines()) == 8
     fresh = tmp_path / "fresh"
     assert main(["predict", str(run), str(images), "--out", str(fresh), "-q"]) == 0
-    for row in rows:  # resumed maps equal an uninterrupted run's
-        np.testing.assert_array_equal(np.load(out / row["heat_npy"]),
-                                      np.load(fresh / row["heat_npy"]))
+    for row in rows:  # resumed maps equal an uninterrupted run's (up to float32 rounding:
+        # with several threads a batch's make-up moves the last bits)
+        np.testing.assert_allclose(np.load(out / row["heat_npy"]),
+                                   np.load(fresh / row["heat_npy"]), rtol=0, atol=1e-6)
 
 
 def test_non_finite_output_is_an_error_never_a_score(model: Localizer) -> None:

@@ -70,8 +70,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     items = load_labeled(args.data)
     for shortcut in find_shortcuts(items):  # a table of frame-readers is worse than none
-        raise SystemExit(f"{shortcut.message(args.data)} (python benchmarks/crop_frames.py "
-                         f"{args.data} OUT, then --data OUT)")
+        raise SystemExit(f"{shortcut.message(args.data)} (fakeseg data unframe {args.data} "
+                         "--out OUT, then --data OUT)")
     generators = sorted({i.source for i in items if i.source})
     if args.generators:
         generators = [g.strip() for g in args.generators.split(",")]

@@ -77,8 +77,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     items = load_labeled(args.data)
     for shortcut in find_shortcuts(items):  # a table of frame-readers is worse than none
-        raise SystemExit(f"{shortcut.message(args.data)} (python benchmarks/crop_frames.py "
-                         f"{args.data} OUT, then --data OUT)")
+        raise SystemExit(f"{shortcut.message(args.data)} (fakeseg data unframe {args.data} "
+                         "--out OUT, then --data OUT)")
     real = [i.path for i in items if i.label == 0]
     fake = [i.path for i in items if i.label == 1]
     rows: dict[str, dict[str, Any]] = {}

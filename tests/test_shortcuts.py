@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 
 from fakeseg.data.labeled import LabeledImage, load_labeled
-from fakeseg.data.shortcuts import edge_features, find_shortcuts, frame_width
+from fakeseg.data.shortcuts import (
+    crop_for_frame,
+    edge_features,
+    find_shortcuts,
+    frame_width,
+    unframe,
+)
 from fakeseg.detection.evaluate import evaluate_detection, save_detection_evaluation
-from fakeseg.io import write_image
+from fakeseg.io import read_image, write_image
 from tests.conftest import save_tiny_segmenter, smooth_image
 from tests.test_detection import FAST, write_dataset
 
@@ -122,3 +128,59 @@ def test_classifier_training_warns_before_it_trains(tmp_path: Path,
     ClassificationTask(ClassifierConfig(backbone="tiny_cnn", size=32),
                        _write(tmp_path / "plain", 12, frame=0)).check_data()
     assert capsys.readouterr().err == ""
+
+
+def test_crop_for_frame_goes_past_the_jpeg_block_that_carries_the_frames_colour() -> None:
+    assert [crop_for_frame(w, jpeg=False) for w in (0, 6, 50)] == [0, 6, 50]
+    assert [crop_for_frame(w, jpeg=True) for w in (0, 6, 14, 48, 50, 62)] == [0, 20, 20, 68,
+                                                                              68, 68]
+
+
+def test_unframe_crops_each_frame_copies_the_rest_skips_bad_files_and_resumes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    data = _write(tmp_path / "framed", 12, frame=6)
+    rng = np.random.default_rng(1)
+    write_image(data / "real" / "plain_real.png", smooth_image(rng, 40, 40))
+    jpeg = (_framed(smooth_image(rng, 64, 64), (1.0, 0.0, 0.0), 20) * 255).astype(np.uint8)
+    Image.fromarray(jpeg).save(data / "fake" / "framed_fake.jpg", quality=75)
+    (data / "fake" / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    result = unframe(data, out, progress=False)
+    assert result.cropped["real/0_g0_real.png"] == 6 and result.cropped["fake/0_g0_fake.png"] == 6
+    assert result.cropped["fake/framed_fake.jpg"] == 36  # frame 20 → past the 32-px block
+    with Image.open(out / "fake" / "framed_fake.png") as image:
+        assert image.size == (104 - 72, 104 - 72)
+    np.testing.assert_array_equal(read_image(out / "fake" / "0_g0_fake.png"),
+                                  read_image(data / "fake" / "0_g0_fake.png")[6:-6, 6:-6])
+    assert result.copied == ["real/plain_real.png"]
+    assert (out / "real" / "plain_real.png").read_bytes() == \
+        (data / "real" / "plain_real.png").read_bytes()
+    assert [s.input for s in result.skipped] == [str(data / "fake" / "broken.png")]
+    assert "skipped " in capsys.readouterr().err
+    assert result.shortcuts == []  # the copy no longer gives the label away
+    assert "25 image(s) cropped (6–36 px off each side), 1 without a frame copied, 1 " \
+           "unreadable skipped" in result.summary() and "none left" in result.summary()
+    stamp = (out / "real" / "0_g0_real.png").stat().st_mtime_ns
+    again = unframe(data, out, border=3, progress=False)  # finished files are kept
+    assert (out / "real" / "0_g0_real.png").stat().st_mtime_ns == stamp
+    assert set(again.cropped.values()) == {3}
+
+
+def test_data_shortcuts_and_unframe_commands(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from fakeseg.cli import main
+
+    framed = _write(tmp_path / "framed", 12, frame=6)
+    assert main(["data", "shortcuts", str(framed)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"fakeseg: problem: {framed}: the edge colour alone")
+    assert main(["data", "unframe", str(framed), "--out", str(tmp_path / "out")]) == 0
+    assert "shortcut check of the copy: none left" in capsys.readouterr().out
+    assert main(["data", "shortcuts", str(tmp_path / "out")]) == 0
+    assert "neither the edge colour nor the image size" in capsys.readouterr().out
+    assert main(["data", "unframe", str(framed), "--out", str(framed / "inside")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith(
+        "fakeseg: error:")]
+    assert len(errors) == 1 and "--out must lie outside" in errors[0]

@@ -9,7 +9,8 @@ import sys
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     from fakeseg.cli import example
 
-    data = subparsers.add_parser("data", parents=[common], help="inspect paired datasets",
+    data = subparsers.add_parser("data", parents=[common],
+                                 help="inspect datasets: pairs, shortcuts, frames",
                                  epilog=example("fakeseg data check data/pairs"))
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION",
                                    parser_class=type(data))
@@ -26,6 +27,37 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     check.add_argument("--resize", action="store_true",
                        help="accept real images whose size differs (they are resampled)")
     check.set_defaults(handler=_data_check)
+
+    shortcuts = data_sub.add_parser(
+        "shortcuts", parents=[common],
+        help="can the labels of a real/ + synthetic/ folder be read off the frame or size?",
+        description="Fits a cross-validated logistic regression on cues that carry no picture "
+                    "content (the outer 4-px edge colour; the image size) and reports each one "
+                    "that alone tells real from synthetic images (balanced accuracy ≥ 0.9). "
+                    "Exits 1 when it finds one. classify train, classify eval and "
+                    "benchmark-detection run the same check and warn.",
+        epilog=example("fakeseg data shortcuts data/cnndetection"),
+    )
+    shortcuts.add_argument("root", metavar="DATA",
+                           help="folder with real/ and synthetic/ (or fake/), or a CSV")
+    shortcuts.set_defaults(handler=_data_shortcuts)
+
+    unframe = data_sub.add_parser(
+        "unframe", parents=[common], help="copy a folder with every image's frame cropped off",
+        description="Measures each image's uniform frame (a border in the corner's colour) and "
+                    "writes a lossless PNG copy without it, same relative paths; in a JPEG the "
+                    "crop goes on to the first 16-px block past the frame, which carries its "
+                    "colour. Images without a frame are copied unchanged, unreadable ones "
+                    "skipped with a line each; a rerun keeps finished files. The copy of a real/ "
+                    "+ synthetic/ folder is then checked as 'data shortcuts' does.",
+        epilog=example("fakeseg data unframe data/cnndetection --out data/cnndetection_unframed"),
+    )
+    unframe.add_argument("root", metavar="DATA", help="folder of images (searched recursively)")
+    unframe.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    unframe.add_argument("--border", type=int, metavar="PX",
+                         help="cut this many pixels off every side of every image (default: "
+                              "each image's own frame, measured)")
+    unframe.set_defaults(handler=_data_unframe)
 
     demo = subparsers.add_parser(
         "demo-data", parents=[common], help="build the built-in demo dataset",
@@ -60,6 +92,29 @@ def _data_check(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(f"fakeseg: problem: {problem}", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _data_shortcuts(args: argparse.Namespace) -> int:
+    from fakeseg.data.labeled import load_labeled
+    from fakeseg.data.shortcuts import find_shortcuts
+
+    found = find_shortcuts(load_labeled(args.root, source_pattern=None))
+    for shortcut in found:
+        print(f"fakeseg: problem: {shortcut.message(args.root)}", file=sys.stderr)
+    if not found:
+        print(f"{args.root}: neither the edge colour nor the image size tells real from "
+              "synthetic images")
+    return 1 if found else 0
+
+
+def _data_unframe(args: argparse.Namespace) -> int:
+    from fakeseg.data.shortcuts import unframe
+
+    result = unframe(args.root, args.out, border=args.border, progress=True)
+    for shortcut in result.shortcuts or []:
+        print(f"fakeseg: problem: {shortcut.message(args.out)}", file=sys.stderr)
+    print(result.summary())
+    return 1 if result.shortcuts else 0
 
 
 def _demo_data(args: argparse.Namespace) -> int:

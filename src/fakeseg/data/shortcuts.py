@@ -5,13 +5,17 @@ coloured frame and every real one a grey frame (as in the CNNDetection ranking-p
 the two classes come at different sizes, it learns the frame or the size, and every score it
 gives is meaningless. :func:`find_shortcuts` fits a small cross-validated classifier on two
 cues that carry no picture content, the colour of the outer edge (:data:`EDGE_PX` pixels) and
-the image size, and reports each cue that alone predicts the label.
+the image size, and reports each cue that alone predicts the label. :func:`unframe` writes a
+copy of a folder with each image's uniform frame cropped off (``fakeseg data unframe``).
 """
 
 from __future__ import annotations
 
+import math
+import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -20,14 +24,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fakeseg.data.labeled import LabeledImage
-from fakeseg.errors import FakesegError
-from fakeseg.io import read_image
+from fakeseg.errors import DataError, FakesegError, Skipped
+from fakeseg.io import atomic_path, check_output_dir, folder_lock, list_images, read_image
+from fakeseg.progress import progress_bar, warn
 
 EDGE_PX = 4  # the outer ring whose colour is a cue
-FRAME_TOLERANCE = 0.1  # a frame row/column stays within this of the corner colour ([0, 1])
+FRAME_TOLERANCE = 0.2  # frame pixels stay this close to the corner colour (JPEG rings)
 SHORTCUT_ACCURACY = 0.9  # cross-validated balanced accuracy from which a cue is a shortcut
 SAMPLE_PER_CLASS = 200  # images read per class (seeded sample)
 MIN_PER_CLASS = 5
+JPEG_BLOCK = 16  # a JPEG's colour blocks (4:2:0): a frame's colour smears into the first ones
 
 
 @dataclass(frozen=True)
@@ -121,3 +127,89 @@ def find_shortcuts(items: Sequence[LabeledImage], *, seed: int = 0,
         found.append(Shortcut("image size", accuracy,
                               f"median size {typical[0]} against {typical[1]}"))
     return found
+
+
+@dataclass
+class Unframed:
+    """What :func:`unframe` did."""
+
+    out: Path
+    cropped: dict[str, int] = field(default_factory=dict)  # relative path → pixels cut per side
+    copied: list[str] = field(default_factory=list)  # no frame found: copied unchanged
+    skipped: list[Skipped] = field(default_factory=list)
+    shortcuts: list[Shortcut] | None = None  # the check of the copy (None: not a labelled set)
+
+    def summary(self) -> str:
+        widths = sorted(set(self.cropped.values()))
+        cut = (f"{widths[0]}" if len(widths) == 1 else f"{widths[0]}–{widths[-1]}") \
+            if widths else "0"
+        check = ("not a real/ + synthetic/ folder, shortcut check skipped"
+                 if self.shortcuts is None else
+                 "shortcut check of the copy: " + ("none left" if not self.shortcuts else
+                                                   f"{len(self.shortcuts)} left (see above)"))
+        return (f"{len(self.cropped)} image(s) cropped ({cut} px off each side), "
+                f"{len(self.copied)} without a frame copied, {len(self.skipped)} unreadable "
+                f"skipped, into {self.out}; {check}")
+
+
+def crop_for_frame(width: int, jpeg: bool) -> int:
+    """Pixels to cut per side for a frame of ``width``: just the frame in a lossless file; in
+    a JPEG up to the first 16-px block boundary past it, plus 4 px of chroma smoothing."""
+    if width <= 0 or not jpeg:
+        return max(width, 0)
+    return math.ceil((width + 2) / JPEG_BLOCK) * JPEG_BLOCK + 4
+
+
+def unframe(data: str | Path, out: str | Path, *, border: int | None = None,
+            progress: bool = True) -> Unframed:
+    """Copy every image under ``data`` to ``out`` (same relative paths) with its uniform frame
+    cropped off, as a lossless PNG; an image without a frame is copied unchanged. ``border``
+    cuts that many pixels off every image instead of measuring. Finished files are kept (a
+    rerun skips them); each is written atomically. The copy of a labelled folder is checked
+    with :func:`find_shortcuts`."""
+    from PIL import Image
+
+    data, out = Path(data), Path(out)
+    if border is not None and border < 0:
+        raise FakesegError(f"--border {border}: must be 0 or more")
+    if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
+        raise FakesegError(f"{out}: --out must lie outside {data}")
+    paths = list_images(data, recursive=True)
+    check_output_dir(out)
+    result = Unframed(out)
+    with folder_lock(out, "data unframe") as temp_dir:
+        for path in progress_bar(paths, desc="unframe", unit="img", enabled=progress):
+            relative = path.relative_to(data) if path != data else Path(path.name)
+            try:
+                with Image.open(path) as image:
+                    image.load()
+                    jpeg = image.format == "JPEG"
+                    cut = border if border is not None else crop_for_frame(
+                        frame_width(read_image(path)), jpeg)
+                    if cut == 0:
+                        target = out / relative
+                        if not target.exists():
+                            with atomic_path(target, temp_dir=temp_dir) as tmp:
+                                shutil.copyfile(path, tmp)
+                        result.copied.append(str(relative))
+                        continue
+                    if 2 * cut >= min(image.size):
+                        raise DataError(f"{path}: a {cut}-px crop per side leaves nothing of "
+                                        f"its {image.width}×{image.height} pixels")
+                    target = (out / relative).with_suffix(".png")
+                    if not target.exists():
+                        with atomic_path(target, temp_dir=temp_dir) as tmp:
+                            image.crop((cut, cut, image.width - cut, image.height - cut)).save(
+                                tmp, format="PNG")
+                    result.cropped[str(relative)] = cut
+            except (FakesegError, OSError, ValueError) as exc:
+                skipped = Skipped(str(path), str(exc))
+                warn(f"skipped {skipped}")
+                result.skipped.append(skipped)
+    try:
+        from fakeseg.data.labeled import load_labeled
+
+        result.shortcuts = find_shortcuts(load_labeled(out, source_pattern=None))
+    except DataError:
+        result.shortcuts = None
+    return result

@@ -162,10 +162,13 @@ def test_unframe_crops_each_frame_copies_the_rest_skips_bad_files_and_resumes(
     assert result.shortcuts == []  # the copy no longer gives the label away
     assert "25 image(s) cropped (6–36 px off each side), 1 without a frame copied, 1 " \
            "unreadable skipped" in result.summary() and "none left" in result.summary()
-    stamp = (out / "real" / "0_g0_real.png").stat().st_mtime_ns
-    again = unframe(data, out, border=3, progress=False)  # finished files are kept
-    assert (out / "real" / "0_g0_real.png").stat().st_mtime_ns == stamp
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    unframe(data, out, progress=False)  # a rerun keeps every finished file
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
+    again = unframe(data, out, border=3, progress=False)  # other settings: rewritten, not mixed
     assert set(again.cropped.values()) == {3}
+    with Image.open(out / "real" / "0_g0_real.png") as image:
+        assert image.size == (52 - 6, 52 - 6)
 
 
 def test_data_shortcuts_and_unframe_commands(tmp_path: Path,

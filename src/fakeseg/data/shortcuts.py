@@ -11,6 +11,7 @@ copy of a folder with each image's uniform frame cropped off (``fakeseg data unf
 
 from __future__ import annotations
 
+import filecmp
 import math
 import shutil
 from collections.abc import Sequence
@@ -160,12 +161,24 @@ def crop_for_frame(width: int, jpeg: bool) -> int:
     return math.ceil((width + 2) / JPEG_BLOCK) * JPEG_BLOCK + 4
 
 
+def _size(path: Path) -> tuple[int, int] | None:
+    """A finished output's size (None: none there, or unreadable)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError):
+        return None
+
+
 def unframe(data: str | Path, out: str | Path, *, border: int | None = None,
             progress: bool = True) -> Unframed:
     """Copy every image under ``data`` to ``out`` (same relative paths) with its uniform frame
     cropped off, as a lossless PNG; an image without a frame is copied unchanged. ``border``
-    cuts that many pixels off every image instead of measuring. Finished files are kept (a
-    rerun skips them); each is written atomically. The copy of a labelled folder is checked
+    cuts that many pixels off every image instead of measuring. A rerun keeps the files that
+    already hold what it would write (a crop of the same size, an identical copy) and rewrites
+    the others; each is written atomically. The copy of a labelled folder is checked
     with :func:`find_shortcuts`."""
     from PIL import Image
 
@@ -188,7 +201,7 @@ def unframe(data: str | Path, out: str | Path, *, border: int | None = None,
                         frame_width(read_image(path)), jpeg)
                     if cut == 0:
                         target = out / relative
-                        if not target.exists():
+                        if not (target.exists() and filecmp.cmp(path, target, shallow=False)):
                             with atomic_path(target, temp_dir=temp_dir) as tmp:
                                 shutil.copyfile(path, tmp)
                         result.copied.append(str(relative))
@@ -196,11 +209,11 @@ def unframe(data: str | Path, out: str | Path, *, border: int | None = None,
                     if 2 * cut >= min(image.size):
                         raise DataError(f"{path}: a {cut}-px crop per side leaves nothing of "
                                         f"its {image.width}×{image.height} pixels")
+                    box = (cut, cut, image.width - cut, image.height - cut)
                     target = (out / relative).with_suffix(".png")
-                    if not target.exists():
+                    if _size(target) != (box[2] - box[0], box[3] - box[1]):  # done: kept
                         with atomic_path(target, temp_dir=temp_dir) as tmp:
-                            image.crop((cut, cut, image.width - cut, image.height - cut)).save(
-                                tmp, format="PNG")
+                            image.crop(box).save(tmp, format="PNG")
                     result.cropped[str(relative)] = cut
             except (FakesegError, OSError, ValueError) as exc:
                 skipped = Skipped(str(path), str(exc))

@@ -79,9 +79,12 @@ def test_cross_validation_scores_every_fold_and_resumes(tmp_path: Path,
     dice = [f.metrics["controlled"]["dice"] for f in result.folds if f.row == "fs"]
     mean, std = result.summary("fs", "controlled", "dice")
     assert mean == pytest.approx(sum(dice) / 3) and std is not None
+    for row in result.folds:  # each test pair scored on its own too
+        assert sorted(row.per_pair["controlled"]) == sorted(row.test_pairs)
     files = save_cv(result, out)
     markdown = files["metrics_md"].read_text()
     assert " ± " in markdown and "| fs | 0 | 2 |" in markdown
+    assert "## Dice per test pair" in markdown and "| p0 | p1 | p2 | p3 | p4 | p5 |" in markdown
     assert "reported in the paper, different data" in markdown
     assert json.loads(files["metrics_json"].read_text())["summary"]["fs"]["raw"]["dice"][
         "mean"] == pytest.approx(result.summary("fs", "raw", "dice")[0])

@@ -182,6 +182,33 @@ def test_worst_items_are_the_lowest_dice(trained: tuple[Path, Path]) -> None:
     assert all(by_name[item.name] >= 0.35 for item, d in worst if d == 0.0)
 
 
+def test_per_pair_scores_are_each_pairs_own_micro_dice_and_false_alarms(
+        trained: tuple[Path, Path]) -> None:
+    from sklearn.metrics import f1_score
+
+    data, _ = trained
+    pairs = [load_pair(p) for p in index_pairs(data).pairs]
+    test = protocol_sets([], pairs, ProtocolConfig(per_pair=2))["raw"]["test"]
+    stems = sorted({i.stem for i in test})
+
+    def scorer(item: CompositeItem) -> np.ndarray:  # perfect on the first pair, noise elsewhere
+        if item.stem == stems[0]:
+            return item.mask.astype(np.float32)
+        return np.random.default_rng(len(item.name)).random(item.mask.shape).astype(np.float32)
+
+    row = score_items("m", scorer, [], test, threshold=0.5)
+    assert sorted(row.per_pair) == stems and row.per_pair[stems[0]]["dice"] == 1.0
+    for stem in stems:
+        items = [i for i in test if i.stem == stem]
+        mixed = [i for i in items if is_mixed(i)]
+        truth = np.concatenate([i.mask.ravel() for i in mixed])
+        guess = np.concatenate([scorer(i).ravel() >= 0.5 for i in mixed])
+        assert row.per_pair[stem]["dice"] == pytest.approx(f1_score(truth, guess))
+        real = [scorer(i) >= 0.5 for i in items if i.kind == "pure_real"]
+        expected = float(np.mean(np.concatenate([r.ravel() for r in real]))) if real else None
+        assert row.per_pair[stem]["fp_real"] == pytest.approx(expected)
+
+
 def test_gallery_shows_every_method_on_the_headline_images(trained: tuple[Path, Path],
                                                            tmp_path: Path) -> None:
     data, _ = trained

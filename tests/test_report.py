@@ -90,6 +90,7 @@ def metric_row(name: str, threshold: float, dice: float, auc: float) -> dict:
             "overall": {"dice": dice, "iou": dice / 1.5, "dice_macro": dice - 0.05,
                         "iou_macro": 0.3, "pixel_auc": auc},
             "per_class": {"dark": {"dice": dice, "iou": 0.3}}, "per_kind": {},
+            "per_pair": {"pair_a": {"dice": 0.8642, "iou": 0.7, "fp_real": 0.0}},
             "image_level": {"roc_auc": auc}, "fp_real": 0.1, "oracle_f1_per_image": 0.7,
             "seconds": 1.0, "extra": {}}
 
@@ -236,6 +237,7 @@ def test_glance_numbers_appear_verbatim_in_the_tables(results: Path, tmp_path: P
         assert expected in text, expected
     assert "simulated demo data" in text
     assert "5 pair(s) split train 2 / val 1 / test 2" in text
+    assert "Dice (micro) per test pair" in out.read_text() and "0.864" in cells
     # where the model fails: a link from the glance to the gallery
     html = out.read_text()
     anchor = re.search(r'Where the model fails: worst test images of <a href="#([^"]+)"', html)

@@ -154,6 +154,8 @@ class MethodScores:
     extra: dict[str, Any] = field(default_factory=dict)
     dice_per_image: list[float] = field(default_factory=list)
     curves: dict[str, Any] = field(default_factory=dict)
+    # pair stem → Dice, IoU (micro over its mixed composites), FP real (its pure-real ones)
+    per_pair: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in ("curves", "dice_per_image")}
@@ -229,6 +231,9 @@ def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
             label = (class_names or {}).get(int(cls), f"class {int(cls)}")
             per_class[label] = {"dice": report["micro"]["dice"], "iou": report["micro"]["iou"]}
     real_probs = [p for p, i in zip(probs, test, strict=True) if i.kind == "pure_real"]
+    per_pair = {stem: _pair_scores([(p, i) for p, i in zip(probs, test, strict=True)
+                                    if i.stem == stem], threshold)
+                for stem in sorted({i.stem for i in test})}
     image_scores = [float(np.mean(at_or_above(p, threshold))) for p in probs]
     image_labels = [int(i.mask.any()) for i in test]
     return MethodScores(
@@ -242,5 +247,16 @@ def score_items(name: str, scorer: Scorer, val: Sequence[CompositeItem],
         dice_per_image=[M.dice(p, m, threshold=threshold) for p, m in zip(
             mixed_probs, mixed_masks, strict=True)],
         curves=M.pixel_curves(mixed_probs, mixed_masks, max_points=400) if mixed else {},
+        per_pair=per_pair,
     )
+
+
+def _pair_scores(scored: Sequence[tuple[np.ndarray, CompositeItem]],
+                 threshold: float) -> dict[str, float | None]:
+    """One pair's Dice and IoU (micro over its mixed composites) and FP on its pure-real ones."""
+    mixed = [(p, i.mask) for p, i in scored if is_mixed(i)]
+    real = [p for p, i in scored if i.kind == "pure_real"]
+    micro = _micro([p for p, _ in mixed], [m for _, m in mixed], threshold) if mixed else {}
+    return {"dice": micro.get("dice"), "iou": micro.get("iou"),
+            "fp_real": M.false_positive_fraction(real, threshold) if real else None}
 

@@ -724,7 +724,8 @@ def _evaluation(folder: Path, emb: Embedder) -> Part:
             body.append([name, *nums.values(), _rounded(r.get("seconds")),
                          *(_rounded(_get(r, ("extra", c))) for c in extras)])
         parts.append(f"<h4>{T.esc(section)}</h4>" + T.table(head, body))
-        for key, what in (("per_class", "class"), ("per_kind", "composite kind")):
+        for key, what in (("per_class", "class"), ("per_kind", "composite kind"),
+                          ("per_pair", "test pair")):
             groups = list(dict.fromkeys(str(g) for r in rows for g in _dict(r.get(key))))
             if groups:
                 table = []

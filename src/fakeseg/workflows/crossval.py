@@ -134,6 +134,8 @@ class FoldScores:
     steps: int = 0
     train_s: float = 0.0
     load_avg: list[float] = field(default_factory=list)  # 1-min load while training (start, end)
+    # composite set → test pair → Dice, IoU, FP real (empty in score files older than it)
+    per_pair: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,9 +165,12 @@ def flip_scorer(model: Any) -> Scorer:
 
 
 def _score_sets(scorer: Scorer, sets: dict[str, dict[str, list[CompositeItem]]],
-                name: str) -> dict[str, dict[str, float | None]]:
-    return {section: _metrics(score_items(name, scorer, parts["val"], parts["test"]))
-            for section, parts in sets.items()}
+                name: str) -> dict[str, Any]:
+    """``FoldScores`` fields ``metrics`` and ``per_pair`` of one scorer on every set."""
+    scores = {section: score_items(name, scorer, parts["val"], parts["test"])
+              for section, parts in sets.items()}
+    return {"metrics": {section: _metrics(s) for section, s in scores.items()},
+            "per_pair": {section: s.per_pair for section, s in scores.items()}}
 
 
 def _read_scores(path: Path, key: dict[str, Any], config: TrainConfig | None = None,
@@ -281,7 +286,7 @@ def cross_validate(data: str | Path, out: str | Path, *,
         floor_file = fold_dir / "scores" / "_floor.json"
         floor = _read_scores(floor_file, floor_key, sections=sections)
         if floor is None and ours:
-            floor = [FoldScores(FLOOR, repeat, fold, split.test, _score_sets(
+            floor = [FoldScores(FLOOR, repeat, fold, split.test, **_score_sets(
                 constant_scorer(1.0), composite_sets(), FLOOR))]
             write_json(floor_file, {"key": floor_key, "rows": [
                 dataclasses.asdict(f) for f in floor]})
@@ -348,12 +353,12 @@ def _train_and_score(data: Path, run_dir: Path, config: TrainConfig, planned: Fo
     name = run_dir.name
     plain = FoldScores(
         name, planned.repeat, planned.fold, planned.split.test,
-        _score_sets(model_scorer(model), composite_sets(), name),
+        **_score_sets(model_scorer(model), composite_sets(), name),
         steps=int(history[-1]["step"]) if history else 0, train_s=round(seconds, 1),
         load_avg=[round(load_before, 2), round(load_after, 2)])
     if not flip:
         return [plain]
-    return [plain, dataclasses.replace(plain, row=name + FLIP_SUFFIX, metrics=_score_sets(
+    return [plain, dataclasses.replace(plain, row=name + FLIP_SUFFIX, **_score_sets(
         flip_scorer(model), composite_sets(), name))]
 
 
@@ -420,8 +425,24 @@ def cv_markdown(result: CrossValidation, reference: str | None = None) -> str:
                                                       "threshold"))
                      + f" | {f.steps} | {fmt(f.train_s, 1)} | "
                      + "→".join(fmt(v, 2) for v in f.load_avg) + " |")
-    lines += ["", reported_markdown(PAPER_TABLE1)]
+    lines += ["", *_per_pair_markdown(result, section), reported_markdown(PAPER_TABLE1)]
     return "\n".join(lines)
+
+
+def _per_pair_markdown(result: CrossValidation, section: str) -> list[str]:
+    """Dice per test pair and row, the mean over the folds that tested it: which pairs are
+    unlike the others. Empty when no score file has per-pair figures (older ones)."""
+    stems = sorted({stem for f in result.folds for stem in f.per_pair.get(section, {})})
+    if not stems:
+        return []
+    lines = [f"## Dice per test pair ({SECTION_TITLES[section]}; mean over the folds and "
+             "repeats that tested it; a pair far below the others is unlike them)\n",
+             "| row | " + " | ".join(stems) + " |", "|---|" + "---|" * len(stems)]
+    for row in result.rows:
+        cells = [fmt(mean_std(f.per_pair.get(section, {}).get(stem, {}).get("dice")
+                              for f in result.folds if f.row == row)[0]) for stem in stems]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def save_cv(result: CrossValidation, out: str | Path,

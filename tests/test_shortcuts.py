@@ -16,6 +16,7 @@ from fakeseg.data.shortcuts import (
     unframe,
 )
 from fakeseg.detection.evaluate import evaluate_detection, save_detection_evaluation
+from fakeseg.errors import FakesegError
 from fakeseg.io import read_image, write_image
 from tests.conftest import save_tiny_segmenter, smooth_image
 from tests.test_detection import FAST, write_dataset
@@ -187,3 +188,36 @@ def test_data_shortcuts_and_unframe_commands(tmp_path: Path,
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith(
         "fakeseg: error:")]
     assert len(errors) == 1 and "--out must lie outside" in errors[0]
+
+
+def test_unframe_keeps_what_readers_see_and_never_leaves_mixed_or_lossy_outputs(
+        tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    data = tmp_path / "data"
+    data.mkdir()
+    framed = (_framed(smooth_image(rng, 60, 100), (0.8, 0.8, 0.8), 10) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated by 90°: every fakeseg reader applies it
+    Image.fromarray(framed).save(data / "turned.png", exif=exif)
+    deep = (_framed(smooth_image(rng, 20, 20), (0.5, 0.5, 0.5), 6) * 65535).astype(np.uint16)
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(data / "deep.tif", deep, photometric="rgb")
+    out = tmp_path / "out"
+    result = unframe(data, out, progress=False)
+    np.testing.assert_array_equal(read_image(out / "turned.png"),
+                                  read_image(data / "turned.png")[10:-10, 10:-10])
+    assert [s.input for s in result.skipped] == [str(data / "deep.tif")]
+    assert "more than 8 bits" in result.skipped[0].reason and not (out / "deep.png").exists()
+    # a rerun that crops nothing copies, and takes the earlier run's crop away
+    unframe(data, out, border=0, progress=False)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "deep.tif", "turned.png"]
+    assert (out / "turned.png").read_bytes() == (data / "turned.png").read_bytes()
+    # two inputs that would share an output name: one line, nothing written
+    write_image(data / "turned.jpg", smooth_image(rng, 30, 30))
+    with pytest.raises(FakesegError, match=r"turned\.(png|jpg) and .*turned\.(png|jpg): both "
+                                           r"would be written as turned\.png"):
+        unframe(data, tmp_path / "other", progress=False)
+    assert not (tmp_path / "other").exists()

@@ -26,7 +26,16 @@ from sklearn.preprocessing import StandardScaler
 
 from fakeseg.data.labeled import LabeledImage
 from fakeseg.errors import DataError, FakesegError, Skipped
-from fakeseg.io import atomic_path, check_output_dir, folder_lock, list_images, read_image
+from fakeseg.io import (
+    atomic_path,
+    check_output_dir,
+    folder_lock,
+    list_images,
+    pixels_to_float,
+    read_image,
+    read_pixels,
+    write_image,
+)
 from fakeseg.progress import progress_bar, warn
 
 EDGE_PX = 4  # the outer ring whose colour is a cue
@@ -35,6 +44,7 @@ SHORTCUT_ACCURACY = 0.9  # cross-validated balanced accuracy from which a cue is
 SAMPLE_PER_CLASS = 200  # images read per class (seeded sample)
 MIN_PER_CLASS = 5
 JPEG_BLOCK = 16  # a JPEG's colour blocks (4:2:0): a frame's colour smears into the first ones
+JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
 @dataclass(frozen=True)
@@ -162,7 +172,7 @@ def crop_for_frame(width: int, jpeg: bool) -> int:
 
 
 def _size(path: Path) -> tuple[int, int] | None:
-    """A finished output's size (None: none there, or unreadable)."""
+    """A finished output's (width, height) (None: none there, or unreadable)."""
     from PIL import Image
 
     try:
@@ -172,49 +182,67 @@ def _size(path: Path) -> tuple[int, int] | None:
         return None
 
 
+def _same_names(paths: Sequence[Path], data: Path) -> None:
+    """One line naming two inputs whose outputs would share a name (``x.jpg`` and ``x.png``
+    both make ``x.png``), before anything is written."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        key = path.relative_to(data).with_suffix("") if path != data else Path(path.stem)
+        if key in seen:
+            raise DataError(f"{seen[key]} and {path}: both would be written as "
+                            f"{key.with_suffix('.png')}; rename one of them")
+        seen[key] = path
+
+
 def unframe(data: str | Path, out: str | Path, *, border: int | None = None,
             progress: bool = True) -> Unframed:
     """Copy every image under ``data`` to ``out`` (same relative paths) with its uniform frame
-    cropped off, as a lossless PNG; an image without a frame is copied unchanged. ``border``
-    cuts that many pixels off every image instead of measuring. A rerun keeps the files that
-    already hold what it would write (a crop of the same size, an identical copy) and rewrites
-    the others; each is written atomically. The copy of a labelled folder is checked
-    with :func:`find_shortcuts`."""
-    from PIL import Image
-
+    cropped off, as a lossless 8-bit PNG of the pixels every fakeseg reader sees (EXIF
+    orientation applied); an image without a frame is copied unchanged. ``border`` cuts that
+    many pixels off every image instead of measuring. Images stored at more than 8 bits are
+    skipped (no lossless writer here), as are unreadable ones, each with a line. A rerun keeps
+    the files that already hold what it would write (a crop of the same size, an identical
+    copy), rewrites the others and removes an earlier run's other form of the same image
+    (its crop, or its copy); each file is written atomically. The copy of a labelled folder is
+    checked with :func:`find_shortcuts`."""
     data, out = Path(data), Path(out)
     if border is not None and border < 0:
         raise FakesegError(f"--border {border}: must be 0 or more")
     if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
         raise FakesegError(f"{out}: --out must lie outside {data}")
     paths = list_images(data, recursive=True)
+    _same_names(paths, data)
     check_output_dir(out)
     result = Unframed(out)
     with folder_lock(out, "data unframe") as temp_dir:
         for path in progress_bar(paths, desc="unframe", unit="img", enabled=progress):
             relative = path.relative_to(data) if path != data else Path(path.name)
+            copy, crop = out / relative, (out / relative).with_suffix(".png")
             try:
-                with Image.open(path) as image:
-                    image.load()
-                    jpeg = image.format == "JPEG"
-                    cut = border if border is not None else crop_for_frame(
-                        frame_width(read_image(path)), jpeg)
-                    if cut == 0:
-                        target = out / relative
-                        if not (target.exists() and filecmp.cmp(path, target, shallow=False)):
-                            with atomic_path(target, temp_dir=temp_dir) as tmp:
-                                shutil.copyfile(path, tmp)
-                        result.copied.append(str(relative))
-                        continue
-                    if 2 * cut >= min(image.size):
-                        raise DataError(f"{path}: a {cut}-px crop per side leaves nothing of "
-                                        f"its {image.width}×{image.height} pixels")
-                    box = (cut, cut, image.width - cut, image.height - cut)
-                    target = (out / relative).with_suffix(".png")
-                    if _size(target) != (box[2] - box[0], box[3] - box[1]):  # done: kept
-                        with atomic_path(target, temp_dir=temp_dir) as tmp:
-                            image.crop(box).save(tmp, format="PNG")
-                    result.cropped[str(relative)] = cut
+                pixels = read_pixels(path)  # oriented, at its stored depth: one decode
+                cut = border if border is not None else crop_for_frame(
+                    frame_width(pixels_to_float(pixels)), path.suffix.lower() in JPEG_SUFFIXES)
+                if cut == 0:
+                    if not (copy.exists() and filecmp.cmp(path, copy, shallow=False)):
+                        with atomic_path(copy, temp_dir=temp_dir) as tmp:
+                            shutil.copyfile(path, tmp)
+                    if crop != copy:
+                        crop.unlink(missing_ok=True)
+                    result.copied.append(str(relative))
+                    continue
+                height, width = pixels.shape[:2]
+                if 2 * cut >= min(height, width):
+                    raise DataError(f"{path}: a {cut}-px crop per side leaves nothing of its "
+                                    f"{width}×{height} pixels")
+                if pixels.dtype != np.uint8:
+                    raise DataError(f"{path}: stored at more than 8 bits per sample; unframe "
+                                    "writes 8-bit PNGs only, so crop it with a 16-bit tool")
+                if _size(crop) != (width - 2 * cut, height - 2 * cut):  # else done: kept
+                    write_image(crop, pixels[cut:height - cut, cut:width - cut],
+                                temp_dir=temp_dir)
+                if copy != crop:
+                    copy.unlink(missing_ok=True)
+                result.cropped[str(relative)] = cut
             except (FakesegError, OSError, ValueError) as exc:
                 skipped = Skipped(str(path), str(exc))
                 warn(f"skipped {skipped}")

@@ -97,6 +97,9 @@ def test_detection_evaluation_records_and_prints_the_warning(
     assert "edge colour alone" in capsys.readouterr().err
     save_detection_evaluation(result, tmp_path / "eval")
     assert "- **warning**: " + result.shortcuts[0] in (tmp_path / "eval" / "metrics.md").read_text()
+    listed = evaluate_detection(tmp_path / "seg", load_labeled(data), scorer="heatmap",
+                                device="cpu", progress=False)  # a list names no folder
+    assert listed.shortcuts[0].startswith("the given images: the edge colour alone")
 
 
 @pytest.mark.slow  # fits a detector on every cell

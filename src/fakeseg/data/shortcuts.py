@@ -140,6 +140,18 @@ def find_shortcuts(items: Sequence[LabeledImage], *, seed: int = 0,
     return found
 
 
+def warn_shortcuts(items: Sequence[LabeledImage], data: object,
+                   names: Sequence[str] = ("real", "synthetic"), *, seed: int = 0) -> list[str]:
+    """:func:`find_shortcuts` as the commands use it: each cue's message, warned in one line
+    and returned for the result files. ``data`` names the set (a path; anything else reads
+    "the given images")."""
+    where = data if isinstance(data, str | Path) else "the given images"
+    messages = [s.message(where, names) for s in find_shortcuts(items, seed=seed)]
+    for message in messages:
+        warn(message)
+    return messages
+
+
 @dataclass
 class Unframed:
     """What :func:`unframe` did."""

@@ -36,14 +36,14 @@ import torch
 
 from fakeseg.config import versions
 from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN, LabeledImage, load_labeled, split_items
-from fakeseg.data.shortcuts import find_shortcuts
+from fakeseg.data.shortcuts import warn_shortcuts
 from fakeseg.detection.probe import clear_feature_cache
 from fakeseg.detection.registry import METHODS, check_methods, fit_method, method_family
 from fakeseg.errors import DataError, FakesegError
 from fakeseg.evaluation.metrics import image_report
 from fakeseg.io import check_output_dir, folder_lock, write_json, write_text
 from fakeseg.numbers import mean_std
-from fakeseg.progress import say, warn
+from fakeseg.progress import say
 
 IN_DISTRIBUTION = "in-distribution"
 DEFAULT_BENCH_METHODS: tuple[str, ...] = tuple(METHODS)
@@ -349,9 +349,7 @@ def benchmark_detection(
                             "generator needs real and synthetic images for its test cell")
     if len(generators) < 2:
         raise DataError(f"only one generator ({generators[0]}); leave-one-out needs two or more")
-    shortcuts = [s.message(data) for s in find_shortcuts(items)]
-    for message in shortcuts:
-        warn(message)
+    shortcuts = warn_shortcuts(items, data)
     out_dir = check_output_dir(out)
     if threads:
         torch.set_num_threads(threads)

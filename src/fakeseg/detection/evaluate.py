@@ -17,7 +17,7 @@ import numpy as np
 
 from fakeseg.config import versions
 from fakeseg.data.labeled import DEFAULT_SOURCE_PATTERN, ImageCache, LabeledImage, load_labeled
-from fakeseg.data.shortcuts import find_shortcuts
+from fakeseg.data.shortcuts import warn_shortcuts
 from fakeseg.device import resolve_device
 from fakeseg.errors import FakesegError, Skipped
 from fakeseg.evaluation.metrics import grouped_image_report, image_report
@@ -159,10 +159,7 @@ def evaluate_detection(
     if scorer not in SCORERS:
         raise FakesegError(f"unknown scorer '{scorer}'; use model or heatmap")
     items = load_labeled(data, source_pattern=source_pattern)
-    shortcuts = [s.message(data if isinstance(data, str | Path) else "the images")
-                 for s in find_shortcuts(items)]
-    for message in shortcuts:
-        warn(message)
+    shortcuts = warn_shortcuts(items, data)
     paths = [i.path for i in items]
     labels = np.array([i.label for i in items], dtype=np.int64)
     seen = 0

@@ -34,13 +34,13 @@ from fakeseg.data.labeled import (
     load_labeled,
     split_items,
 )
-from fakeseg.data.shortcuts import find_shortcuts
+from fakeseg.data.shortcuts import warn_shortcuts
 from fakeseg.device import amp_dtype
 from fakeseg.evaluation.metrics import image_report
 from fakeseg.inference.classifier import labeled_batches
 from fakeseg.io import write_json
 from fakeseg.models.classifier import KIND, ImageClassifier, build_classifier
-from fakeseg.progress import progress_bar, warn
+from fakeseg.progress import progress_bar
 from fakeseg.training.trainer import (
     Schedule,
     StepOutput,
@@ -85,8 +85,7 @@ class ClassificationTask(Task):
         build_transform(c.size, train=True, augment=c.augment, fit=c.fit)
         self.items = load_labeled(self.data, source_pattern=c.source_pattern)
         check_classes(self.items, self._data_name(), c.class_names)
-        for shortcut in find_shortcuts(self.items, seed=c.seed):
-            warn(shortcut.message(self._data_name(), c.class_names))
+        warn_shortcuts(self.items, self._data_name(), c.class_names, seed=c.seed)
 
     def build(self) -> ImageClassifier:
         return build_classifier(self.config.backbone, self.config.weights,

@@ -152,9 +152,8 @@ def main() -> None:
                             sections=args.sections.split(","), train_pairs=args.train_pairs,
                             only_folds=[int(f) for f in args.only_folds.split(",")]
                             if args.only_folds else None, progress=True)
-    if result.missing:
-        print(f"{len(result.missing)} fold scores missing (e.g. {result.missing[0]}); "
-              "the process that finishes last writes the table")
+    if result.gaps:
+        print(result.gaps)
         return
     print(save_cv(result, out, args.reference)["metrics_md"].read_text())
 

@@ -137,10 +137,8 @@ def _benchmark(args: argparse.Namespace) -> int:
                             flip_tta=methods if args.flip_tta else (),
                             train_pairs=args.train_pairs, only_folds=args.only_folds,
                             progress=True)
-        if cv.missing:
-            say(f"[benchmark] {len(cv.missing)} fold scores are not in {args.out} yet (e.g. "
-                f"{cv.missing[0]}); the table is written by the run that finds every fold "
-                "scored")
+        if cv.gaps:
+            say(f"[benchmark] {args.out}: {cv.gaps}")
             return 0
         return _print_tables(save_cv(cv, args.out))
     if args.repeats != 1 or args.flip_tta or args.train_pairs is not None or args.only_folds:

@@ -148,6 +148,14 @@ class CrossValidation:
     # "repeat r, fold f: entry" not scored by this run (other folds, or held by another process)
     missing: list[str] = field(default_factory=list)
 
+    @property
+    def gaps(self) -> str | None:
+        """What is still unscored, in one line (None: every fold is scored)."""
+        if not self.missing:
+            return None
+        return (f"{len(self.missing)} fold scores are still missing (e.g. {self.missing[0]}); "
+                "the run that finds every fold scored writes the table")
+
     def summary(self, row: str, section: str, metric: str) -> tuple[float | None, float | None]:
         """Mean ± sample std over folds (and repeats) of one row's metric in one set."""
         return mean_std(f.metrics[section].get(metric) for f in self.folds if f.row == row)
@@ -450,10 +458,8 @@ def save_cv(result: CrossValidation, out: str | Path,
     """``metrics.json`` (meta, versions, summary, per-fold rows) and ``metrics.md`` (IoU ÷
     ``reference``, see :func:`cv_markdown`)."""
     out = Path(out)
-    if result.missing:
-        raise FakesegError(f"{len(result.missing)} fold scores are still missing (first: "
-                           f"{result.missing[0]}); the table is written once every fold is "
-                           "scored: rerun when the other processes have finished")
+    if result.gaps:
+        raise FakesegError(result.gaps)
     summary = {row: {section: {metric: dict(zip(("mean", "std"),
                                                 result.summary(row, section, metric),
                                                 strict=True))
